@@ -1,0 +1,217 @@
+"""Configuration: one TOML file merged over the built-in defaults, validated at start.
+
+A bad file is reported once, naming the file, the key and the reason (``ConfigError``); the
+CLI turns that into exit status 2. Nothing reads configuration after start except through the
+``HotlineConfig`` object handed down by the composition root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DATABASE_URL_ENV = "HOTLINE_DATABASE_URL"
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the person who wrote the file."""
+
+
+class _Strict(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceConfig(_Strict):
+    node: str = Field(min_length=1)
+    timezone: str
+    locale: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+
+class AmiConfig(_Strict):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    username: str = Field(min_length=1)
+    secret: str = Field(min_length=1, repr=False)
+    action_timeout_s: float = Field(gt=0)
+    ping_interval_s: float = Field(gt=0)
+    reconnect_min_s: float = Field(gt=0)
+    reconnect_max_s: float = Field(gt=0)
+    heartbeat_interval_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> AmiConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+
+class DatabaseConfig(_Strict):
+    url: str = Field(min_length=1)
+    secret_key: str = Field(min_length=8, repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError(
+                "must be an async SQLAlchemy URL: sqlite+aiosqlite:///path or "
+                "postgresql+asyncpg://user@host/db"
+            )
+        return v
+
+
+class AudioSocketConfig(_Strict):
+    listen_host: str
+    listen_port: int = Field(ge=0, le=65535)
+    advertise: str = Field(pattern=r"^[^:\s]+:\d+$")
+
+
+class SpeechConfig(_Strict):
+    enabled: bool
+    model_path: str
+    max_utterance_s: float = Field(gt=0, le=60)
+
+
+class WebConfig(_Strict):
+    host: str
+    port: int = Field(ge=0, le=65535)
+
+
+class IvrConfig(_Strict):
+    greeting_prompt: str = Field(min_length=1)
+    input_timeout_ms: int = Field(ge=500, le=60000)
+    max_attempts: int = Field(ge=1, le=5)
+    queue_timeout_s: int = Field(ge=1)
+    default_group: str = Field(min_length=1)
+
+
+class GroupConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    queue: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class RoutingConfig(_Strict):
+    groups: list[GroupConfig] = Field(min_length=1)
+
+
+class TopicConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    key: str | None = Field(default=None, pattern=r"^[1-9*#]$")
+    groups: list[str] = Field(min_length=1)
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+    emergency: bool = False
+
+
+class HotlineConfig(_Strict):
+    service: ServiceConfig
+    ami: AmiConfig
+    database: DatabaseConfig
+    audiosocket: AudioSocketConfig
+    speech: SpeechConfig
+    web: WebConfig
+    ivr: IvrConfig
+    routing: RoutingConfig
+    topics: list[TopicConfig]
+
+    @model_validator(mode="after")
+    def _references(self) -> HotlineConfig:
+        groups = [g.name for g in self.routing.groups]
+        if len(set(groups)) != len(groups):
+            raise ValueError("routing.groups: group names must be unique")
+        if self.ivr.default_group not in groups:
+            raise ValueError(f"ivr.default_group: {self.ivr.default_group!r} is not a routing group")
+        keys: dict[str, str] = {}
+        for i, t in enumerate(self.topics):
+            for g in t.groups:
+                if g not in groups:
+                    raise ValueError(f"topics[{i}].groups: {g!r} is not a routing group")
+            if t.key is not None:
+                if t.key in keys:
+                    raise ValueError(
+                        f"topics[{i}].key: {t.key!r} is already used by topic {keys[t.key]!r}"
+                    )
+                keys[t.key] = t.name
+        names = [t.name for t in self.topics]
+        if len(set(names)) != len(names):
+            raise ValueError("topics: topic names must be unique")
+        return self
+
+    def group(self, name: str) -> GroupConfig:
+        for g in self.routing.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("ivr").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _describe(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        reason = e["msg"].removeprefix("Value error, ")
+        if not key:
+            # Cross-field checks phrase their message as "<key>: <reason>".
+            m = re.match(r"^([\w\[\].]+): (.*)$", reason, re.S)
+            key, reason = (m.group(1), m.group(2)) if m else ("(top level)", reason)
+        if e["type"] == "extra_forbidden":
+            reason = "unknown key (misspelt?)"
+        lines.append(f"{source}: key '{key}': {reason}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                 env: dict[str, str] | None = None) -> HotlineConfig:
+    """Defaults, merged with ``path`` if given, then ``HOTLINE_DATABASE_URL`` from ``env``."""
+    env = dict(os.environ) if env is None else env
+    data = _defaults()
+    source = "built-in defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{source}: cannot read file: {e.strerror or e}") from e
+        try:
+            user = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{source}: not UTF-8 text: {e}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{source}: not valid TOML: {e}") from e
+        data = _merge(data, user)
+    if env.get(DATABASE_URL_ENV):
+        data["database"] = {**data.get("database", {}), "url": env[DATABASE_URL_ENV]}
+    try:
+        return HotlineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(source, e)) from None
