@@ -1,0 +1,334 @@
+"""The one AMI adapter: connection, login, liveness, actions, events and async AGI.
+
+Built on panoramisk's message model, it fixes what panoramisk 1.4 leaves open (see
+STYLE.md): AsyncAGIExec completes AGI commands (matched by ``CommandId``, issue #107), pings
+are checked and an unanswered ping reconnects, every action has a timeout, actions are never
+re-sent after a reconnect (a re-sent Originate would ring a citizen twice), and event
+handlers are plain synchronous callbacks run in arrival order (no fire-and-forget tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ivr.config import AmiConfig
+
+from .agi_result import AgiResult
+from .codec import FrameParser, encode_action, fields_of
+from .errors import (
+    AgiHangup,
+    AmiActionError,
+    AmiError,
+    AmiDisconnected,
+    AmiNotConnected,
+    AmiTimeout,
+)
+from .events import AmiEvent, AsyncAgiEnd, AsyncAgiExec, to_event
+
+log = logging.getLogger("hotline.ami")
+
+EventListener = Callable[[AmiEvent], None]
+UpHook = Callable[[], Awaitable[None]]
+
+
+class LinkState(enum.Enum):
+    DOWN = "down"
+    CONNECTING = "connecting"
+    UP = "up"
+    AUTH_FAILED = "auth_failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """A reply: the response's lower-cased fields and, for EventList actions, the list."""
+    fields: Mapping[str, str]
+    events: tuple[AmiEvent, ...] = ()
+
+    @property
+    def success(self) -> bool:
+        return self.fields.get("response", "").lower() in ("success", "goodbye", "follows")
+
+    @property
+    def message(self) -> str:
+        return self.fields.get("message", "")
+
+
+@dataclass(slots=True)
+class _Pending:
+    action: str
+    future: asyncio.Future[ActionResult]
+    response: Mapping[str, str] | None = None
+    events: list[AmiEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _PendingAgi:
+    channel: str
+    command: str
+    future: asyncio.Future[AgiResult]
+
+
+class AuthenticationFailed(Exception):
+    pass
+
+
+class AmiLink:
+    """Owns one AMI connection at a time and the tasks that serve it."""
+
+    def __init__(self, config: AmiConfig, *, name: str = "ami") -> None:
+        self._cfg = config
+        self.name = name
+        self.state = LinkState.DOWN
+        self._listeners: list[EventListener] = []
+        self._up_hooks: list[UpHook] = []
+        self._pending: dict[str, _Pending] = {}
+        self._agi: dict[str, _PendingAgi] = {}
+        self._ids = itertools.count(1)
+        self._writer: asyncio.StreamWriter | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._up = asyncio.Event()
+        self.connects = 0            # successful logins so far, for tests and metrics
+        self.banner: str | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def on_up(self, hook: UpHook) -> None:
+        """Run ``hook`` after every successful login (first connect and each reconnect)."""
+        self._up_hooks.append(hook)
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"{self.name}-link")
+
+    async def stop(self) -> None:
+        self.state = LinkState.STOPPED
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        self._close_writer()
+        self._fail_all(AmiNotConnected("link stopped"), agi_too=True)
+
+    async def wait_up(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._up.wait(), timeout)
+
+    @property
+    def is_up(self) -> bool:
+        return self.state is LinkState.UP
+
+    def drop(self) -> None:
+        """Close the current connection (the run loop reconnects): used after a failed ping."""
+        self._close_writer()
+
+    # ---- actions ---------------------------------------------------------------------
+    async def action(self, action: str, fields: Mapping[str, str | Sequence[str]] | None = None,
+                     *, timeout: float | None = None, check: bool = True) -> ActionResult:
+        """Send one action and await its reply (and its EventList, if it has one)."""
+        if not self.is_up and action.lower() != "login":
+            raise AmiNotConnected(f"AMI link {self.name} is {self.state.value}")
+        return await self._send(action, fields or {}, timeout=timeout, check=check)
+
+    async def _send(self, action: str, fields: Mapping[str, str | Sequence[str]], *,
+                    timeout: float | None, check: bool) -> ActionResult:
+        writer = self._writer
+        if writer is None:
+            raise AmiNotConnected(f"AMI link {self.name} has no connection")
+        action_id = f"hotline-{next(self._ids)}"
+        fut: asyncio.Future[ActionResult] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = _Pending(action, fut)
+        try:
+            writer.write(encode_action(action, {"ActionID": action_id, **fields}))
+            async with asyncio.timeout(timeout if timeout is not None
+                                       else self._cfg.action_timeout_s):
+                result = await fut
+        except TimeoutError:
+            raise AmiTimeout(f"{action}: no reply within "
+                             f"{timeout or self._cfg.action_timeout_s:.1f}s") from None
+        finally:
+            self._pending.pop(action_id, None)
+        if check and not result.success:
+            raise AmiActionError(action, result.message)
+        return result
+
+    # ---- async AGI -------------------------------------------------------------------
+    async def agi(self, channel: str, command: str, *, timeout: float | None) -> AgiResult:
+        """Queue an AGI command on a channel parked in ``AGI(agi:async)`` and await its
+        AsyncAGIExec. ``timeout=None`` waits as long as the command runs (EXEC Queue)."""
+        command_id = f"hotline-agi-{next(self._ids)}"
+        fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
+        self._agi[command_id] = _PendingAgi(channel, command, fut)
+        try:
+            await self.action("AGI", {"Channel": channel, "Command": command,
+                                      "CommandID": command_id})
+            if timeout is None:
+                return await fut
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise AmiTimeout(f"AGI {command!r} on {channel}: no result in {timeout:.1f}s") from None
+        finally:
+            self._agi.pop(command_id, None)
+
+    def agi_pending_channels(self) -> set[str]:
+        return {p.channel for p in self._agi.values()}
+
+    def fail_agi(self, channel: str, exc: Exception) -> None:
+        """Fail every command waiting on ``channel`` (used by the call registry after it
+        finds, on reconnect, that their results can no longer arrive)."""
+        for p in list(self._agi.values()):
+            if p.channel == channel and not p.future.done():
+                p.future.set_exception(exc)
+
+    # ---- connection loop -------------------------------------------------------------
+    async def _run(self) -> None:
+        delay = self._cfg.reconnect_min_s
+        auth_reported = False
+        while True:
+            self.state = LinkState.CONNECTING
+            try:
+                await self._session()
+                delay = self._cfg.reconnect_min_s   # a session that logged in resets backoff
+                auth_reported = False
+            except AuthenticationFailed as e:
+                self.state = LinkState.AUTH_FAILED
+                if not auth_reported:
+                    # One line, never the secret; repeats are quiet until it recovers.
+                    log.error("AMI login to %s:%s as %r refused: %s; check ami.username and "
+                              "ami.secret; retrying with backoff", self._cfg.host,
+                              self._cfg.port, self._cfg.username, e)
+                    auth_reported = True
+                else:
+                    log.debug("AMI login still refused; next try in %.1fs", delay)
+            except (OSError, EOFError, AmiError) as e:
+                log.warning("AMI link to %s:%s down: %s; reconnecting in %.1fs",
+                            self._cfg.host, self._cfg.port, e or type(e).__name__, delay)
+            finally:
+                self._up.clear()
+                if self.state is not LinkState.AUTH_FAILED:
+                    self.state = LinkState.DOWN
+                self._close_writer()
+                self._fail_all(AmiDisconnected("AMI connection lost"), agi_too=False)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._cfg.reconnect_max_s)
+
+    async def _session(self) -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self._cfg.host, self._cfg.port), self._cfg.action_timeout_s)
+        self._writer = writer
+        parser = FrameParser()
+        read_task = asyncio.create_task(self._read(reader, parser), name=f"{self.name}-reader")
+        ping_task: asyncio.Task[None] | None = None
+        try:
+            login = await self._send("Login", {"Username": self._cfg.username,
+                                               "Secret": self._cfg.secret, "Events": "on"},
+                                     timeout=self._cfg.action_timeout_s, check=False)
+            if not login.success:
+                raise AuthenticationFailed(login.message or "login refused")
+            self.banner = parser.banner
+            self.state = LinkState.UP
+            self.connects += 1
+            log.info("AMI link up: %s:%s (%s), login #%d", self._cfg.host, self._cfg.port,
+                     parser.banner or "no banner", self.connects)
+            self._up.set()
+            for hook in self._up_hooks:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("AMI on-connect hook failed")
+            ping_task = asyncio.create_task(self._ping(), name=f"{self.name}-ping")
+            done, _ = await asyncio.wait({read_task, ping_task},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()   # re-raise what ended the session
+            raise EOFError("connection closed")
+        finally:
+            for t in (read_task, ping_task):
+                if t is not None and not t.done():
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+
+    async def _read(self, reader: asyncio.StreamReader, parser: FrameParser) -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise EOFError("closed by Asterisk")
+            for msg in parser.feed(data):
+                self._handle(fields_of(msg))
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self._cfg.ping_interval_s)
+            try:
+                reply = await self._send("Ping", {}, timeout=self._cfg.action_timeout_s,
+                                         check=False)
+            except AmiTimeout:
+                raise AmiTimeout(f"ping unanswered for {self._cfg.action_timeout_s:.1f}s") from None
+            if not reply.success:
+                raise AmiActionError("Ping", reply.message or "bad ping reply")
+
+    # ---- dispatch --------------------------------------------------------------------
+    def _handle(self, f: dict[str, str]) -> None:
+        action_id = f.get("actionid")
+        pending = self._pending.get(action_id) if action_id else None
+        if "response" in f and "event" not in f:
+            if pending is None:
+                log.debug("AMI: reply for unknown ActionID %r", action_id)
+                return
+            if f.get("eventlist", "").lower() == "start":
+                pending.response = f         # the list follows, ended by ...Complete
+            elif not pending.future.done():
+                pending.future.set_result(ActionResult(f))
+            return
+        if "event" not in f:
+            return
+        if pending is not None and pending.response is not None:
+            if f.get("eventlist", "").lower() == "complete":
+                if not pending.future.done():
+                    pending.future.set_result(ActionResult(pending.response,
+                                                           tuple(pending.events)))
+            else:
+                pending.events.append(to_event(f))
+            return
+        try:
+            event = to_event(f)
+        except Exception:
+            log.exception("AMI: skipping an event that could not be read: %r",
+                          f.get("event"))
+            return
+        if isinstance(event, AsyncAgiExec):
+            p = self._agi.get(event.command_id)
+            if p is not None and not p.future.done():
+                p.future.set_result(event.result)
+        elif isinstance(event, AsyncAgiEnd):
+            self.fail_agi(event.channel, AgiHangup(f"{event.channel} left async AGI"))
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("AMI event listener failed on %s", event.name)
+
+    def _fail_all(self, exc: Exception, *, agi_too: bool) -> None:
+        for p in list(self._pending.values()):
+            if not p.future.done():
+                p.future.set_exception(exc)
+        if agi_too:
+            for a in list(self._agi.values()):
+                if not a.future.done():
+                    a.future.set_exception(exc)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
