@@ -1,0 +1,30 @@
+"""Errors of the case store.
+
+The call path must never drop a caller because the case database misbehaves, so every failure
+that means "the store cannot serve you right now" surfaces as one class,
+``CaseStoreUnavailable``: the IVR catches that single class, keeps routing the call and lets
+the case be written later (or by hand). Everything else is a ``CaseStoreError`` too, so a caller
+that wants to be defensive can catch the base class.
+"""
+
+from __future__ import annotations
+
+
+class CaseStoreError(Exception):
+    """Base class of everything the case store raises on purpose."""
+
+
+class CaseStoreUnavailable(CaseStoreError):
+    """The database cannot be reached or stays locked; the driver error is ``__cause__``."""
+
+
+class CaseNotFound(CaseStoreError, LookupError):
+    """No case matches the given number or (node, call_id)."""
+
+
+class NumberingExhausted(CaseStoreError):
+    """The day's 6-digit sequence is used up (a million cases in one day)."""
+
+
+class CallerNumberUnreadable(CaseStoreError):
+    """A stored caller number cannot be decrypted: the secret key differs from the writer's."""

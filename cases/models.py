@@ -1,0 +1,148 @@
+"""Tables of the case store (SQLAlchemy 2.0 typed declarative), portable SQLite/PostgreSQL.
+
+Portability choices, each because the two databases differ:
+
+* times go through ``UTCDateTime``: SQLite has no time zone type and would hand back naive
+  datetimes, PostgreSQL's ``timestamptz`` hands back aware ones; both now give aware UTC;
+* codes (status, outcome, case type …) are plain strings, not database enums, so adding a
+  lifecycle state is a code change, not an ``ALTER TYPE`` migration;
+* JSON is JSONB on PostgreSQL (indexable later) and JSON text on SQLite;
+* ``BigInteger`` ids become ``INTEGER`` on SQLite, the only type it auto-increments.
+
+These classes stay inside the store: callers get ``cases.schemas`` views, never ORM objects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cases.codes import CaseStatus, Urgency
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # A naive time is ambiguous (server local? centre local? UTC?): refuse it early.
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        # SQLite stores the text as given; keep it offset-free so string order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        # A call resumed after an AMI reconnect re-announces the same channel: this constraint,
+        # not application code, is what guarantees it cannot open a second case.
+        UniqueConstraint("node", "call_id", name="uq_cases_node_call"),
+        Index("ix_cases_caller_hash_created", "caller_number_hash", "created_at"),
+        Index("ix_cases_status", "status"),
+        Index("ix_cases_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    # YYYYMMDD + 6-digit daily sequence; sorts by day then arrival, so day ranges use the index.
+    number: Mapped[str] = mapped_column(String(14), unique=True)
+
+    node: Mapped[str] = mapped_column(String(64), default="default")
+    call_id: Mapped[str] = mapped_column(String(64))  # Asterisk Uniqueid of the caller's channel
+    channel: Mapped[str | None] = mapped_column(String(128))
+    caller_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    caller_number_hash: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    dnid: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(16))
+
+    case_type: Mapped[str | None] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(64))
+    topic_confidence: Mapped[float | None] = mapped_column(Float)
+    urgency: Mapped[str] = mapped_column(String(16), default=Urgency.NORMAL.value)
+    district: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    ivr_path: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+
+    queue: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    wait_s: Mapped[float | None] = mapped_column(Float)
+    talk_s: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), default=CaseStatus.ACCEPTED.value)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # lazy="raise": an accidental lazy load would do I/O outside the store's transaction
+    # handling (and fail under asyncio anyway); timelines are queried explicitly.
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", lazy="raise", order_by="CaseEvent.id"
+    )
+
+
+class CaseEvent(Base):
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case_id", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    actor: Mapped[str] = mapped_column(String(64), default="system")
+
+    case: Mapped[Case] = relationship(back_populates="events", lazy="raise")
+
+
+class CaseCounter(Base):
+    """One row per centre-local day; ``last`` is the last sequence handed out that day.
+
+    Incremented in the transaction that inserts the case, so a rolled-back insert rolls the
+    counter back too: numbers are gap-free, not merely unique.
+    """
+
+    __tablename__ = "case_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD
+    last: Mapped[int] = mapped_column(Integer)
