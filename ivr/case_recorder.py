@@ -1,0 +1,128 @@
+"""Case writes off the call's critical path, in order per call, surviving store hiccups.
+
+A call must never wait on, or fail because of, the database. The session hands writes to
+this recorder; a few worker tasks apply them, each call always to the same worker so its
+writes stay in order. A failing store is retried with backoff; the call goes on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cases.schemas import CallStart, CaseView
+
+log = logging.getLogger("hotline.cases")
+
+
+class CaseStoreLike(Protocol):
+    async def open_call_case(self, call: CallStart) -> CaseView: ...
+    async def update_call_case(self, node: str, call_id: str, **changes: Any) -> CaseView: ...
+    async def finish_call(self, node: str, call_id: str, outcome: str, ended_at: datetime,
+                          wait_s: float | None = None, talk_s: float | None = None) -> CaseView: ...
+
+
+@dataclass(slots=True)
+class _Write:
+    what: str
+    op: Callable[[], Awaitable[Any]]
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class CaseRecorder:
+    def __init__(self, store: CaseStoreLike, *, workers: int = 4,
+                 retry_max_s: float = 5.0, give_up_after_s: float = 120.0) -> None:
+        self.store = store
+        self._queues: list[asyncio.Queue[_Write]] = [asyncio.Queue() for _ in range(workers)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._retry_max_s = retry_max_s
+        self._give_up_after_s = give_up_after_s
+        self.errors = 0          # writes that failed at least once
+        self.lost = 0            # writes given up on (logged with what they carried)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work(q), name=f"case-writer-{i}")
+                       for i, q in enumerate(self._queues)]
+
+    async def drain(self) -> None:
+        """Wait until every write handed in so far has been applied (or given up)."""
+        await asyncio.gather(*(q.join() for q in self._queues))
+
+    async def stop(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await self.drain()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _submit(self, call_id: str, what: str, op: Callable[[], Awaitable[Any]]) -> _Write:
+        w = _Write(what, op)
+        # Failures are logged by the worker; mark them seen for writes nobody awaits.
+        w.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._queues[zlib.crc32(call_id.encode()) % len(self._queues)].put_nowait(w)
+        return w
+
+    # ---- what the call session uses ------------------------------------------------
+    async def open(self, call: CallStart, *, wait_s: float) -> CaseView | None:
+        """Create (or find, when resuming) the call's case; None if the store is slow or
+        down, in which case the write still completes in the background."""
+        w = self._submit(call.call_id, "open", lambda: self.store.open_call_case(call))
+        try:
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(w.done)  # type: ignore[no-any-return]
+        except TimeoutError:
+            log.warning("case for call %s not written yet; the call goes on", call.call_id)
+            return None
+
+    def update(self, node: str, call_id: str, **changes: Any) -> None:
+        self._submit(call_id, f"update {sorted(changes)}",
+                     lambda: self.store.update_call_case(node, call_id, **changes))
+
+    def finish(self, node: str, call_id: str, outcome: str, ended_at: datetime,
+               wait_s: float | None, talk_s: float | None) -> asyncio.Future[Any]:
+        return self._submit(call_id, f"finish {outcome}", lambda: self.store.finish_call(
+            node, call_id, outcome, ended_at, wait_s=wait_s, talk_s=talk_s)).done
+
+    async def _work(self, q: asyncio.Queue[_Write]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            w = await q.get()
+            try:
+                delay, started = 0.1, loop.time()
+                while True:
+                    try:
+                        result = await w.op()
+                    except ValueError as e:
+                        # A bad value is a bug to fix, not an outage to wait out.
+                        log.error("case write %s rejected: %s", w.what, e)
+                        self.lost += 1
+                        if not w.done.done():
+                            w.done.set_exception(e)
+                        break
+                    except Exception as e:
+                        self.errors += 1
+                        if loop.time() - started > self._give_up_after_s:
+                            log.error("case write %s given up after %.0fs: %s", w.what,
+                                      loop.time() - started, e)
+                            self.lost += 1
+                            if not w.done.done():
+                                w.done.set_exception(e)
+                            break
+                        log.warning("case write %s failed (%s); retrying in %.1fs",
+                                    w.what, e, delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, self._retry_max_s)
+                    else:
+                        if not w.done.done():
+                            w.done.set_result(result)
+                        break
+            finally:
+                q.task_done()

@@ -1,0 +1,149 @@
+"""The ``hotline`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from ivr.config import ConfigError, HotlineConfig, load_config
+
+log = logging.getLogger("hotline.cli")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                   help="TOML configuration merged over the built-in defaults")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    _add_config(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service against a real Asterisk")
+    _add_config(serve)
+
+    demo = sub.add_parser("demo", help="run the whole service against the simulated Asterisk")
+    _add_config(demo)
+    demo.add_argument("--calls", type=int, default=20, help="simulated calls (default 20)")
+    demo.add_argument("--agents", type=int, default=6, help="simulated agents (default 6)")
+    demo.add_argument("--speed", type=float, default=20.0,
+                      help="simulated clock speed, x real time (default 20)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed of the callers")
+    demo.add_argument("--json", action="store_true",
+                      help="print the summary as one JSON object on the last line")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the service and its web app running until interrupted")
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = cfg_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("file", metavar="FILE")
+
+    cases = sub.add_parser("cases", help="case records")
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True)
+    lst = cases_sub.add_parser("list", help="list cases")
+    _add_config(lst)
+    lst.add_argument("--today", action="store_true", help="only today's cases (centre time)")
+    lst.add_argument("--json", action="store_true", help="a JSON array")
+    lst.add_argument("--limit", type=int, default=500)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("aiosqlite", "sqlalchemy", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "config":
+            cfg = load_config(args.file)
+            print(f"{args.file}: OK ({len(cfg.topics)} topics, "
+                  f"{len(cfg.routing.groups)} groups, AMI {cfg.ami.host}:{cfg.ami.port})")
+            return 0
+        cfg = load_config(getattr(args, "config", None))
+    except ConfigError as e:
+        print(f"hotline: configuration error: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            return asyncio.run(_serve(cfg))
+        if args.command == "demo":
+            from ivr.demo import DemoOptions, run_demo
+            opts = DemoOptions(calls=args.calls, agents=args.agents, speed=args.speed,
+                               seed=args.seed, as_json=args.json, serve=args.serve)
+            return asyncio.run(run_demo(cfg, opts))
+        if args.command == "cases":
+            return asyncio.run(_cases_list(cfg, args.today, args.json, args.limit))
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve(cfg: HotlineConfig) -> int:
+    from console.app import WebConsole
+    from ivr.service import HotlineService
+    service = HotlineService(cfg)
+    await service.start()
+    web = WebConsole(service, cfg.web)
+    await web.start()
+    try:
+        await _wait_for_signal()
+    finally:
+        log.info("stopping")
+        await web.stop()
+        await service.stop()
+    return 0
+
+
+async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int) -> int:
+    from cases.store import CaseStore
+    store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
+                      timezone=cfg.service.timezone)
+    await store.open()
+    try:
+        day: date | None = datetime.now(ZoneInfo(cfg.service.timezone)).date() if today else None
+        cases = await store.list_cases(day=day, limit=limit)
+    finally:
+        await store.close()
+    if as_json:
+        print(json.dumps([{
+            "number": c.number, "status": str(c.status), "topic": c.topic,
+            "caller_masked": c.caller_masked, "queue": c.queue, "agent": c.agent,
+            "outcome": None if c.outcome is None else str(c.outcome), "wait_s": c.wait_s,
+            "talk_s": c.talk_s, "created_at": c.created_at.isoformat(),
+        } for c in cases], ensure_ascii=False))
+    else:
+        for c in cases:
+            print(f"{c.number}  {str(c.status):<10} {c.topic or '-':<16} {c.caller_masked:<12} "
+                  f"{c.queue or '-':<16} {str(c.outcome or '-'):<10} {c.agent or '-'}")
+        print(f"{len(cases)} case(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""``hotline demo``: the whole service against pbxsim, with simulated citizens and agents.
+
+Everything real but Asterisk: the service logs in over TCP AMI, drives each call with async
+AGI, writes cases to the configured database and queues callers in pbxsim's app_queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+
+from ivr.config import HotlineConfig
+from ivr.service import HotlineService
+from pbxsim import AgentSpec, CitizenScript, PbxSim, SimConfig
+
+log = logging.getLogger("hotline.demo")
+
+# Shape of the simulated day: mean talk time (sim seconds) and offered load.
+TALK_MEAN_S = 90.0
+LOAD = 0.85
+PATIENCE_MEAN_S = 240.0
+SILENT_SHARE = 0.1      # callers who press nothing and go to the general group
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    calls: int = 20
+    agents: int = 6
+    speed: float = 20.0
+    seed: int = 1
+    as_json: bool = False
+    serve: bool = False
+
+
+@dataclass(slots=True)
+class DemoSummary:
+    calls: int
+    answered: int
+    abandoned: int
+    cases_created: int
+    topic_correct: int
+    topic_total: int
+    asa_s: float
+    errors: int
+
+
+class _ErrorCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def _queues_conf(cfg: HotlineConfig) -> str:
+    parts = ["[general]\npersistentmembers = no\n"]
+    for g in cfg.routing.groups:
+        parts.append(f"[{g.queue}]\nstrategy = leastrecent\ntimeout = 15\nretry = 1\n"
+                     "wrapuptime = 5\njoinempty = yes\nleavewhenempty = no\nringinuse = no\n")
+    return "\n".join(parts)
+
+
+async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
+    errors = _ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    rng = random.Random(opts.seed)
+    sim = PbxSim(SimConfig(host="127.0.0.1", port=0, username=cfg.ami.username,
+                           secret=cfg.ami.secret, speed=opts.speed, queues=_queues_conf(cfg)))
+    await sim.start()
+    cfg = cfg.model_copy(update={"ami": cfg.ami.model_copy(update={
+        "host": "127.0.0.1", "port": sim.ami_port})})
+    service = HotlineService(cfg)
+    web = None
+    try:
+        await service.start()
+        await service.link.wait_up(timeout=10)
+        await _staff(service, sim, cfg, opts, rng)
+        summary = await _place_calls(service, sim, cfg, opts, rng)
+        summary.errors = errors.count
+        _print(summary, opts)
+        if opts.serve:
+            from console.app import WebConsole
+            from ivr.cli import _wait_for_signal
+            web = WebConsole(service, cfg.web)
+            await web.start()
+            print(f"serving on http://{cfg.web.host}:{cfg.web.port}/ — Ctrl-C to stop",
+                  flush=True)
+            await _wait_for_signal()
+        return 0 if summary.errors == 0 else 1
+    finally:
+        if web is not None:
+            await web.stop()
+        await service.stop()
+        await sim.stop()
+        logging.getLogger().removeHandler(errors)
+
+
+async def _staff(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
+                 opts: DemoOptions, rng: random.Random) -> None:
+    """Agents log in the way an admin's console does it: QueueAdd over AMI. Each has one
+    primary group (penalty 0) and helps the general group (penalty 1)."""
+    skill_groups = [g for g in cfg.routing.groups if g.name != cfg.ivr.default_group]
+    general = cfg.group(cfg.ivr.default_group)
+    for i in range(opts.agents):
+        ext = 1001 + i
+        name, interface = f"agent{ext}", f"Local/{ext}@agents/n"
+        sim.add_agent(AgentSpec(
+            interface=interface, name=name, answer_delay_s=rng.uniform(1.0, 3.0),
+            talk_time_s=lambda r=random.Random(rng.random()): r.expovariate(1 / TALK_MEAN_S)))
+        primary = skill_groups[i % len(skill_groups)] if skill_groups else general
+        await service.link.action("QueueAdd", {"Queue": primary.queue, "Interface": interface,
+                                               "Penalty": "0", "MemberName": name})
+        if primary is not general:
+            await service.link.action("QueueAdd", {"Queue": general.queue,
+                                                   "Interface": interface, "Penalty": "1",
+                                                   "MemberName": name})
+
+
+async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
+                       opts: DemoOptions, rng: random.Random) -> DemoSummary:
+    keyed = [t for t in cfg.topics if t.key]
+    rate = LOAD * opts.agents / TALK_MEAN_S          # calls per sim second
+    intended: dict[str, str | None] = {}
+    pending = []
+    for n in range(opts.calls):
+        topic = None if (not keyed or rng.random() < SILENT_SHARE) else rng.choice(keyed)
+        script = CitizenScript(
+            caller_num=f"138{rng.randrange(10**8):08d}", caller_name="",
+            dnid="12345", context="ivr",
+            keys=[(topic.key, rng.uniform(0.5, 2.0))] if topic and topic.key else [],
+            patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
+        call = await sim.place_call(script)
+        pending.append((call, topic.name if topic else None))
+        await sim.clock.sleep(rng.expovariate(rate))
+        if (n + 1) % max(1, opts.calls // 5) == 0:
+            print(f"placed {n + 1}/{opts.calls} calls", flush=True)
+    outcomes = await asyncio.gather(*(c.done for c, _ in pending))
+    # Wait for the sessions to finish writing their cases.
+    for _ in range(100):
+        if not service.calls.sessions:
+            break
+        await asyncio.sleep(0.1)
+    await service.recorder.drain()
+    answered = sum(1 for o in outcomes if o.answered_by)
+    cases = 0
+    topic_correct = topic_total = 0
+    waits: list[float] = []
+    for (call, want), outcome in zip(pending, outcomes, strict=True):
+        case = await service.store.get_by_call(cfg.service.node, outcome.caller_uniqueid)
+        if case is None:
+            continue
+        cases += 1
+        intended[case.number] = want
+        if want is not None:
+            topic_total += 1
+            topic_correct += case.topic == want
+        if outcome.answered_by and case.wait_s is not None:
+            waits.append(case.wait_s)
+    return DemoSummary(calls=len(pending), answered=answered,
+                       abandoned=len(pending) - answered, cases_created=cases,
+                       topic_correct=topic_correct, topic_total=topic_total,
+                       asa_s=round(sum(waits) / len(waits), 2) if waits else 0.0, errors=0)
+
+
+def _print(s: DemoSummary, opts: DemoOptions) -> None:
+    print(f"{s.calls} calls: {s.answered} answered, {s.abandoned} abandoned; "
+          f"{s.cases_created} cases; topics {s.topic_correct}/{s.topic_total} right; "
+          f"ASA {s.asa_s:.1f}s; {s.errors} errors", flush=True)
+    if opts.as_json:
+        print(json.dumps(asdict(s)), flush=True)

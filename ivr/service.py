@@ -1,0 +1,62 @@
+"""Composition root: builds every part once from the configuration and wires them together.
+
+Nothing else constructs shared objects; each part gets what it needs passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cases.store import CaseStore
+from ivr.ami.link import AmiLink
+from ivr.calls import CallRegistry
+from ivr.case_recorder import CaseRecorder
+from ivr.config import HotlineConfig
+from ivr.heartbeat import Heartbeat
+from ivr.session import SessionDeps
+from routing.router import Router
+from routing.topics import TopicCatalogue
+
+log = logging.getLogger("hotline.service")
+
+
+class HotlineService:
+    def __init__(self, config: HotlineConfig) -> None:
+        self.config = config
+        self.store = CaseStore(config.database.url, secret_key=config.database.secret_key,
+                               timezone=config.service.timezone)
+        self.recorder = CaseRecorder(self.store)
+        self.link = AmiLink(config.ami, name=f"ami-{config.service.node}")
+        self.catalogue = TopicCatalogue.from_config(config.topics)
+        self.router = Router(self.catalogue, config.routing.groups, config.ivr.default_group)
+        deps = SessionDeps(link=self.link, recorder=self.recorder, catalogue=self.catalogue,
+                           router=self.router, ivr=config.ivr,
+                           agi_timeout_s=config.ami.action_timeout_s)
+        self.calls = CallRegistry(self.link, deps, node=config.service.node,
+                                  locale=config.service.locale)
+        self.heartbeat = Heartbeat(self.link, config.ami.heartbeat_interval_s)
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.recorder.start()
+        self.link.start()
+        self.heartbeat.start()
+        log.info("hotline node %r started: AMI %s:%s, cases in %s", self.config.service.node,
+                 self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
+
+    async def stop(self) -> None:
+        await self.heartbeat.stop()
+        await self.calls.stop()
+        await self.link.stop()
+        await self.recorder.stop()
+        await self.store.close()
+
+
+def _safe_url(url: str) -> str:
+    # Never log a database password.
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in creds else url
+    return url
