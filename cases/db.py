@@ -37,6 +37,9 @@ T = TypeVar("T")
 WRITE_OPTION = "hotline_cases_write"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+# connection exception, insufficient resources, operator intervention (shutdown, starting up),
+# invalid authorization: the server cannot serve us now, whatever we send.
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "28"})
 
 try:  # asyncpg raises its own classes while connecting, before SQLAlchemy wraps anything
     import asyncpg
@@ -73,20 +76,27 @@ def normalize_url(url: str) -> URL:
                      "use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
 
 
+def check_target(url: str, schema: str | None) -> URL:
+    """Validate the URL and schema without connecting: configuration errors surface at start."""
+    u = normalize_url(url)
+    if schema is not None:
+        if u.get_backend_name() == "sqlite":
+            raise ValueError("schema= is for PostgreSQL; SQLite has one schema per file")
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"bad schema name {schema!r}")
+    return u
+
+
 def build_engine(
     url: str, *, schema: str | None, connect_timeout_s: float, busy_timeout_s: float
 ) -> EngineInfo:
-    u = normalize_url(url)
+    u = check_target(url, schema)
     if u.get_backend_name() == "sqlite":
-        if schema is not None:
-            raise ValueError("schema= is for PostgreSQL; SQLite has one schema per file")
         path = None if u.database in (None, "", ":memory:") else Path(u.database)
         engine = create_async_engine(u, connect_args={"timeout": busy_timeout_s})
         _sqlite_events(engine, wal=path is not None, busy_timeout_s=busy_timeout_s)
         return EngineInfo(engine, "sqlite", path, None)
 
-    if schema is not None and not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"bad schema name {schema!r}")
     server_settings = {"application_name": "hotline-cases"}
     if schema is not None:
         server_settings["search_path"] = schema
@@ -126,7 +136,13 @@ def _is_retryable(e: exc.DBAPIError) -> bool:
 
 def _is_unavailable(e: BaseException) -> bool:
     if isinstance(e, exc.DBAPIError):
-        return e.connection_invalidated or isinstance(e, exc.OperationalError | exc.InterfaceError)
+        sqlstate = str(getattr(e.orig, "sqlstate", None) or "")
+        return (
+            e.connection_invalidated
+            or isinstance(e, exc.OperationalError | exc.InterfaceError)
+            or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+            or sqlstate == "3D000"  # the database does not exist (yet, or any more)
+        )
     return isinstance(e, (OSError, exc.TimeoutError, *_DRIVER_UNAVAILABLE))
 
 

@@ -102,9 +102,15 @@ def _column_value(v: Any) -> Any:
     return v
 
 
+# A known code becomes its enum; an unknown one (written by a newer version of the store, e.g.
+# a lifecycle state this code does not know yet) stays a plain string instead of failing.
+def _lenient() -> Any:
+    return Field(union_mode="left_to_right")
+
+
 class CaseView(_Frozen):
     number: str
-    status: CaseStatus | str  # str: a state added by a newer version of the lifecycle rules
+    status: CaseStatus | str = _lenient()
     node: str
     call_id: str
     channel: str | None
@@ -113,10 +119,10 @@ class CaseView(_Frozen):
     caller_name: str | None
     dnid: str | None
     locale: str | None
-    case_type: CaseType | None
+    case_type: CaseType | str | None = _lenient()
     topic: str | None
     topic_confidence: float | None
-    urgency: Urgency | str
+    urgency: Urgency | str = _lenient()
     district: str | None
     description: str | None
     transcript: str | None
@@ -125,7 +131,7 @@ class CaseView(_Frozen):
     agent: str | None
     wait_s: float | None
     talk_s: float | None
-    outcome: Outcome | str | None
+    outcome: Outcome | str | None = _lenient()
     created_at: datetime
     updated_at: datetime
     answered_at: datetime | None

@@ -22,7 +22,7 @@ from sqlalchemy import exc, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.codes import CALLBACK_OUTCOMES, CaseStatus, EventKind, Outcome, Urgency
-from cases.db import WRITE_OPTION, EngineInfo, build_engine, normalize_url, translate_errors, with_retry
+from cases.db import WRITE_OPTION, EngineInfo, build_engine, check_target, translate_errors, with_retry
 from cases.errors import CaseNotFound, CaseStoreError
 from cases.models import Base, Case, CaseEvent
 from cases.numbering import allocate_number, day_range, local_day
@@ -60,7 +60,7 @@ class CaseStore:
     ) -> None:
         """``schema`` (PostgreSQL only) keeps the tables in their own schema, created if missing.
         ``callback_within`` is how soon an abandoned caller is owed a call back (回拨)."""
-        normalize_url(url)  # a bad URL is a configuration error: fail now, not on first call
+        check_target(url, schema)  # a bad URL is a configuration error: fail now, not at a call
         try:
             self._tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as e:
