@@ -97,9 +97,11 @@ def build_engine(
         _sqlite_events(engine, wal=path is not None, busy_timeout_s=busy_timeout_s)
         return EngineInfo(engine, "sqlite", path, None)
 
+    # The schema in the name tells an operator (and pg_terminate_backend) whose connections.
     server_settings = {"application_name": "hotline-cases"}
     if schema is not None:
         server_settings["search_path"] = schema
+        server_settings["application_name"] = f"hotline-cases/{schema}"[:63]
     engine = create_async_engine(
         u,
         pool_pre_ping=True,
