@@ -61,11 +61,14 @@ async def allocate_number(session: AsyncSession, day: date, dialect: str) -> str
         .scalar_subquery()
     )
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(CaseCounter).values(day=day_key(day), last=seed)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[CaseCounter.day], set_={"last": CaseCounter.last + 1}
-    ).returning(CaseCounter.last)
-    seq = (await session.execute(stmt)).scalar_one()
+    upsert = (
+        insert(CaseCounter)
+        .values(day=day_key(day), last=seed)
+        .on_conflict_do_update(index_elements=[CaseCounter.day],
+                               set_={"last": CaseCounter.last + 1})
+        .returning(CaseCounter.last)
+    )
+    seq = (await session.execute(upsert)).scalar_one()
     if seq > SEQ_MAX:
         raise NumberingExhausted(f"more than {SEQ_MAX} cases on {day.isoformat()}")
     return format_number(day, seq)

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic_core import to_jsonable_python
@@ -22,7 +22,14 @@ from sqlalchemy import exc, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.codes import CALLBACK_OUTCOMES, CaseStatus, EventKind, Outcome, Urgency
-from cases.db import WRITE_OPTION, EngineInfo, build_engine, check_target, translate_errors, with_retry
+from cases.db import (
+    WRITE_OPTION,
+    EngineInfo,
+    build_engine,
+    check_target,
+    translate_errors,
+    with_retry,
+)
 from cases.errors import CaseNotFound, CaseStoreError
 from cases.models import Base, Case, CaseEvent
 from cases.numbering import allocate_number, day_range, local_day
@@ -91,6 +98,11 @@ class CaseStore:
                 if info.sqlite_path is not None:
                     info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
                 async with info.engine.begin() as conn:
+                    if info.dialect == "postgresql":
+                        # Nodes sharing one server may start together; CREATE … IF NOT EXISTS
+                        # still races in the catalogue, so take turns (released at commit).
+                        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                           {"k": "hotline-cases-ddl"})
                     if info.schema is not None:
                         await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{info.schema}"'))
                     await conn.run_sync(Base.metadata.create_all)
@@ -109,7 +121,7 @@ class CaseStore:
             self._reads = self._writes = None
             await info.engine.dispose()
 
-    async def __aenter__(self) -> CaseStore:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

@@ -54,7 +54,7 @@ def pg_url() -> str:
         try:
             asyncio.run(_probe(url))
             return url
-        except Exception as e:  # any failure to connect: try the next candidate
+        except Exception as e:  # noqa: BLE001 - any failure to connect: try the next one
             reasons.append(f"{url}: {type(e).__name__}: {e}")
     msg = ("PostgreSQL UNREACHABLE, case store tests on PostgreSQL NOT RUN ("
            + "; ".join(reasons) + f"). Start it or set {PG_URL_ENV}.")

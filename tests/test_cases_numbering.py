@@ -1,5 +1,9 @@
 """Case numbers under concurrency: unique and gap-free on SQLite and PostgreSQL."""
 
+# Fixtures are imported from tests.cases_fixtures, and pytest injects them by parameter name:
+# that is not a redefinition.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio

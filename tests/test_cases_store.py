@@ -1,5 +1,9 @@
 """CaseStore behaviour, each test on SQLite and on PostgreSQL."""
 
+# Fixtures are imported from tests.cases_fixtures, and pytest injects them by parameter name:
+# that is not a redefinition.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -243,3 +247,21 @@ async def test_bad_configuration_fails_early() -> None:
         CaseStore("sqlite+aiosqlite:///x.db", secret_key="s" * 16, schema="x")
     with pytest.raises(RuntimeError, match="not open"):
         await CaseStore("sqlite+aiosqlite:///x.db", secret_key="s" * 16).count()
+
+
+async def test_nodes_starting_together_share_one_schema(backend: Backend) -> None:
+    stores = [backend.store() for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))  # tables created once, no DDL race
+        views = await asyncio.gather(*(s.open_call_case(call(f"n.{i}"))
+                                       for i, s in enumerate(stores)))
+        assert sorted(v.number for v in views) == [f"2026031000000{i}" for i in range(1, 5)]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_in_memory_sqlite_for_other_components_tests() -> None:
+    async with CaseStore("sqlite+aiosqlite://", secret_key="s" * 16) as s:
+        views = await asyncio.gather(*(s.open_call_case(call(f"m.{i % 10}")) for i in range(40)))
+        assert len({v.number for v in views}) == 10 and await s.count() == 10

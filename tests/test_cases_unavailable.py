@@ -1,5 +1,9 @@
 """An unreachable database surfaces as CaseStoreUnavailable, and the store recovers after."""
 
+# Fixtures are imported from tests.cases_fixtures, and pytest injects them by parameter name:
+# that is not a redefinition.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import socket
