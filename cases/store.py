@@ -93,19 +93,26 @@ class CaseStore:
         info = build_engine(self._url, schema=self._schema,
                             connect_timeout_s=self._connect_timeout_s,
                             busy_timeout_s=self._busy_timeout_s)
+        # BEGIN IMMEDIATE on SQLite: a deferred transaction that reads the catalogue and then
+        # writes fails at once (no busy wait) when another process created the tables meanwhile.
+        ddl_engine = info.engine.execution_options(**{WRITE_OPTION: True})
+
+        async def create_tables() -> None:
+            async with ddl_engine.begin() as conn:
+                if info.dialect == "postgresql":
+                    # Nodes sharing one server may start together; CREATE … IF NOT EXISTS
+                    # still races in the catalogue, so take turns (released at commit).
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                       {"k": "hotline-cases-ddl"})
+                if info.schema is not None:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{info.schema}"'))
+                await conn.run_sync(Base.metadata.create_all)
+
         try:
-            async with translate_errors("open"):
-                if info.sqlite_path is not None:
+            if info.sqlite_path is not None:
+                async with translate_errors("open"):
                     info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-                async with info.engine.begin() as conn:
-                    if info.dialect == "postgresql":
-                        # Nodes sharing one server may start together; CREATE … IF NOT EXISTS
-                        # still races in the catalogue, so take turns (released at commit).
-                        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                                           {"k": "hotline-cases-ddl"})
-                    if info.schema is not None:
-                        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{info.schema}"'))
-                    await conn.run_sync(Base.metadata.create_all)
+            await with_retry("open", create_tables)
         except BaseException:
             await info.engine.dispose()
             raise
