@@ -33,13 +33,19 @@ def _check_locale(config: HotlineConfig) -> str:
     return config.service.locale if config.service.locale in CHECK_PHRASES else "ko-KR"
 
 
-def cmd_check(config: HotlineConfig) -> int:
-    """Load the model, transcribe a synthesized phrase, print what was heard."""
+def cmd_check(config: HotlineConfig, *, engine: SpeechEngine | None = None) -> int:
+    """Load the model, transcribe a synthesized phrase, print what was heard.
+
+    ``engine``: an already created engine to use (and leave open); by default one is made
+    from ``config`` and closed at the end.
+    """
     locale = _check_locale(config)
     phrase, expected = CHECK_PHRASES[locale]
     catalogue = TopicCatalogue.from_config(config.topics)
+    owned = engine is None
     try:
-        engine = _engine(config)
+        if engine is None:
+            engine = _engine(config)
         print(f"model:      {engine.model_path}")
         t0 = time.perf_counter()
         engine.load_sync()
@@ -47,13 +53,16 @@ def cmd_check(config: HotlineConfig) -> int:
         pcm = synthesize(phrase, locale)
     except (SpeechUnavailable, SynthesisError) as e:
         print(f"speech check failed: {e}", file=sys.stderr)
+        if owned and engine is not None:
+            engine.close()
         return 1
     try:
         t0 = time.perf_counter()
         result = asyncio.run(transcribe_pcm(engine, pcm, catalogue, locale))
         took = time.perf_counter() - t0
     finally:
-        engine.close()
+        if owned:
+            engine.close()
     audio_s = len(pcm) / BYTES_PER_S
     print(f"phrase:     {phrase} ({locale}, espeak-ng, {audio_s:.1f} s)")
     print(f"transcript: {result.text or '(nothing)'}")
@@ -78,12 +87,17 @@ def _as_dict(r: FileTranscript) -> dict[str, Any]:
 
 
 def cmd_transcribe(config: HotlineConfig, wav_path: str, locale: str | None = None,
-                   as_json: bool = False) -> int:
-    """Transcribe a WAV file; print the transcript, the spotted keywords and the topic."""
+                   as_json: bool = False, *, engine: SpeechEngine | None = None) -> int:
+    """Transcribe a WAV file; print the transcript, the spotted keywords and the topic.
+
+    ``--json`` prints one object with exactly ``text``, ``keywords``, ``topic``, ``confidence``.
+    """
     locale = locale or config.service.locale
     catalogue = TopicCatalogue.from_config(config.topics)
+    owned = engine is None
     try:
-        engine = _engine(config)
+        if engine is None:
+            engine = _engine(config)
     except SpeechUnavailable as e:
         print(f"speech unavailable: {e}", file=sys.stderr)
         return 1
@@ -96,7 +110,8 @@ def cmd_transcribe(config: HotlineConfig, wav_path: str, locale: str | None = No
         print(f"speech unavailable: {e}", file=sys.stderr)
         return 1
     finally:
-        engine.close()
+        if owned:
+            engine.close()
     if as_json:
         print(json.dumps(_as_dict(result), ensure_ascii=False))
     else:

@@ -221,11 +221,14 @@ class SpeechEngine:
     async def decoder(self, mode: Mode, keywords: list[str] | None = None, *,
                       on_segment: Callable[[Segment], None] | None = None,
                       on_partial: Callable[[str], None] | None = None,
-                      name: str = "") -> Decoder:
+                      name: str = "", max_pending_s: float | None = None) -> Decoder:
+        """A decoding session (see ``Decoder``); ``max_pending_s`` overrides the engine's."""
         loop = asyncio.get_running_loop()
         rec = await loop.run_in_executor(self._pool, self.recognizer_sync, mode, keywords)
         return Decoder(self, rec, mode, on_segment=on_segment, on_partial=on_partial,
-                       name=name or mode)
+                       name=name or mode,
+                       max_pending_s=self.max_pending_s if max_pending_s is None
+                       else max_pending_s)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking Vosk work on the engine's pool."""
@@ -255,10 +258,10 @@ class Decoder:
     """One recognizer fed from a bounded buffer and decoded on the engine's pool.
 
     ``feed`` never blocks (it is called from the audio path). When decoding falls behind by
-    more than ``engine.max_pending_s`` of audio, the oldest pending audio is dropped and
-    counted (``dropped_s``): for a live call, late audio is worth more than complete audio,
-    and the bound keeps both memory and the final-result latency bounded (at most
-    ``max_pending_s`` times the decoder's real-time factor after the caller stops).
+    more than ``max_pending_s`` of audio (the engine's, 2 s by default), the oldest pending
+    audio is dropped and counted (``dropped_s``): for a live call, late audio is worth more
+    than complete audio, and the bound keeps both memory and the final-result latency bounded
+    (at most ``max_pending_s`` times the decoder's real-time factor after the caller stops).
     """
 
     MIN_BATCH_S = 0.1        # decode in batches of at least 100 ms (see module docstring)
@@ -266,14 +269,16 @@ class Decoder:
 
     def __init__(self, engine: SpeechEngine, recognizer: Any, mode: Mode, *,
                  on_segment: Callable[[Segment], None] | None,
-                 on_partial: Callable[[str], None] | None, name: str) -> None:
+                 on_partial: Callable[[str], None] | None, name: str,
+                 max_pending_s: float) -> None:
         self.mode = mode
         self.name = name
         self._engine = engine
         self._rec = recognizer
         self._on_segment = on_segment
         self._on_partial = on_partial
-        self._max_pending = int(engine.max_pending_s * BYTES_PER_S)
+        self._max_pending_s = max_pending_s
+        self._max_pending = int(max_pending_s * BYTES_PER_S)
         self._pending = _Pending()
         self._data = asyncio.Event()
         self._finishing = False
@@ -299,8 +304,7 @@ class Decoder:
             p.size -= len(old)
             if self.dropped_s == 0:
                 log.warning("speech %s: decoder behind by more than %.1f s of audio; dropping "
-                            "the oldest audio (CPU overloaded?)", self.name,
-                            self._engine.max_pending_s)
+                            "the oldest audio (CPU overloaded?)", self.name, self._max_pending_s)
             self.dropped_s += len(old) / BYTES_PER_S
         if p.size >= self.MIN_BATCH_S * BYTES_PER_S:
             self._data.set()
