@@ -23,8 +23,16 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from speech.audiosocket import (
-    FRAME_BYTES, SILENCE_FRAME_PCM, AudioFrame, DtmfFrame, ErrorFrame, FrameParser, HangupFrame,
-    UuidFrame, encode, encode_audio,
+    FRAME_BYTES,
+    SILENCE_FRAME_PCM,
+    AudioFrame,
+    DtmfFrame,
+    ErrorFrame,
+    FrameParser,
+    HangupFrame,
+    UuidFrame,
+    encode,
+    encode_audio,
 )
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,13 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 
 from speech.audiosocket import (
-    FRAME_BYTES, AudioFrame, DtmfFrame, FrameParser, HangupFrame, UuidFrame, encode,
+    FRAME_BYTES,
+    AudioFrame,
+    DtmfFrame,
+    FrameParser,
+    HangupFrame,
+    UuidFrame,
+    encode,
 )
 
 

@@ -167,7 +167,7 @@ class SpeechEngine:
         t0 = time.perf_counter()
         try:
             model = vosk.Model(path)
-        except Exception as e:  # vosk raises bare Exception("Failed to create a model")
+        except Exception as e:  # noqa: BLE001 - vosk raises a bare Exception on any failure
             raise SpeechUnavailable(f"cannot load the speech model in {path!r} ({e}): the "
                                     f"directory is not a complete Vosk model; {INSTALL_HINT}"
                                     ) from None
@@ -191,7 +191,8 @@ class SpeechEngine:
         key = (self.model_path, tuple(keywords))
         g = self._grammars.get(key)
         if g is None:
-            known, missing = [], []
+            known: list[str] = []
+            missing: list[str] = []
             for k in dict.fromkeys(w.strip() for w in keywords if w.strip()):
                 ok = all(model.vosk_model_find_word(t) >= 0 for t in k.split())
                 (known if ok else missing).append(k)

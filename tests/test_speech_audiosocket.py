@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speech.audiosocket import (
-    AudioFrame, DtmfFrame, ErrorFrame, FrameParser, FramingError, HangupFrame, UuidFrame, encode,
+    AudioFrame,
+    DtmfFrame,
+    ErrorFrame,
+    Frame,
+    FrameParser,
+    FramingError,
+    HangupFrame,
+    UuidFrame,
+    encode,
 )
-from speech.audiosocket_server import AudioSocketServer
+from speech.audiosocket_server import AudioSocketServer, AudioStream
 from speech.caller import SimulatedCaller
 from tests.reference import reference_dir
 
@@ -24,7 +34,7 @@ REFERENCE_BIN = "audiosocket-from-asterisk.bin"
 # counts and audio_bytes=44370 of the NOTE do match the .bin.
 REFERENCE_UUID = uuid.UUID("333c133c-43ba-4491-a47f-cee77466a26c")
 
-FRAMES = [UuidFrame(uuid.UUID(int=0x1234)), AudioFrame(bytes(range(256)) + bytes(64)),
+FRAMES: list[Frame] = [UuidFrame(uuid.UUID(int=0x1234)), AudioFrame(bytes(range(256)) + bytes(64)),
           DtmfFrame("5"), DtmfFrame("#"), AudioFrame(b""), ErrorFrame(4), ErrorFrame(None),
           HangupFrame()]
 
@@ -44,7 +54,8 @@ def test_round_trip_every_frame_type() -> None:
 
 
 def test_encoder_rejects_bad_frames() -> None:
-    for bad in (DtmfFrame("x"), AudioFrame(b"\0"), AudioFrame(bytes(70000))):
+    bad_frames: list[Frame] = [DtmfFrame("x"), AudioFrame(b"\0"), AudioFrame(bytes(70000))]
+    for bad in bad_frames:
         with pytest.raises(FramingError):
             encode(bad)
 
@@ -72,7 +83,7 @@ def test_any_chunking_gives_the_same_frames(cuts: list[int]) -> None:
     data = _reference()
     edges = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     parser = FrameParser()
-    out = [f for a, b in zip(edges, edges[1:]) for f in parser.feed(data[a:b])]
+    out = [f for a, b in itertools.pairwise(edges) for f in parser.feed(data[a:b])]
     assert len(out) == 140 and parser.pending == 0
 
 
@@ -149,7 +160,8 @@ async def test_caller_hangup_ends_iteration() -> None:
         await server.stop()
 
 
-async def asyncio_timeout_iter(stream, timeout):  # type: ignore[no-untyped-def]
+async def asyncio_timeout_iter(stream: AudioStream,
+                               timeout: float) -> AsyncIterator[AudioFrame | DtmfFrame]:
     async with asyncio.timeout(timeout):
         async for f in stream:
             yield f

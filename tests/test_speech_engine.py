@@ -205,10 +205,14 @@ def test_fast_model_dir_rewrites_only_the_search_settings(engine: SpeechEngine,
 async def test_wav_files_any_rate_and_channels(engine: SpeechEngine, catalogue: TopicCatalogue,
                                                tmp_path: Path) -> None:
     src = tmp_path / "espeak.wav"                       # espeak-ng writes 22050 Hz mono
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(src), "관리비요"],
-                   check=True)
     stereo = tmp_path / "stereo44k.wav"
-    subprocess.run(["sox", str(src), "-r", "44100", "-c", "2", str(stereo)], check=True)
+
+    def make_files() -> None:
+        subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(src), "관리비요"],
+                       check=True)
+        subprocess.run(["sox", str(src), "-r", "44100", "-c", "2", str(stereo)], check=True)
+
+    await asyncio.to_thread(make_files)
     for path in (src, stereo):
         sox_pcm, std_pcm = to_slin8k(path, use_sox=True), to_slin8k(path, use_sox=False)
         assert abs(len(sox_pcm) - len(std_pcm)) <= 64            # same duration either way
