@@ -112,6 +112,7 @@ class AudioStream:
         if self._closing:
             return
         self._closing = True
+        self._end("closed")          # a consumer still iterating stops after buffered frames
         self._server._forget(self)
         if self._sender is not None:
             self._sender.cancel()
@@ -128,7 +129,6 @@ class AudioStream:
         if not self.connected.done():
             self.connected.set_exception(ConnectionAbortedError("stream closed before connect"))
             self.connected.exception()   # retrieved: nobody has to await it
-        self._end("closed")
 
     # -- server side ---------------------------------------------------------------------
 

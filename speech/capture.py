@@ -30,7 +30,8 @@ from typing import Literal
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
-from speech.engine import Mode, Segment, SpeechEngine
+from speech.decoder import Mode, Segment
+from speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
 

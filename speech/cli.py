@@ -14,7 +14,8 @@ from typing import Any
 
 from ivr.config import HotlineConfig
 from routing.topics import TopicCatalogue
-from speech.engine import BYTES_PER_S, SpeechEngine, SpeechUnavailable
+from speech.decoder import BYTES_PER_S
+from speech.engine import SpeechEngine, SpeechUnavailable
 from speech.files import AudioFileError, FileTranscript, transcribe_file, transcribe_pcm
 from speech.synth import SynthesisError, synthesize
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from routing.topics import TopicCatalogue
-from speech.engine import BYTES_PER_S, SAMPLE_RATE, Segment, SpeechEngine, parse_result
+from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode, Segment, parse_result
+from speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,10 @@ def _resample(x: list[float], src: int, dst: int) -> list[float]:
     return out
 
 
-def _decode_all(engine: SpeechEngine, mode: str, keywords: list[str] | None,
+def _decode_all(engine: SpeechEngine, mode: Mode, keywords: list[str] | None,
                 pcm: bytes) -> list[Segment]:
     """Blocking: one recognizer over the whole file (runs on the engine's pool)."""
-    rec = engine.recognizer_sync(mode, keywords)  # type: ignore[arg-type]
+    rec = engine.recognizer_sync(mode, keywords)
     segs: list[Segment] = []
     for i in range(0, len(pcm), CHUNK_BYTES):
         if rec.AcceptWaveform(pcm[i : i + CHUNK_BYTES]):
@@ -137,7 +138,7 @@ def _decode_all(engine: SpeechEngine, mode: str, keywords: list[str] | None,
 async def transcribe_pcm(engine: SpeechEngine, pcm: bytes, catalogue: TopicCatalogue,
                          locale: str, fast: bool = False) -> FileTranscript:
     """Transcript and spotted topic of 8 kHz slin audio; both decoders run in parallel."""
-    mode = "transcription_fast" if fast else "transcription"
+    mode: Mode = "transcription_fast" if fast else "transcription"
     free, spot = await asyncio.gather(
         engine.run(_decode_all, engine, mode, None, pcm),
         engine.run(_decode_all, engine, "spotting", catalogue.keywords(locale), pcm))

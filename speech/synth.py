@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from speech.engine import SAMPLE_RATE
+from speech.decoder import SAMPLE_RATE
 
 # espeak-ng voice per hotline locale
 VOICES = {"ko-KR": "ko", "zh-CN": "cmn"}
