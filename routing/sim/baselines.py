@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from routing.sim.engine import Engine, QueueModel
+from routing.sim.engine import WAITING, Engine, QueueModel
 from routing.sim.scenario import Scenario
 
 
@@ -39,17 +39,21 @@ def build_model(sc: Scenario, *, pooled: bool = False) -> QueueModel:
                       tuple(group), sc.secondary_slowdown)
 
 
-@dataclass(slots=True)
-class Static:
-    """Primary members only: the window is [0, 0] for the whole wait."""
+class Quiet:
+    """No-op event hooks for controllers that act only at arrival and on their own timers."""
 
-    wants_events: bool = False
-
-    def on_arrival(self, eng: Engine, c: int) -> None:
-        eng.min_pen[c] = 0
-        eng.max_pen[c] = 0
+    wants_events = False
 
     def on_timer(self, eng: Engine, c: int) -> None:
+        pass
+
+    def on_answer(self, eng: Engine, c: int, a: int) -> None:
+        pass
+
+    def on_depart(self, eng: Engine, a: int, c: int) -> None:
+        pass
+
+    def on_abandon(self, eng: Engine, c: int) -> None:
         pass
 
     def after_event(self, eng: Engine) -> None:
@@ -57,12 +61,20 @@ class Static:
 
 
 @dataclass(slots=True)
-class PenaltyRules:
+class Static(Quiet):
+    """Primary members only: the window is [0, 0] for the whole wait."""
+
+    def on_arrival(self, eng: Engine, c: int) -> None:
+        eng.min_pen[c] = 0
+        eng.max_pen[c] = 0
+
+
+@dataclass(slots=True)
+class PenaltyRules(Quiet):
     """``penaltychange => step_s,+1`` repeated up to the largest member penalty in the queue."""
 
     max_member_penalty: tuple[int, ...]   # per queue
     step_s: float = 30.0
-    wants_events: bool = False
 
     @classmethod
     def for_model(cls, model: QueueModel, step_s: float = 30.0) -> PenaltyRules:
@@ -81,8 +93,6 @@ class PenaltyRules:
     def on_timer(self, eng: Engine, c: int) -> None:
         k = eng.max_pen[c] + 1
         eng.set_window(c, 0, k)
-        if k < self.max_member_penalty[eng.queue[c]] and eng.state[c] == 1:
+        if k < self.max_member_penalty[eng.queue[c]] and eng.state[c] == WAITING:
             eng.schedule(eng.calls.arrival[c] + (k + 1) * self.step_s, c)
 
-    def after_event(self, eng: Engine) -> None:
-        pass

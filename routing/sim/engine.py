@@ -56,13 +56,21 @@ class QueueModel:
 
 
 class Controller(Protocol):
-    """What a routing policy plugs into the engine. ``after_event`` may be ``None``-like
-    (``wants_events = False``) so that baselines pay nothing per event."""
+    """What a routing policy plugs into the engine.
+
+    ``on_arrival`` writes the caller's entry window (``eng.queue/min_pen/max_pen/prio``)
+    directly; ``on_timer`` handles the caller timers it scheduled. The observation hooks and
+    ``after_event`` are only called when ``wants_events`` is true, so that the baselines pay
+    nothing per event.
+    """
 
     wants_events: bool
 
     def on_arrival(self, eng: Engine, c: int) -> None: ...
     def on_timer(self, eng: Engine, c: int) -> None: ...
+    def on_answer(self, eng: Engine, c: int, a: int) -> None: ...
+    def on_depart(self, eng: Engine, a: int, c: int) -> None: ...
+    def on_abandon(self, eng: Engine, c: int) -> None: ...
     def after_event(self, eng: Engine) -> None: ...
 
 
@@ -89,6 +97,7 @@ class Engine:
         self.idle: dict[int, float] = {a: -math.inf for a in range(na)}  # agent -> idle since
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
+        self._wants = ctl.wants_events
         m_from, m_to = calls.measured_from, calls.measured_to
         self.measured = [m_from <= t < m_to for t in calls.arrival]
         self.unresolved = sum(self.measured)   # the run ends when this reaches 0
@@ -194,6 +203,8 @@ class Engine:
         self.busy_until[a] = self.now + h
         self._seq += 1
         heapq.heappush(self._heap, (self.now + h, self._seq, _DEPART, a))
+        if self._wants:
+            self.ctl.on_answer(self, c, a)
 
     def run(self) -> None:
         calls, ctl = self.calls, self.ctl
@@ -211,6 +222,8 @@ class Engine:
                 t, _, kind, x = pop(heap)
                 self.now = t
                 if kind == _DEPART:
+                    if wants:
+                        ctl.on_depart(self, x, self.serving[x])
                     self.serving[x] = -1
                     self._agent_free(x)
                 elif kind == _ABANDON:
@@ -220,6 +233,8 @@ class Engine:
                     self.waiting[self.queue[x]].remove(x)
                     if measured[x]:
                         self.unresolved -= 1
+                    if wants:
+                        ctl.on_abandon(self, x)
                 else:
                     if state[x] != WAITING:
                         continue
