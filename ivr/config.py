@@ -106,6 +106,13 @@ class GroupConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     queue: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
 
+    @field_validator("queue")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.lower() == "general":
+            raise ValueError("'general' is reserved in queues.conf; name the queue otherwise")
+        return v
+
 
 class RoutingConfig(_Strict):
     groups: list[GroupConfig] = Field(min_length=1)

@@ -45,6 +45,7 @@ class HotlineService:
                  self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
 
     async def stop(self) -> None:
+        """Idempotent: a second call finds everything already stopped."""
         await self.heartbeat.stop()
         await self.calls.stop()
         await self.link.stop()

@@ -43,6 +43,7 @@ def test_environment_database_url_wins(tmp_path: Path) -> None:
     ('[database]\nurl = "sqlite:///x.db"\n', "database.url", "async SQLAlchemy URL"),
     ('[service]\ntimezone = "Mars/Olympus"\n', "service.timezone", "unknown time zone"),
     ('[[topics]]\nname = "a"\ngroups = ["nope"]\n', "topics[0].groups", "not a routing group"),
+    ('[[routing.groups]]\nname = "g"\nqueue = "general"\n', "routing.groups.0.queue", "reserved"),
 ])
 def test_bad_values_name_file_key_and_reason(tmp_path: Path, text: str, key: str,
                                              reason: str) -> None:
