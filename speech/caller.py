@@ -51,11 +51,16 @@ class SimulatedCaller:
         self._listen = asyncio.get_running_loop().create_task(self._read_back())
 
     async def send_audio(self, pcm: bytes, speed: float = 1.0) -> None:
-        """Stream ``pcm`` as 20 ms frames at ``speed`` x real time (0: as fast as possible)."""
+        """Stream ``pcm`` as 20 ms frames at ``speed`` x real time (0: as fast as possible).
+
+        Stops early, like Asterisk, once the server has hung up.
+        """
         assert self._writer is not None
         loop = asyncio.get_running_loop()
         start = loop.time()
         for n, i in enumerate(range(0, len(pcm), FRAME_BYTES), start=1):
+            if self._listen is not None and self._listen.done():
+                return
             self._writer.write(encode(AudioFrame(pcm[i : i + FRAME_BYTES])))
             await self._writer.drain()
             if speed > 0:

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -30,7 +29,7 @@ from typing import Literal
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
-from speech.decoder import Mode, Segment
+from speech.decoder import BYTES_PER_S, Mode, Segment
 from speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,7 @@ class Utterance:
     digits: str                   # DTMF keys pressed during capture
     audio_s: float = 0.0          # audio received
     dropped_s: float = 0.0        # audio the decoders skipped because the CPU fell behind
+    transcript_complete: bool = True   # False: cut at transcript_wait_s (CPU overloaded)
 
 
 class EnergyVad:
@@ -87,10 +87,14 @@ async def capture_utterance(
     stream: AudioStream, engine: SpeechEngine, catalogue: TopicCatalogue, locale: str,
     max_s: float, on_partial: PartialCallback | None = None, *,
     transcription: Mode | None = "transcription", vad: EnergyVad | None = None,
+    transcript_wait_s: float = 2.0,
 ) -> Utterance:
     """Listen to ``stream`` until the caller stops talking; see the module docstring.
 
     ``transcription`` is ``"transcription"``, ``"transcription_fast"`` or None (topic only).
+    After the end, the transcript gets at most ``transcript_wait_s`` to catch up (it lags
+    only when the CPU is overloaded); past that the utterance carries what was decoded so far
+    and ``transcript_complete=False``, so the caller is never kept waiting for the record.
     ``on_partial`` gets the growing transcript (a plain function; see ``PartialCallback``).
     """
     vad = vad or EnergyVad()
@@ -117,60 +121,66 @@ async def capture_utterance(
     digits = ""
     audio_s = 0.0
     ended_by: EndedBy = "max_duration"
-    wall_deadline = time.monotonic() + max_s + 1.0   # Asterisk paces audio in real time
+    # Asterisk paces audio in real time, so the wall clock only matters if audio stalls.
+    wall_deadline = asyncio.get_running_loop().time() + max_s + 1.0
     try:
-        while True:
-            try:
-                kind, payload = await asyncio.wait_for(
-                    events.get(), max(0.0, wall_deadline - time.monotonic()))
-            except TimeoutError:
-                log.info("capture %s: no audio for too long; ending at max duration",
-                         stream.uuid)
-                break
-            if kind == "audio":
-                assert isinstance(payload, bytes)
-                audio_s += len(payload) / 16000
-                vad.update(payload)
-                spot.feed(payload)
-                if tr is not None:
-                    tr.feed(payload)
-                if audio_s >= max_s:
+        async with asyncio.timeout_at(wall_deadline):
+            while True:
+                kind, payload = await events.get()
+                if kind == "audio":
+                    assert isinstance(payload, bytes)
+                    audio_s += len(payload) / BYTES_PER_S
+                    vad.update(payload)
+                    spot.feed(payload)
+                    if tr is not None:
+                        tr.feed(payload)
+                    if audio_s >= max_s:
+                        break
+                elif kind == "endpoint":
+                    assert isinstance(payload, Segment)
+                    speech_heard = speech_heard or bool(payload.text)
+                    if speech_heard or vad.speech_seen:
+                        ended_by = "endpoint"
+                        break
+                elif kind == "key":
+                    assert isinstance(payload, str)
+                    digits += payload
+                    ended_by = "key"
                     break
-            elif kind == "endpoint":
-                assert isinstance(payload, Segment)
-                speech_heard = speech_heard or bool(payload.text)
-                if speech_heard or vad.speech_seen:
-                    ended_by = "endpoint"
+                elif kind == "hangup":
+                    ended_by = "hangup"
                     break
-            elif kind == "key":
-                assert isinstance(payload, str)
-                digits += payload
-                ended_by = "key"
-                break
-            elif kind == "hangup":
-                ended_by = "hangup"
-                break
-            elif kind == "partial" and on_partial is not None:
-                try:
-                    on_partial(str(payload))
-                except Exception:
-                    log.exception("capture %s: on_partial listener failed", stream.uuid)
+                elif kind == "partial" and on_partial is not None:
+                    try:
+                        on_partial(str(payload))
+                    except Exception:
+                        log.exception("capture %s: on_partial listener failed", stream.uuid)
+    except TimeoutError:
+        log.info("capture %s: audio stalled; ending at max duration", stream.uuid)
     finally:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
     try:
-        # The spotter is fast and nearly idle here; the transcript may lag by up to the
-        # decoder's bounded backlog (engine.max_pending_s of audio).
+        # The spotter is fast and nearly idle here (it has its own threads); the transcript
+        # lags only if the CPU is overloaded, and then at most transcript_wait_s.
         if ended_by == "key":
             await spot.aclose()      # the key decides; no need for the rest of the audio
             spotted: list[Segment] = list(spot.segments)
         else:
             spotted = await spot.finish()
         text = ""
+        complete = True
         if tr is not None:
-            await tr.finish()
-            text = tr.text
+            try:
+                await asyncio.wait_for(tr.finish(), transcript_wait_s)
+                text = tr.text
+            except TimeoutError:
+                complete = False
+                text = " ".join(t for t in (tr.text, tr.partial) if t)
+                log.warning("capture %s: transcript still %.1f s behind after %.1f s; keeping "
+                            "what was decoded (CPU overloaded?)", stream.uuid,
+                            tr.fed_s - tr.decoded_s - tr.dropped_s, transcript_wait_s)
     finally:
         await spot.aclose()
         if tr is not None:
@@ -187,7 +197,8 @@ async def capture_utterance(
     dropped = spot.dropped_s + (tr.dropped_s if tr is not None else 0.0)
     utt = Utterance(text=text, keywords=cls.keywords, topic=cls.topic,
                     confidence=cls.confidence, ended_by=ended_by, no_speech=no_speech,
-                    digits=digits, audio_s=round(audio_s, 3), dropped_s=round(dropped, 3))
+                    digits=digits, audio_s=round(audio_s, 3), dropped_s=round(dropped, 3),
+                    transcript_complete=complete)
     log.info("capture %s: %s after %.1f s; topic=%s (%.2f, %s) no_speech=%s text=%r",
              stream.uuid, ended_by, audio_s, utt.topic, utt.confidence,
              ",".join(utt.keywords) or "-", no_speech, text)

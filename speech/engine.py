@@ -2,8 +2,9 @@
 
 ``SpeechEngine`` is created once by the composition root and passed to whoever needs it. It
 loads models lazily (``load`` runs in a thread), keeps one ``vosk.Model`` per path shared by
-every recognizer, and owns a thread pool sized to the cores: Vosk's C calls go through cffi,
-which releases the GIL, so two decoders really run on two cores.
+every recognizer, and owns thread pools sized to the cores (one for transcription, one for
+keyword spotting, so the topic never waits behind a transcript): Vosk's C calls go through
+cffi, which releases the GIL, so two decoders really run on two cores.
 
 Each recognizer is wrapped in a ``Decoder`` session (``speech.decoder``) that buffers the
 audio fed to it and decodes it in batches on the pool, at most one job in flight per
@@ -119,6 +120,10 @@ class SpeechEngine:
         self.max_pending_s = max_pending_s
         self._vosk_log_level = vosk_log_level
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk")
+        # Keyword spotting gets its own threads: the topic must be ready when the caller stops
+        # talking, so its small jobs must never queue behind transcription jobs (measured: on
+        # an overloaded pool they did, and topics came seconds late or from dropped audio).
+        self._spot_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk-spot")
         self._models: dict[str, Any] = {}       # path (or path+settings) -> vosk.Model
         self._load_lock = threading.Lock()      # loads happen in pool threads
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -202,16 +207,19 @@ class SpeechEngine:
                       name: str = "", max_pending_s: float | None = None) -> Decoder:
         """A decoding session (see ``Decoder``); ``max_pending_s`` overrides the engine's."""
         loop = asyncio.get_running_loop()
-        rec = await loop.run_in_executor(self._pool, self.recognizer_sync, mode, keywords)
-        return Decoder(self._pool, rec, mode, on_segment=on_segment, on_partial=on_partial,
+        pool = self._spot_pool if mode == "spotting" else self._pool
+        rec = await loop.run_in_executor(pool, self.recognizer_sync, mode, keywords)
+        return Decoder(pool, rec, mode, on_segment=on_segment, on_partial=on_partial,
                        name=name or mode,
                        max_pending_s=self.max_pending_s if max_pending_s is None
                        else max_pending_s)
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking Vosk work on the engine's pool."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    async def run(self, fn: Callable[..., Any], *args: Any, spotting: bool = False) -> Any:
+        """Run blocking Vosk work on the engine's (transcription or spotting) pool."""
+        pool = self._spot_pool if spotting else self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     def close(self) -> None:
         """Stop the pool (jobs in flight finish). Models are freed with the engine."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._spot_pool.shutdown(wait=False, cancel_futures=True)

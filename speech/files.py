@@ -141,7 +141,8 @@ async def transcribe_pcm(engine: SpeechEngine, pcm: bytes, catalogue: TopicCatal
     mode: Mode = "transcription_fast" if fast else "transcription"
     free, spot = await asyncio.gather(
         engine.run(_decode_all, engine, mode, None, pcm),
-        engine.run(_decode_all, engine, "spotting", catalogue.keywords(locale), pcm))
+        engine.run(_decode_all, engine, "spotting", catalogue.keywords(locale), pcm,
+                   spotting=True))
     text = " ".join(s.text for s in free)
     spotted = " ".join(w.word for s in spot for w in s.words)
     cls = catalogue.classify(spotted, locale)
