@@ -1,0 +1,57 @@
+"""``python -m pbxsim``: run the simulated Asterisk until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from .config import SimConfig
+from .sim import PbxSim
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pbxsim", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5038)
+    p.add_argument("--username", default="hotline")
+    p.add_argument("--secret", default="s3cret")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--dialplan", type=Path, help="extensions.conf (default: the reference's)")
+    p.add_argument("--queues", type=Path, help="queues.conf (default: the reference's)")
+    p.add_argument("--sounds-dir", type=Path, action="append", default=[],
+                   help="where to find sound files named by the dialplan/AGI")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    config = SimConfig(host=args.host, port=args.port, username=args.username,
+                       secret=args.secret, speed=args.speed,
+                       dialplan=args.dialplan.read_text() if args.dialplan else None,
+                       queues=args.queues.read_text() if args.queues else None,
+                       sounds_dirs=tuple(args.sounds_dir))
+    sim = PbxSim(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await sim.start()
+    try:
+        await stop.wait()
+    finally:
+        logging.getLogger("pbxsim").info("shutting down")
+        await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Channels, their naming and their registry.
+
+Names and Uniqueids follow real Asterisk deterministically: ``Local/s@ivr-00000000;1`` with an
+8-hex-digit counter per simulator, Uniqueid ``<epoch>.<seq>`` with ``seq`` counting every channel
+the simulator created, Linkedid inherited from the channel that started the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from .clock import SimClock
+
+if TYPE_CHECKING:
+    from .agi import AgiState
+    from .bridge import Bridge
+    from .media import AudioTap
+
+DOWN, RING, RINGING, UP = 0, 4, 5, 6
+STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a far end (a simulated citizen) may react to."""
+
+    kind: Literal["dtmf_prompt", "audio_prompt", "audio_end", "queue_join", "queue_leave",
+                  "connected", "unbridged"]
+    queue: str = ""
+    member: str = ""
+    reason: str = ""
+
+
+class Endpoint(Protocol):
+    """A simulated device (citizen phone, agent phone) attached to one channel."""
+
+    def notice(self, notice: Notice) -> None: ...
+
+
+@dataclass(eq=False)
+class Channel:
+    name: str
+    uniqueid: str
+    linkedid: str
+    created: float
+    tech: str
+    context: str
+    exten: str
+    priority: int = 1
+    state: int = DOWN
+    caller_num: str | None = None
+    caller_name: str | None = None
+    conn_num: str | None = None
+    conn_name: str | None = None
+    dnid: str | None = None
+    language: str = "en"
+    accountcode: str = ""
+    appl: str = ""
+    data: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    local_peer: Channel | None = None
+    bridge: Bridge | None = None
+    endpoint: Endpoint | None = None
+    agi: AgiState | None = None
+    answered_at: float | None = None
+    hangupcause: int = 0
+    softhangup: bool = False
+    hungup: bool = False
+    pbx_running: bool = False
+    async_goto: tuple[str, str, int] | None = None
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    taps: list[AudioTap] = field(default_factory=list)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.softhangup or self.async_goto is not None
+
+    @property
+    def device(self) -> str:
+        """Device name as device-state events spell it (``Local/s@ivr``)."""
+        if self.tech == "Local":
+            return f"Local/{self.exten_at_context}"
+        return self.name.rsplit("-", 1)[0]
+
+    @property
+    def exten_at_context(self) -> str:
+        base = self.name.split("/", 1)[1]
+        return base.rsplit("-", 1)[0]
+
+    def drain_dtmf(self) -> None:
+        while not self.dtmf.empty():
+            self.dtmf.get_nowait()
+
+
+CHANNEL_BUCKETS = 1567  # AST_NUM_CHANNEL_BUCKETS
+
+
+def ast_str_hash(text: str) -> int:
+    """Asterisk's ast_str_hash (djb2 with xor) on a signed 32-bit int."""
+    h = 5381
+    for byte in text.encode():
+        h = ((h * 33) ^ byte) & 0xFFFFFFFF
+    return abs(h - (1 << 32) if h >= 1 << 31 else h)
+
+
+class ChannelRegistry:
+    """Every live channel, in creation order, plus the counters names and Uniqueids use."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+        self._channels: dict[str, Channel] = {}
+        self._seq = 0
+        self._tech_counters: dict[str, int] = {}
+
+    def next_counter(self, tech: str) -> int:
+        n = self._tech_counters.get(tech, 0)
+        self._tech_counters[tech] = n + 1
+        return n
+
+    def create(self, name: str, tech: str, context: str, exten: str, *, state: int,
+               linkedid: str | None = None) -> Channel:
+        now = self._clock.now()
+        uniqueid = f"{int(now)}.{self._seq}"
+        self._seq += 1
+        chan = Channel(name=name, uniqueid=uniqueid, linkedid=linkedid or uniqueid, created=now,
+                       tech=tech, context=context, exten=exten, state=state)
+        self._channels[name] = chan
+        return chan
+
+    def remove(self, chan: Channel) -> None:
+        if self._channels.get(chan.name) is chan:
+            del self._channels[chan.name]
+
+    def get(self, name: str) -> Channel | None:
+        chan = self._channels.get(name)
+        if chan is None:
+            # Asterisk's lookups by name are case-insensitive.
+            low = name.lower()
+            chan = next((c for n, c in self._channels.items() if n.lower() == low), None)
+        return chan
+
+    def __iter__(self) -> Iterator[Channel]:
+        return iter(list(self._channels.values()))
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    def asterisk_order(self) -> list[Channel]:
+        """Channels in the order Asterisk lists them (its channel containers are hash tables)."""
+        return sorted(self._channels.values(), key=lambda c: ast_str_hash(c.name) % CHANNEL_BUCKETS)
+
+    def live_on_device(self, device: str) -> list[Channel]:
+        return [c for c in self._channels.values() if c.device == device]
+
+
+def receiver_of(chan: Channel) -> Channel | None:
+    """The channel that hears what ``chan`` plays (bridge peer, else the other Local half)."""
+    if chan.bridge is not None:
+        for other in chan.bridge.channels:
+            if other is not chan:
+                return other
+        return None
+    return chan.local_peer

@@ -1,0 +1,84 @@
+"""Device states: what app_queue sees of a member's phone, and DeviceStateChange events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import PbxCore
+
+# ast_device_state values as app_queue prints them in Status
+UNKNOWN, NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING = 0, 1, 2, 3, 5, 4, 6
+STATE_NAMES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "UNAVAILABLE",
+               5: "INVALID", 6: "RINGING"}
+
+
+@dataclass
+class DeviceUse:
+    """What the simulated endpoint behind an interface is doing right now."""
+
+    ringing: int = 0
+    in_call: bool = False
+    wrapup_until: float = 0.0
+
+
+def local_device(interface: str) -> tuple[str, str] | None:
+    """``Local/1001@agents/n`` -> ("1001", "agents"); None for other technologies."""
+    if not interface.lower().startswith("local/"):
+        return None
+    body = interface[6:].split("/", 1)[0]
+    exten, _, context = body.partition("@")
+    return exten, context or "default"
+
+
+class DeviceTracker:
+    def __init__(self, core: PbxCore) -> None:
+        self._core = core
+        self._use: dict[str, DeviceUse] = {}
+        self._published: dict[str, str] = {}
+
+    def use(self, interface: str) -> DeviceUse:
+        return self._use.setdefault(interface.lower(), DeviceUse())
+
+    def can_ring(self, interface: str, now: float) -> bool:
+        u = self.use(interface)
+        return not u.ringing and not u.in_call and now >= u.wrapup_until
+
+    def reachable(self, interface: str) -> bool:
+        """Whether dialing the interface can create a call at all."""
+        core = self._core
+        if interface.lower() in {a.lower() for a in core.agents}:
+            return True
+        loc = local_device(interface)
+        return loc is not None and core.dialplan.exists(loc[1], loc[0])
+
+    def status(self, state_interface: str) -> int:
+        """The member Status app_queue reports for this state interface."""
+        if state_interface.lower().startswith("custom:"):
+            return UNKNOWN  # nobody sets custom device states in the simulation
+        loc = local_device(state_interface)
+        if loc is not None:
+            if not self.reachable(state_interface):
+                return INVALID
+            device = f"Local/{loc[0]}@{loc[1]}"
+            return INUSE if self._core.channels.live_on_device(device) else NOT_INUSE
+        if not self.reachable(state_interface):
+            return UNAVAILABLE
+        u = self.use(state_interface)
+        if u.in_call:
+            return INUSE
+        return RINGING if u.ringing else NOT_INUSE
+
+    def publish(self, device: str, state: str) -> None:
+        if self._published.get(device) == state:
+            return
+        self._published[device] = state
+        self._core.emit_fields([("Event", "DeviceStateChange"), ("Privilege", "call,all"),
+                                ("Device", device), ("State", state)])
+
+    def channel_changed(self, device: str) -> None:
+        """A channel of ``device`` appeared or went away."""
+        live = self._core.channels.live_on_device(device)
+        self.publish(device, "INUSE" if live else "NOT_INUSE")
+        self._core.queues.refresh_member_status()

@@ -1,0 +1,123 @@
+"""PbxSim: the public face of the simulator."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .agents import AgentSpec
+from .ami_server import AmiServer
+from .citizens import CallHandle, CitizenScript, place_call
+from .clock import SimClock
+from .config import SimConfig
+from .core import PbxCore
+from .devices import NOT_INUSE, UNKNOWN
+from .queue_manager import Res
+
+log = logging.getLogger("pbxsim")
+
+
+@dataclass(frozen=True)
+class MemberSnapshot:
+    interface: str
+    name: str
+    penalty: int
+    paused: bool
+    in_call: bool
+    calls_taken: int
+    status: int
+    available: bool
+
+
+@dataclass(frozen=True)
+class CallerSnapshot:
+    channel: str
+    position: int
+    wait_s: float
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    name: str
+    members: tuple[MemberSnapshot, ...]
+    callers: tuple[CallerSnapshot, ...]
+    completed: int
+    abandoned: int
+
+
+class PbxSim:
+    def __init__(self, config: SimConfig | None = None, clock: SimClock | None = None) -> None:
+        self.config = config or SimConfig()
+        self.clock = clock or SimClock(self.config.speed, self.config.start_epoch)
+        self.core = PbxCore(self.config, self.clock)
+        self._ami = AmiServer(self.core)
+        self.ami_port = 0
+        self._started = False
+
+    async def start(self) -> None:
+        self.ami_port = await self._ami.start(self.config.host, self.config.port)
+        self._started = True
+        log.info("pbxsim running at speed %g with queues %s", self.clock.speed,
+                 ", ".join(self.core.queues.queues))
+
+    async def stop(self) -> None:
+        await self._ami.stop()
+        await self.core.tasks.close()
+        self._started = False
+        log.info("pbxsim stopped")
+
+    async def __aenter__(self) -> PbxSim:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- setup and fault injection -------------------------------------------------------------
+    @property
+    def globals(self) -> dict[str, str]:
+        return self.core.globals
+
+    def add_agent(self, spec: AgentSpec) -> None:
+        self.core.agents[spec.interface] = spec
+
+    def queue_add(self, queue: str, interface: str, penalty: int = 0,
+                  member_name: str | None = None, paused: bool = False,
+                  state_interface: str | None = None, reason: str = "") -> None:
+        """Exactly what AMI QueueAdd does (events included), for test and demo setup."""
+        res = self.core.queues.add_member(queue, interface, penalty=penalty, paused=paused,
+                                          membername=member_name or "",
+                                          state_interface=state_interface or "", reason=reason)
+        if res is not Res.OKAY:
+            raise ValueError(f"QueueAdd {interface} to {queue}: {res.value}")
+
+    async def place_call(self, script: CitizenScript) -> CallHandle:
+        return place_call(self.core, script)
+
+    def drop_ami_connections(self) -> int:
+        return self._ami.drop_all()
+
+    @property
+    def ami_client_count(self) -> int:
+        return self._ami.client_count
+
+    def channel_names(self) -> list[str]:
+        return [c.name for c in self.core.channels]
+
+    def queue_snapshot(self) -> dict[str, QueueSnapshot]:
+        core = self.core
+        now = core.clock.now()
+        out: dict[str, QueueSnapshot] = {}
+        for name, q in core.queues.queues.items():
+            members = tuple(
+                MemberSnapshot(m.interface, m.membername, m.penalty, m.paused,
+                               core.devices.use(m.interface).in_call, m.calls_taken,
+                               core.queues.status(m),
+                               not m.paused and core.devices.can_ring(m.interface, now)
+                               and core.queues.status(m) in (UNKNOWN, NOT_INUSE, 2))
+                for m in q.members.values())
+            callers = tuple(CallerSnapshot(c.chan.name, i, round(now - c.start, 3))
+                            for i, c in enumerate(q.callers, 1))
+            out[name] = QueueSnapshot(name, members, callers, q.stats.completed,
+                                      q.stats.abandoned)
+        return out
