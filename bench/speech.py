@@ -126,7 +126,7 @@ def _bare_one(engine: SpeechEngine, modes: list[Mode], keywords: list[str], s: S
         endpoint = recs[0].AcceptWaveform(chunk)
         for r in recs[1:]:
             r.AcceptWaveform(chunk)
-        if endpoint and recs[0].Result():
+        if endpoint and json.loads(recs[0].Result()).get("text"):
             break
     for r in recs:
         r.FinalResult()
