@@ -1,23 +1,54 @@
 """Case store: the record (工单) every call leaves, from acceptance (受理) to its end.
 
-Public API: ``CaseStore`` with the ``CallStart`` input and ``CaseView`` / ``CaseEventView``
-outputs, the stable codes, ``mask_number`` and the error classes.
+Public API: ``CaseStore`` (see ``cases.store`` for its parts) with its inputs (``CallStart``,
+``CaseIntake``, ``DepartmentSeed``) and frozen outputs (``CaseView``, ``CaseEventView``,
+``DepartmentView``, ``AuditRecord``, ``SupervisionLead``), the configuration (``CasesConfig``),
+the lifecycle ``Action`` codes, the stable codes, ``mask_number`` and the error classes.
 """
 
 from cases.codes import CaseStatus, CaseType, EventKind, Outcome, Urgency
+from cases.config import CasesConfig, SupervisionConfig
+from cases.deadlines import DeadlineConfig, DeadlineRule
+from cases.departments import DepartmentKind, DepartmentSeed, DepartmentView
 from cases.errors import (
     CallerNumberUnreadable,
     CaseNotFound,
     CaseStoreError,
     CaseStoreUnavailable,
+    ConcurrentUpdate,
+    InvalidTransition,
     NumberingExhausted,
+    UnknownDepartment,
 )
+from cases.lifecycle import Action
 from cases.privacy import mask_number
-from cases.schemas import CallStart, CaseChanges, CaseEventView, CaseView
+from cases.schemas import (
+    AuditRecord,
+    CallStart,
+    CaseChanges,
+    CaseEventView,
+    CaseIntake,
+    CaseView,
+    SupervisionLead,
+)
 from cases.store import CaseStore
 
 __all__ = [
+    "Action",
+    "AuditRecord",
     "CallStart",
+    "CaseIntake",
+    "CasesConfig",
+    "ConcurrentUpdate",
+    "DeadlineConfig",
+    "DeadlineRule",
+    "DepartmentKind",
+    "DepartmentSeed",
+    "DepartmentView",
+    "InvalidTransition",
+    "SupervisionConfig",
+    "SupervisionLead",
+    "UnknownDepartment",
     "CallerNumberUnreadable",
     "CaseChanges",
     "CaseEventView",

@@ -32,11 +32,34 @@ _CASE_TYPE_ZH = {
 
 
 class CaseStatus(StrEnum):
-    """Lifecycle states. Only the first exists yet; the lifecycle work adds the others
-    (dispatched 派单, in progress 办理, replied 答复, revisited 回访, closed 办结 …) and the
-    allowed transitions between them."""
+    """Lifecycle states; ``cases.lifecycle`` holds the transitions between them."""
 
-    ACCEPTED = "accepted"  # 受理
+    ACCEPTED = "accepted"        # 受理: taken in by the centre
+    DISPATCHED = "dispatched"    # 派单: sent to a department to handle
+    TRANSFERRED = "transferred"  # 转办: handed over to a department outside the dispatch system
+    PROCESSING = "processing"    # 办理: the department is working on it
+    RETURNED = "returned"        # 退单: the department sent it back; the centre re-dispatches
+    REPLIED = "replied"          # 反馈: the department has answered
+    REVISITED = "revisited"      # 回访: the caller was asked and is satisfied
+    CLOSED = "closed"            # 办结
+    MERGED = "merged"            # 并单: closed as a duplicate of another case (``merged_into``)
+
+    @property
+    def label_zh(self) -> str:
+        return _STATUS_ZH[self]
+
+
+_STATUS_ZH = {
+    CaseStatus.ACCEPTED: "受理",
+    CaseStatus.DISPATCHED: "派单",
+    CaseStatus.TRANSFERRED: "转办",
+    CaseStatus.PROCESSING: "办理",
+    CaseStatus.RETURNED: "退单",
+    CaseStatus.REPLIED: "反馈",
+    CaseStatus.REVISITED: "回访",
+    CaseStatus.CLOSED: "办结",
+    CaseStatus.MERGED: "并单",
+}
 
 
 class Urgency(StrEnum):
@@ -65,3 +88,7 @@ class EventKind(StrEnum):
     CHANGED = "changed"              # one field set by the call path; detail: field, value
     CALL_ENDED = "call_ended"
     CALLBACK_TASK = "callback_task"  # 回拨: the centre owes the caller a call
+    TRANSITION = "transition"        # a lifecycle step; detail: action, from, to, reason …
+    MERGED_IN = "merged_in"          # on the master case: a duplicate was merged into it
+    DEADLINE_SET = "deadline_set"    # detail: deadline, rule, counted from
+    LINKED = "linked"                # repeat caller: detail: related_to, repeat_count

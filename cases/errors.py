@@ -28,3 +28,21 @@ class NumberingExhausted(CaseStoreError):
 
 class CallerNumberUnreadable(CaseStoreError):
     """A stored caller number cannot be decrypted: the secret key differs from the writer's."""
+
+
+class InvalidTransition(CaseStoreError):
+    """The lifecycle does not allow this action in the case's current state."""
+
+    def __init__(self, number: str, state: str, action: str, allowed: tuple[str, ...]) -> None:
+        self.number, self.state, self.action, self.allowed = number, state, action, allowed
+        options = ", ".join(allowed) if allowed else "none (the case is final)"
+        super().__init__(f"cannot {action} case {number}: it is {state}; "
+                         f"allowed from {state}: {options}")
+
+
+class ConcurrentUpdate(CaseStoreError):
+    """The case changed since the version the caller saw (optimistic concurrency)."""
+
+
+class UnknownDepartment(CaseStoreError, LookupError):
+    """A department code that is not in the departments table."""

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -77,6 +79,8 @@ class Case(Base):
         Index("ix_cases_caller_hash_created", "caller_number_hash", "created_at"),
         Index("ix_cases_status", "status"),
         Index("ix_cases_created_at", "created_at"),
+        Index("ix_cases_deadline", "deadline"),
+        Index("ix_cases_department", "department"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -114,6 +118,30 @@ class Case(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # -- added by revision 0002 (lifecycle, departments, repeat callers, Open311) --
+    # Bumped by every write; the ORM adds "AND version = :seen" to each UPDATE, so a write
+    # based on a stale read fails instead of silently overwriting (optimistic concurrency).
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Department code; checked by the store, not by a foreign key, so that revision 0002 can
+    # add it to an existing SQLite table (SQLite cannot add a constraint to a table).
+    department: Mapped[str | None] = mapped_column(String(64))
+    deadline_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the clock's start
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # 1-5, from the last 回访
+    reopen_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    merged_into: Mapped[str | None] = mapped_column(String(14))  # master case number
+    related_to: Mapped[str | None] = mapped_column(String(14))  # earlier case (repeat caller)
+    repeat_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    priority: Mapped[int] = mapped_column(Integer, server_default="0")  # higher: sooner
+    caller_email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    address: Mapped[str | None] = mapped_column(Text)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    media_url: Mapped[str | None] = mapped_column(String(1024))
+
+    __mapper_args__ = {"version_id_col": version}
+
     # lazy="raise": an accidental lazy load would do I/O outside the store's transaction
     # handling (and fail under asyncio anyway); timelines are queried explicitly.
     events: Mapped[list[CaseEvent]] = relationship(
@@ -146,3 +174,35 @@ class CaseCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD
     last: Mapped[int] = mapped_column(Integer)
+
+
+class Department(Base):
+    """A node of the dispatch tree: a level of government (省/市/县区/乡镇街道/村社区), a
+    functional agency under one, or a public-service company (water, power …)."""
+
+    __tablename__ = "departments"
+    __table_args__ = (Index("ix_departments_parent", "parent_code"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+
+
+class AuditEntry(Base):
+    """Who saw a caller's details unmasked, when, for which case and why.
+
+    No foreign key to ``cases``: the trail must outlive the case it is about."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_case", "case_number", "id"),
+                      Index("ix_audit_log_at", "at"))
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    case_number: Mapped[str | None] = mapped_column(String(14))
+    reason: Mapped[str] = mapped_column(Text)

@@ -31,6 +31,7 @@ _VERSION = b"\x01"
 _NONCE_LEN = 12
 # Binds the ciphertext to its purpose: a blob copied into another encrypted column won't open.
 _AAD = b"hotline.cases.caller_number"
+_EMAIL_AAD = b"hotline.cases.caller_email"
 _FORMATTING = re.compile(r"[\s\-().]")
 
 
@@ -73,19 +74,32 @@ class NumberCipher:
         self._hmac_key = _derive(secret, b"hotline/cases/caller-number/hmac-sha256/v1")
 
     def encrypt(self, number: str) -> bytes:
-        nonce = os.urandom(_NONCE_LEN)  # random 96-bit nonces: safe far beyond our volumes
-        return _VERSION + nonce + self._aead.encrypt(nonce, normalize_number(number).encode(), _AAD)
+        return self._seal(normalize_number(number).encode(), _AAD)
 
     def decrypt(self, blob: bytes) -> str:
+        return self._unseal(blob, _AAD)
+
+    def encrypt_email(self, email: str) -> bytes:
+        """E-mail addresses (Open311, web forms) are as identifying as numbers."""
+        return self._seal(email.strip().encode(), _EMAIL_AAD)
+
+    def decrypt_email(self, blob: bytes) -> str:
+        return self._unseal(blob, _EMAIL_AAD)
+
+    def _seal(self, plain: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_LEN)  # random 96-bit nonces: safe far beyond our volumes
+        return _VERSION + nonce + self._aead.encrypt(nonce, plain, aad)
+
+    def _unseal(self, blob: bytes, aad: bytes) -> str:
         if blob[:1] != _VERSION:
             raise CallerNumberUnreadable(f"unknown ciphertext version {blob[:1]!r}")
         nonce, ct = blob[1 : 1 + _NONCE_LEN], blob[1 + _NONCE_LEN :]
         try:
-            return self._aead.decrypt(nonce, ct, _AAD).decode()
+            return self._aead.decrypt(nonce, ct, aad).decode()
         except InvalidTag as e:
             raise CallerNumberUnreadable(
-                "caller number cannot be decrypted: is this the secret key it was written with?"
-            ) from e
+                "caller details cannot be decrypted: is this the secret key they were written "
+                "with?") from e
 
     def lookup_hash(self, number: str) -> str:
         """Hex HMAC-SHA256 of the normalised number: equal numbers, equal hashes."""

@@ -1,8 +1,8 @@
 """What goes in and comes out of the case store: immutable pydantic models.
 
 The store never hands out ORM objects: those are bound to a session, lazy-load, and carry the
-encrypted columns. Views are frozen snapshots that are safe to pass across tasks and to log
-(``caller_number`` is left out of ``repr`` so a logged view does not leak it).
+encrypted columns. Views are frozen snapshots that are safe to pass across tasks and to log:
+they carry the caller's number masked only (inputs keep the plain one out of ``repr``).
 """
 
 from __future__ import annotations
@@ -109,13 +109,18 @@ def _lenient() -> Any:
 
 
 class CaseView(_Frozen):
+    """A case as the store shows it: the caller's number masked (``caller_masked``).
+
+    The plain number is never part of a view; ``CaseStore.reveal_number`` returns it to a
+    named actor with a reason and writes the audit log."""
+
     number: str
+    version: int  # changes with every write: pass it back as ``expected_version``
     status: CaseStatus | str = _lenient()
     node: str
     call_id: str
     channel: str | None
     caller_masked: str
-    caller_number: str | None = Field(repr=False)  # plain; the API's caller decides who sees it
     caller_name: str | None
     dnid: str | None
     locale: str | None
@@ -137,6 +142,24 @@ class CaseView(_Frozen):
     answered_at: datetime | None
     ended_at: datetime | None
     deadline: datetime | None
+    deadline_from: datetime | None
+    department: str | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    satisfaction: int | None
+    reopen_count: int
+    merged_into: str | None
+    related_to: str | None  # the earlier case of a repeat caller on the same topic
+    repeat_count: int       # earlier cases of this caller on this topic within the window
+    priority: int           # higher is more pressing; raised for repeat callers
+    address: str | None
+    lat: float | None
+    lon: float | None
+    media_url: str | None
+
+    @property
+    def is_repeat(self) -> bool:
+        return self.related_to is not None
 
 
 class CaseEventView(_Frozen):
@@ -145,3 +168,49 @@ class CaseEventView(_Frozen):
     kind: str
     detail: dict[str, JsonValue]
     actor: str
+
+
+class CaseIntake(_Frozen):
+    """A case that does not come from a call: Open311, a web form, an app.
+
+    ``submission_id`` identifies the submission on its channel; submitting it again returns
+    the case already created (a client retrying after a timeout must not open a second one).
+    """
+
+    channel: str = Field(min_length=1, max_length=64)
+    submission_id: str = Field(min_length=1, max_length=64)
+    case_type: CaseType | None = None
+    topic: str | None = Field(default=None, max_length=64)
+    urgency: Urgency = Urgency.NORMAL
+    district: str | None = Field(default=None, max_length=64)
+    description: str | None = None
+    address: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    media_url: str | None = Field(default=None, max_length=1024)
+    caller_number: str | None = Field(default=None, max_length=64, repr=False)
+    caller_name: str | None = Field(default=None, max_length=128, repr=False)
+    caller_email: str | None = Field(default=None, max_length=254, repr=False)
+    locale: str | None = Field(default=None, max_length=16)
+    submitted_at: AwareDatetime | None = None  # None: now
+
+    _no_placeholders = field_validator("caller_number", "caller_name")(_real_or_none)
+
+
+class AuditRecord(_Frozen):
+    """One unmasked view of a caller's details: who, when, which case, why."""
+
+    at: datetime
+    actor: str
+    action: str
+    case_number: str | None
+    reason: str
+
+
+class SupervisionLead(_Frozen):
+    """A case that supervision (督办) should look at, and why."""
+
+    number: str
+    kind: str                  # "overdue", "repeat_complaint" or "reopened"
+    reason: str                # human-readable, e.g. "overdue by 3 h (deadline …)"
+    related: tuple[str, ...] = ()  # other cases behind the lead (earlier complaints)

@@ -41,7 +41,7 @@ async def test_open_call_case_creates_accepted_case(store: CaseStore) -> None:
     assert v.number == "20260310000001"
     assert v.status is CaseStatus.ACCEPTED
     assert (v.node, v.call_id, v.channel) == ("node-a", "1700000000.1", "PJSIP/trunk-1700000000.1")
-    assert v.caller_number == NUMBER and v.caller_masked == "138****8000"
+    assert v.caller_masked == "138****8000"
     assert (v.caller_name, v.dnid, v.locale) == ("张三", "12345", "zh-CN")
     assert v.created_at == T0 and v.created_at.tzinfo is not None
     assert v.outcome is None and v.ivr_path == () and v.urgency == "normal"
@@ -183,13 +183,14 @@ async def test_caller_number_not_in_raw_rows(store: CaseStore, backend: Backend)
     assert enc is not None and len(digest) == 64
     if backend.sqlite_path is not None:  # the whole file, as a copied disk would show it
         assert NUMBER.encode() not in backend.file_bytes()
-    assert (await store.get(v.number)).caller_number == NUMBER  # type: ignore[union-attr]
+    assert await store.reveal_number(v.number, actor="test", reason="check") == NUMBER
 
 
 async def test_anonymous_caller(store: CaseStore) -> None:
     for i, n in enumerate((None, "", "anonymous", "<unknown>")):
         v = await store.open_call_case(call(f"a.{i}", number=n))
-        assert (v.caller_number, v.caller_masked) == (None, "")
+        assert v.caller_masked == ""
+        assert await store.reveal_number(v.number, actor="test", reason="check") is None
 
 
 async def test_history_for_number(store: CaseStore) -> None:
@@ -201,7 +202,7 @@ async def test_history_for_number(store: CaseStore) -> None:
     await store.open_call_case(call("h.10", number=None, at=now))
     hist = await store.history_for_number("13800138000", days=90)
     assert [v.number for v in hist] == [v.number for v in reversed(mine)]  # newest first
-    assert all(v.caller_number == NUMBER for v in hist)
+    assert all(v.caller_masked == "138****8000" for v in hist)
     assert old.number in [v.number for v in await store.history_for_number(NUMBER, days=365)]
     assert len(await store.history_for_number(NUMBER, days=90, limit=2)) == 2
     assert await store.history_for_number("10086") == []
