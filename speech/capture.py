@@ -29,7 +29,7 @@ from typing import Literal
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
-from speech.decoder import BYTES_PER_S, Mode, Segment
+from speech.decoder import BYTES_PER_S, Decoder, Mode, Segment
 from speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,6 @@ async def capture_utterance(
     # One queue for frames and decoder events, so there is no race between sources. It
     # stays short: the loop below never waits on anything but this queue.
     events: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-    speech_heard = False
 
     def on_spot(seg: Segment) -> None:
         if seg.endpoint:
@@ -110,58 +109,22 @@ async def capture_utterance(
     def on_text(text: str) -> None:
         events.put_nowait(("partial", text))
 
-    spot = await engine.decoder("spotting", catalogue.keywords(locale), on_segment=on_spot,
-                                name=f"spot-{stream.uuid}")
-    tr = None
-    if transcription is not None:
-        tr = await engine.decoder(transcription, on_partial=on_text if on_partial else None,
-                                  name=f"text-{stream.uuid}")
-    pump = asyncio.get_running_loop().create_task(_pump(stream, events),
-                                                  name=f"capture-{stream.uuid}")
-    digits = ""
-    audio_s = 0.0
-    ended_by: EndedBy = "max_duration"
-    # Asterisk paces audio in real time, so the wall clock only matters if audio stalls.
-    wall_deadline = asyncio.get_running_loop().time() + max_s + 1.0
-    try:
-        async with asyncio.timeout_at(wall_deadline):
-            while True:
-                kind, payload = await events.get()
-                if kind == "audio":
-                    assert isinstance(payload, bytes)
-                    audio_s += len(payload) / BYTES_PER_S
-                    vad.update(payload)
-                    spot.feed(payload)
-                    if tr is not None:
-                        tr.feed(payload)
-                    if audio_s >= max_s:
-                        break
-                elif kind == "endpoint":
-                    assert isinstance(payload, Segment)
-                    speech_heard = speech_heard or bool(payload.text)
-                    if speech_heard or vad.speech_seen:
-                        ended_by = "endpoint"
-                        break
-                elif kind == "key":
-                    assert isinstance(payload, str)
-                    digits += payload
-                    ended_by = "key"
-                    break
-                elif kind == "hangup":
-                    ended_by = "hangup"
-                    break
-                elif kind == "partial" and on_partial is not None:
-                    try:
-                        on_partial(str(payload))
-                    except Exception:
-                        log.exception("capture %s: on_partial listener failed", stream.uuid)
-    except TimeoutError:
-        log.info("capture %s: audio stalled; ending at max duration", stream.uuid)
-    finally:
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
-    try:
+    async with contextlib.AsyncExitStack() as owned:     # decoders and the pump end with us
+        spot = await engine.decoder("spotting", catalogue.keywords(locale),
+                                    on_segment=on_spot, name=f"spot-{stream.uuid}")
+        owned.push_async_callback(spot.aclose)
+        tr = None
+        if transcription is not None:
+            tr = await engine.decoder(transcription, on_partial=on_text if on_partial else None,
+                                      name=f"text-{stream.uuid}")
+            owned.push_async_callback(tr.aclose)
+        pump = asyncio.get_running_loop().create_task(_pump(stream, events),
+                                                      name=f"capture-{stream.uuid}")
+        owned.push_async_callback(_cancel, pump)
+        ended_by, digits, audio_s = await _listen(stream, events, vad, spot, tr, max_s,
+                                                  on_partial)
+        await _cancel(pump)
+
         # The spotter is fast and nearly idle here (it has its own threads); the transcript
         # lags only if the CPU is overloaded, and then at most transcript_wait_s.
         if ended_by == "key":
@@ -181,10 +144,6 @@ async def capture_utterance(
                 log.warning("capture %s: transcript still %.1f s behind after %.1f s; keeping "
                             "what was decoded (CPU overloaded?)", stream.uuid,
                             tr.fed_s - tr.decoded_s - tr.dropped_s, transcript_wait_s)
-    finally:
-        await spot.aclose()
-        if tr is not None:
-            await tr.aclose()
 
     spot_words = tuple(w.word for s in spotted for w in s.words)
     no_speech = not vad.speech_seen and not spot_words and not text
@@ -203,6 +162,52 @@ async def capture_utterance(
              stream.uuid, ended_by, audio_s, utt.topic, utt.confidence,
              ",".join(utt.keywords) or "-", no_speech, text)
     return utt
+
+
+async def _listen(stream: AudioStream, events: asyncio.Queue[tuple[str, object]],
+                  vad: EnergyVad, spot: Decoder, tr: Decoder | None, max_s: float,
+                  on_partial: PartialCallback | None) -> tuple[EndedBy, str, float]:
+    """Feed the decoders until the utterance ends: (ended_by, digits, audio seconds)."""
+    digits = ""
+    audio_s = 0.0
+    speech_heard = False
+    # Asterisk paces audio in real time, so the wall clock only matters if audio stalls.
+    try:
+        async with asyncio.timeout(max_s + 1.0):
+            while True:
+                kind, payload = await events.get()
+                if kind == "audio":
+                    assert isinstance(payload, bytes)
+                    audio_s += len(payload) / BYTES_PER_S
+                    vad.update(payload)
+                    spot.feed(payload)
+                    if tr is not None:
+                        tr.feed(payload)
+                    if audio_s >= max_s:
+                        return "max_duration", digits, audio_s
+                elif kind == "endpoint":
+                    assert isinstance(payload, Segment)
+                    speech_heard = speech_heard or bool(payload.text)
+                    if speech_heard or vad.speech_seen:   # not Vosk's 5 s-of-silence rule
+                        return "endpoint", digits, audio_s
+                elif kind == "key":
+                    return "key", digits + str(payload), audio_s
+                elif kind == "hangup":
+                    return "hangup", digits, audio_s
+                elif kind == "partial" and on_partial is not None:
+                    try:
+                        on_partial(str(payload))
+                    except Exception:
+                        log.exception("capture %s: on_partial listener failed", stream.uuid)
+    except TimeoutError:
+        log.info("capture %s: audio stalled; ending at max duration", stream.uuid)
+    return "max_duration", digits, audio_s
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _pump(stream: AudioStream, events: asyncio.Queue[tuple[str, object]]) -> None:

@@ -244,3 +244,28 @@ async def test_fast_transcription_loads_a_narrower_search(engine: SpeechEngine) 
     fast = await engine.decoder("transcription_fast")
     fast.feed(pcm)
     assert await fast.finish() and fast.text
+
+
+async def test_cancelled_capture_leaves_no_tasks(engine: SpeechEngine,
+                                                 catalogue: TopicCatalogue) -> None:
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    caller = SimulatedCaller("127.0.0.1", server.port)
+    stream = server.expect(caller.uuid)
+    try:
+        await caller.connect()
+        talker = asyncio.create_task(caller.send_audio(line_noise(3.0), 1.0))
+        capture = asyncio.create_task(
+            capture_utterance(stream, engine, catalogue, "ko-KR", 5.0))
+        await asyncio.sleep(0.5)
+        capture.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await capture
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        assert not [n for n in names if n.startswith(("vosk-", "capture-"))], names
+        talker.cancel()
+        await asyncio.gather(talker, return_exceptions=True)
+    finally:
+        await stream.close()
+        await caller.close()
+        await server.stop()
