@@ -138,6 +138,9 @@ class SpeechEngine:
     def load_sync(self, fast: bool = False) -> Any:
         """The shared ``vosk.Model`` (loading it the first time). Blocking: call off the loop."""
         key = self.model_path + ("#fast" if fast else "")
+        model = self._models.get(key)
+        if model is not None:        # no lock: a loaded model must not wait for another load
+            return model
         with self._load_lock:
             model = self._models.get(key)
             if model is None:
