@@ -19,13 +19,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from cases import CaseStore
+from cases import CallStart, CaseStore, DepartmentKind, DepartmentSeed
 
 SECRET = "test-secret-key-for-cases-0123456789"
 PG_URL_ENV = "HOTLINE_TEST_PG_URL"
@@ -131,6 +132,51 @@ async def store(backend: Backend) -> AsyncIterator[CaseStore]:
         yield s
     finally:
         await s.close()
+
+
+class FakeClock:
+    """The store's ``clock``: a fixed time that tests move by hand (no wall-clock waits)."""
+
+    def __init__(self, now: datetime = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)) -> None:
+        self.now = now  # 10:00 on Tuesday 10 March 2026 in Shanghai
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> datetime:
+        self.now += timedelta(**kw)
+        return self.now
+
+
+# A small tree: city › district › subdistrict, an agency and a water company under the city.
+DEPARTMENTS = [
+    DepartmentSeed(code="3100", name="上海市", kind=DepartmentKind.CITY),
+    DepartmentSeed(code="310101", name="黄浦区", kind=DepartmentKind.COUNTY, parent="3100"),
+    DepartmentSeed(code="310101001", name="南京东路街道", kind=DepartmentKind.TOWNSHIP,
+                   parent="310101"),
+    DepartmentSeed(code="housing", name="住建委", kind=DepartmentKind.AGENCY, parent="3100"),
+    DepartmentSeed(code="water-co", name="城投水务", kind=DepartmentKind.WATER, parent="3100"),
+    DepartmentSeed(code="old-office", name="撤销的办公室", kind=DepartmentKind.AGENCY,
+                   parent="3100", active=False),
+]
+
+
+@pytest.fixture
+async def clocked(backend: Backend) -> AsyncIterator[tuple[CaseStore, FakeClock]]:
+    """A store on a fake clock, with the departments of ``DEPARTMENTS`` loaded."""
+    clock = FakeClock()
+    s = backend.store(clock=clock)
+    await s.open()
+    try:
+        await s.load_departments(DEPARTMENTS)
+        yield s, clock
+    finally:
+        await s.close()
+
+
+def call_start(call_id: str, number: str | None = "13800138000",
+               at: datetime | None = None) -> CallStart:
+    return CallStart(node="node-a", call_id=call_id, caller_number=number, started_at=at)
 
 
 class TcpProxy:
