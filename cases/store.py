@@ -26,6 +26,7 @@ from cases.callpath import CallPathMixin
 from cases.departments_store import DepartmentsMixin
 from cases.lifecycle_store import LifecycleMixin
 from cases.reads import ReadsMixin
+from cases.supervision import SupervisionMixin
 
 
 class CaseStore(
@@ -33,6 +34,7 @@ class CaseStore(
     ReadsMixin,
     LifecycleMixin,
     DepartmentsMixin,
+    SupervisionMixin,
     AuditMixin,
 ):
     """See the module docstring; construct with ``StoreCore``'s arguments."""
