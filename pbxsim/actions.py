@@ -92,6 +92,7 @@ async def dispatch(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
 @action("Login")
 async def a_login(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
     cfg, s = ctx.core.config, ctx.session
+    ctx.core.login_attempts += 1
     if msg.get("Username") != cfg.username or msg.get("Secret") != cfg.secret:
         log.warning("AMI login refused for %r from %s", msg.get("Username"), s.remote_address)
         # manager.c delays the answer to a failed login, then drops the connection

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbxsim.ami")
 
 BANNER = b"Asterisk Call Manager/13.0.0\r\n"
-_session_ids = itertools.count(0x7F6F6C000EE0, 0x1A0)
 
 
 def _addr(sockname: object) -> str:
@@ -33,13 +32,13 @@ def _addr(sockname: object) -> str:
 
 class AmiSession:
     def __init__(self, core: PbxCore, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+                 writer: asyncio.StreamWriter, session_id: int) -> None:
         self._core = core
         self._reader = reader
         self._writer = writer
         self.authenticated = False
         self.username = ""
-        self.session_id = f"0x{next(_session_ids):x}"
+        self.session_id = f"0x{session_id:x}"
         self.local_address = _addr(writer.get_extra_info("sockname"))
         self.remote_address = _addr(writer.get_extra_info("peername"))
         self.started = core.clock.now()
@@ -128,6 +127,8 @@ class AmiServer:
         self._core = core
         self._server: asyncio.base_events.Server | None = None
         self._sessions: dict[AmiSession, asyncio.Task[None]] = {}
+        # SessionID looks like the address of Asterisk's mansession struct
+        self._session_ids = itertools.count(0x7F6F6C000EE0, 0x1A0)
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._on_client, host, port)
@@ -138,7 +139,7 @@ class AmiServer:
 
     async def _on_client(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
-        session = AmiSession(self._core, reader, writer)
+        session = AmiSession(self._core, reader, writer, next(self._session_ids))
         task = asyncio.current_task()
         assert task is not None
         self._sessions[session] = task

@@ -99,6 +99,7 @@ class Channel:
 
 
 CHANNEL_BUCKETS = 1567  # AST_NUM_CHANNEL_BUCKETS
+ENDED_KEPT = 2000
 
 
 def ast_str_hash(text: str) -> int:
@@ -115,6 +116,8 @@ class ChannelRegistry:
     def __init__(self, clock: SimClock) -> None:
         self._clock = clock
         self._channels: dict[str, Channel] = {}
+        # Variables of recently ended channels, for tests that look after the hangup.
+        self.ended_variables: dict[str, dict[str, str]] = {}
         self._seq = 0
         self._tech_counters: dict[str, int] = {}
 
@@ -136,6 +139,9 @@ class ChannelRegistry:
     def remove(self, chan: Channel) -> None:
         if self._channels.get(chan.name) is chan:
             del self._channels[chan.name]
+        self.ended_variables[chan.name] = chan.variables
+        while len(self.ended_variables) > ENDED_KEPT:
+            del self.ended_variables[next(iter(self.ended_variables))]
 
     def get(self, name: str) -> Channel | None:
         chan = self._channels.get(name)

@@ -46,8 +46,11 @@ class CitizenScript:
 
 @dataclass(frozen=True)
 class CallOutcome:
-    caller_channel: str
-    ivr_channel: str
+    """How a simulated call ended (durations in simulated seconds)."""
+
+    phone_channel: str      # the citizen's half, Local/...;1
+    ivr_channel: str        # the half the IVR and the service handle, Local/...;2
+    ivr_uniqueid: str       # its Uniqueid: the call id the service sees in AsyncAGIStart
     answered_by: str | None
     queue: str | None
     abandoned: bool
@@ -58,11 +61,17 @@ class CallOutcome:
     keys_pressed: str
     speech_sessions: int
 
+    @property
+    def caller_uniqueid(self) -> str:
+        """The caller's Uniqueid as the service sees it (the IVR half)."""
+        return self.ivr_uniqueid
+
 
 @dataclass(eq=False)
 class CallHandle:
-    caller_channel: str
+    phone_channel: str
     ivr_channel: str
+    ivr_uniqueid: str
     done: asyncio.Future[CallOutcome]
     _citizen: Citizen
 
@@ -182,7 +191,7 @@ class Citizen:
                 self.talk_s += now - self.talk_since
             if not done.done():
                 done.set_result(CallOutcome(
-                    phone.name, self.ivr.name, self.answered_by, self.queue, self.abandoned,
+                    phone.name, self.ivr.name, self.ivr.uniqueid, self.answered_by, self.queue, self.abandoned,
                     round(self.wait_s, 3), round(self.talk_s, 3), phone.hangupcause,
                     self.by_citizen, self.pressed, self.speech_sessions))
 
@@ -211,7 +220,7 @@ def place_call(core: PbxCore, script: CitizenScript) -> CallHandle:
     citizen = Citizen(core, script, phone, ivr)
     phone.endpoint = citizen
     loop = asyncio.get_running_loop()
-    handle = CallHandle(phone.name, ivr.name, loop.create_future(), citizen)
+    handle = CallHandle(phone.name, ivr.name, ivr.uniqueid, loop.create_future(), citizen)
     from .pbx import run_pbx
 
     core.spawn(run_pbx(core, ivr), f"pbx {ivr.name}")

@@ -45,6 +45,7 @@ class PbxCore:
         self.rng = random.Random(config.seed)
         self.started_at = clock.now()
         self.calls_processed = 0
+        self.login_attempts = 0
 
     # -- events -------------------------------------------------------------------------------
     def emit_fields(self, fields: Fields) -> None:

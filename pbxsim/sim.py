@@ -104,6 +104,18 @@ class PbxSim:
     def channel_names(self) -> list[str]:
         return [c.name for c in self.core.channels]
 
+    def channel_variable(self, channel: str, name: str) -> str | None:
+        """A channel variable (also of a channel that already hung up); None if unset."""
+        chan = self.core.channels.get(channel)
+        if chan is not None:
+            return chan.variables.get(name)
+        return self.core.channels.ended_variables.get(channel, {}).get(name)
+
+    @property
+    def login_attempts(self) -> int:
+        """AMI Login actions received so far (accepted or refused)."""
+        return self.core.login_attempts
+
     def queue_snapshot(self) -> dict[str, QueueSnapshot]:
         core = self.core
         now = core.clock.now()
