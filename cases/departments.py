@@ -132,8 +132,8 @@ def order_seeds(
             problems.append(f"{seed.code}: unknown parent {seed.parent}")
         elif not isinstance(parent_kind, DepartmentKind) or not parent_allowed(seed.kind,
                                                                                parent_kind):
-            problems.append(f"{seed.code}: a {seed.kind} cannot be under a {parent_kind} "
-                            f"({seed.parent})")
+            problems.append(f"{seed.code}: kind {seed.kind} cannot be under kind "
+                            f"{parent_kind} ({seed.parent})")
         elif _cycles(seed.code, tree):
             problems.append(f"{seed.code}: its parents lead back to itself")
     if problems:
