@@ -103,7 +103,8 @@ def read_seed_file(path: Path) -> list[DepartmentSeed]:
         raise ValueError(f"{path}: department seed files are .toml or .json")
     items = raw.get("departments") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
-        raise ValueError(f"{path}: expected a list named 'departments'")
+        # A file of the wrong shape is a bad value like any other bad seed: ValueError.
+        raise ValueError(f"{path}: expected a list named 'departments'")  # noqa: TRY004
     return _SEEDS.validate_python(items)
 
 

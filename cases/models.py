@@ -140,7 +140,7 @@ class Case(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     media_url: Mapped[str | None] = mapped_column(String(1024))
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read once by the mapper
 
     # lazy="raise": an accidental lazy load would do I/O outside the store's transaction
     # handling (and fail under asyncio anyway); timelines are queried explicitly.

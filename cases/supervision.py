@@ -86,7 +86,7 @@ class SupervisionMixin(StoreCore):
             rows = (await s.execute(q)).all()
         by_caller: dict[str, list[str]] = defaultdict(list)
         for caller_hash, number in rows:
-            by_caller[caller_hash].append(number)
+            by_caller[str(caller_hash)].append(number)
         return [
             SupervisionLead(
                 number=numbers[-1], kind=REPEAT_COMPLAINT, related=tuple(numbers[:-1]),

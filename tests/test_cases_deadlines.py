@@ -21,6 +21,7 @@ from cases import (
     DeadlineRule,
     EventKind,
     SupervisionConfig,
+    Urgency,
 )
 from tests.cases_fixtures import (  # noqa: F401
     DEPARTMENTS,
@@ -37,8 +38,8 @@ NY = ZoneInfo("America/New_York")
 Clocked = tuple[CaseStore, FakeClock]
 
 
-def sh(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH)  # type: ignore[misc]
+def sh(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SH)
 
 
 # -- pure calendar arithmetic ------------------------------------------------------------------
@@ -89,7 +90,7 @@ def test_rules_by_type_and_urgency() -> None:
     assert cal.deadline("complaint", "urgent", t, SH) == (sh(2026, 3, 13, 18).astimezone(UTC),
                                                           "urgent: 2 h")
     assert cal.deadline("complaint", "critical", t, SH)[0] == sh(2026, 3, 13, 17)
-    custom = DeadlineConfig(by_urgency={"urgent": DeadlineRule(working_days=30)})
+    custom = DeadlineConfig(by_urgency={Urgency.URGENT: DeadlineRule(working_days=30)})
     assert custom.deadline("consult", "urgent", t, SH)[1] == "consult: 2 working days"
 
 
@@ -99,9 +100,10 @@ def test_config_validation() -> None:
     with pytest.raises(ValidationError, match="exactly one"):
         DeadlineRule()
     with pytest.raises(ValidationError, match="both holiday and working day"):
-        DeadlineConfig(holidays={date(2026, 5, 9)}, workdays={date(2026, 5, 9)})
+        DeadlineConfig(holidays=frozenset({date(2026, 5, 9)}),
+                       workdays=frozenset({date(2026, 5, 9)}))
     with pytest.raises(ValidationError):
-        DeadlineConfig(weekend={0, 1, 2, 3, 4, 5, 6})
+        DeadlineConfig(weekend=frozenset(range(7)))
     # What a TOML table gives: strings for codes and dates.
     cfg = CasesConfig.model_validate({"deadlines": {
         "by_type": {"consult": {"working_days": 1}}, "holidays": ["2026-10-01"]}})

@@ -102,8 +102,8 @@ async def new_case(store: CaseStore, tag: str) -> str:
 
 async def drive(store: CaseStore, number: str, state: CaseStatus, master: str) -> None:
     for action, kw in PATHS[state]:
-        kw = {k: master if v == "MASTER" else v for k, v in kw.items()}
-        await store.transition(number, action, actor="setup", **kw)
+        args: dict[str, Any] = {k: master if v == "MASTER" else v for k, v in kw.items()}
+        await store.transition(number, action, actor="setup", **args)
 
 
 def test_specification_matches_rules() -> None:
@@ -126,7 +126,8 @@ async def test_every_transition_allowed_or_refused(clocked: Clocked) -> None:
         assert before is not None and before.status == state
         events_before = len(await store.timeline(probe))
         for action in A:
-            kw = {k: master if v == "MASTER" else v for k, v in ARGS[action].items()}
+            kw: dict[str, Any] = {k: master if v == "MASTER" else v
+                                  for k, v in ARGS[action].items()}
             if (state, action) in ALLOWED:
                 await check_allowed(store, state, action, kw, master)
                 continue

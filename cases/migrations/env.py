@@ -14,7 +14,7 @@ from cases.models import Base
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):
-    raise RuntimeError("cases migrations run through cases.migrate.upgrade(connection)")
+    raise TypeError("cases migrations run through cases.migrate.upgrade(connection)")
 
 context.configure(
     connection=connection,
