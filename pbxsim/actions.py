@@ -37,6 +37,7 @@ class Session(Protocol):
     close_after_reply: bool
 
     def set_event_mask(self, mask: str) -> bool: ...
+    def wants(self, privilege: str) -> bool: ...
     def release_events(self) -> None: ...
 
 
@@ -109,7 +110,8 @@ async def a_login(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
         ("LocalAddress", s.local_address), ("RemoteAddress", s.remote_address),
         ("UsingPassword", "0"), ("SessionTV", event_tv(s.started))])
     log.info("AMI client %s logged in as %s", s.remote_address, s.username)
-    return [success(msg, "Authentication accepted"), booted]
+    # manager.c sends FullyBooted only to sessions that receive system events
+    return [success(msg, "Authentication accepted"), *([booted] if s.wants("system") else [])]
 
 
 @action("Logoff")

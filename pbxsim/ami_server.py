@@ -59,6 +59,11 @@ class AmiSession:
             self._events_on, self._classes = True, {c.strip() for c in low.split(",")}
         return self._events_on
 
+    def wants(self, privilege: str) -> bool:
+        """Whether this session receives events of the given class."""
+        return self._events_on and (self._classes is None or privilege in self._classes
+                                    or "all" in self._classes)
+
     def release_events(self) -> None:
         held, self._held = self._held, None
         for fields in held or []:
