@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from ivr.ami.errors import AgiHangup, AgiResultLost
 from ivr.ami.events import AmiEvent, AsyncAgiStart, ChannelEvent, CoreShowChannel
@@ -13,6 +15,9 @@ from ivr.ami.link import AmiLink
 from ivr.session import CallInfo, CallSession, SessionDeps
 
 log = logging.getLogger("hotline.calls")
+
+# Longest an AGI command already running on a parked channel (a prompt) may take to finish.
+FLUSH_TIMEOUT_S = 120.0
 
 
 class CallRegistry:
@@ -23,6 +28,7 @@ class CallRegistry:
         self._locale = locale
         self.sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._helpers: set[asyncio.Task[None]] = set()
         self.started = 0
         self.resumed = 0
         link.add_listener(self._on_event)
@@ -72,7 +78,8 @@ class CallRegistry:
             if row is None:
                 self._link.fail_agi(channel, AgiHangup(f"{channel} ended while AMI was down"))
             elif row.parked_in_async_agi:
-                self._link.fail_agi(channel, AgiResultLost(f"{channel}: result lost"))
+                # A command may still be running (GET DATA) or may have finished unseen.
+                self._spawn(self._flush(channel), f"flush-{channel}")
         for row in rows.values():
             if row.parked_in_async_agi and row.uniqueid not in self.sessions:
                 log.info("resuming call %s parked in async AGI on %s", row.uniqueid,
@@ -82,7 +89,25 @@ class CallRegistry:
                                      caller_name=row.ref.caller_name, dnid="",
                                      locale=self._locale), True)
 
+    async def _flush(self, channel: str) -> None:
+        """Commands run in order on a channel: once a NOOP queued now has run, any command
+        queued before it that still has no result lost it while the link was down."""
+        before = self._link.agi_pending(channel)
+        try:
+            await self._link.agi(channel, "NOOP", timeout=FLUSH_TIMEOUT_S)
+        except AgiHangup:
+            self._link.fail_agi(channel, AgiHangup(f"{channel} hung up"), only=before)
+            return
+        except Exception as e:
+            log.warning("could not settle AGI commands on %s: %s", channel, e)
+        self._link.fail_agi(channel, AgiResultLost(f"{channel}: result lost"), only=before)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+
     async def stop(self) -> None:
-        for t in list(self._tasks.values()):
+        for t in [*self._tasks.values(), *self._helpers]:
             t.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), *self._helpers, return_exceptions=True)

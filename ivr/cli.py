@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(demo)
     demo.add_argument("--calls", type=int, default=20, help="simulated calls (default 20)")
     demo.add_argument("--agents", type=int, default=6, help="simulated agents (default 6)")
-    demo.add_argument("--speed", type=float, default=20.0,
-                      help="simulated clock speed, x real time (default 20)")
+    demo.add_argument("--speed", type=float, default=30.0,
+                      help="simulated clock speed, x real time (default 30)")
     demo.add_argument("--seed", type=int, default=1, help="random seed of the callers")
     demo.add_argument("--json", action="store_true",
                       help="print the summary as one JSON object on the last line")

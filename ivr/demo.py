@@ -67,6 +67,8 @@ def _queues_conf(cfg: HotlineConfig) -> str:
 async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
     errors = _ErrorCounter()
     logging.getLogger().addHandler(errors)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("pbxsim").setLevel(logging.WARNING)   # the service's log is the story
     rng = random.Random(opts.seed)
     sim = PbxSim(SimConfig(host="127.0.0.1", port=0, username=cfg.ami.username,
                            secret=cfg.ami.secret, speed=opts.speed, queues=_queues_conf(cfg)))

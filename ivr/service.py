@@ -5,8 +5,10 @@ Nothing else constructs shared objects; each part gets what it needs passed in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from cases.errors import CaseStoreUnavailable
 from cases.store import CaseStore
 from ivr.ami.link import AmiLink
 from ivr.calls import CallRegistry
@@ -35,17 +37,41 @@ class HotlineService:
         self.calls = CallRegistry(self.link, deps, node=config.service.node,
                                   locale=config.service.locale)
         self.heartbeat = Heartbeat(self.link, config.ami.heartbeat_interval_s)
+        self._store_opener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.store.open()
+        try:
+            await self.store.open()
+        except CaseStoreUnavailable as e:
+            # Calls must still be answered and routed: cases wait in the recorder.
+            log.error("case store unavailable at start (%s); routing calls anyway and "
+                      "retrying in the background", e)
+            self._store_opener = asyncio.create_task(self._open_store_later(),
+                                                     name="case-store-open")
         self.recorder.start()
         self.link.start()
         self.heartbeat.start()
         log.info("hotline node %r started: AMI %s:%s, cases in %s", self.config.service.node,
                  self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
 
+    async def _open_store_later(self) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.store.open()
+            except CaseStoreUnavailable as e:
+                log.warning("case store still unavailable: %s", e)
+                delay = min(delay * 2, 30.0)
+            else:
+                log.info("case store reachable again")
+                return
+
     async def stop(self) -> None:
         """Idempotent: a second call finds everything already stopped."""
+        if self._store_opener is not None:
+            self._store_opener.cancel()
+            await asyncio.gather(self._store_opener, return_exceptions=True)
         await self.heartbeat.stop()
         await self.calls.stop()
         await self.link.stop()

@@ -182,11 +182,15 @@ class AmiLink:
     def agi_pending_channels(self) -> set[str]:
         return {p.channel for p in self._agi.values()}
 
-    def fail_agi(self, channel: str, exc: Exception) -> None:
-        """Fail every command waiting on ``channel`` (used by the call registry after it
-        finds, on reconnect, that their results can no longer arrive)."""
-        for p in list(self._agi.values()):
-            if p.channel == channel and not p.future.done():
+    def agi_pending(self, channel: str) -> set[str]:
+        """CommandIDs still waiting for their result on ``channel``."""
+        return {cid for cid, p in self._agi.items() if p.channel == channel}
+
+    def fail_agi(self, channel: str, exc: Exception, only: set[str] | None = None) -> None:
+        """Fail the commands waiting on ``channel`` (all, or those in ``only``): used by the
+        call registry once it knows, after a reconnect, that their results cannot arrive."""
+        for cid, p in list(self._agi.items()):
+            if p.channel == channel and (only is None or cid in only) and not p.future.done():
                 p.future.set_exception(exc)
 
     # ---- connection loop -------------------------------------------------------------
