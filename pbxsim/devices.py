@@ -70,15 +70,28 @@ class DeviceTracker:
             return INUSE
         return RINGING if u.ringing else NOT_INUSE
 
-    def publish(self, device: str, state: str) -> None:
+    def publish(self, device: str, state: str, *, quiet: bool = False) -> None:
+        """DeviceStateChange when ``device`` changes state (``quiet``: just remember it)."""
         if self._published.get(device) == state:
             return
         self._published[device] = state
-        self._core.emit_fields([("Event", "DeviceStateChange"), ("Privilege", "call,all"),
-                                ("Device", device), ("State", state)])
+        if not quiet:
+            self._core.emit_fields([("Event", "DeviceStateChange"), ("Privilege", "call,all"),
+                                    ("Device", device), ("State", state)])
 
-    def channel_changed(self, device: str) -> None:
-        """A channel of ``device`` appeared or went away."""
-        live = self._core.channels.live_on_device(device)
-        self.publish(device, "INUSE" if live else "NOT_INUSE")
+    def channel_changed(self, device: str, *, publish: bool = True) -> None:
+        """A channel of ``device`` appeared, was answered or went away.
+
+        Asterisk reports a Local device INUSE once its channels are up, and NOT_INUSE (or
+        INVALID for an extension that does not exist) when the last one is gone; app_queue's
+        member status follows the device at once.
+        """
+        if publish:
+            if local_device(device) is not None and not self.reachable(device):
+                state = "INVALID"
+            elif self._core.channels.live_on_device(device):
+                state = "INUSE"
+            else:
+                state = "NOT_INUSE"
+            self.publish(device, state)
         self._core.queues.refresh_member_status()

@@ -35,6 +35,7 @@ def answer(core: PbxCore, chan: Channel) -> None:
     chan.answered_at = core.clock.now()
     set_state(core, chan, UP)
     chan.answered.set()
+    core.devices.channel_changed(chan.device)
     # chan_local: answering the ;2 half answers the ;1 half that dialed it
     peer = chan.local_peer
     if peer is not None and chan.name.endswith(";2") and peer.state != UP:

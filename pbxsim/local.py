@@ -30,7 +30,7 @@ def create_pair(core: PbxCore, exten: str, context: str, *, linkedid: str | None
     one.local_peer, two.local_peer = two, one
     core.emit("Newchannel", "call", one)
     core.emit("Newchannel", "call", two)
-    core.devices.channel_changed(one.device)
+    core.devices.channel_changed(one.device, publish=False)
     return one, two
 
 

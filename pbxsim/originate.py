@@ -78,20 +78,23 @@ async def originate(core: PbxCore, req: OriginateRequest, *, publish_response: b
             core.emit_fields(_response_event(req, False, REASON_FAILURE, None))
         return False
     exten, context, _opts = parse_local(data)
+    if not core.dialplan.exists(context, exten):
+        # chan_local refuses the call: the response comes first, then both halves go away
+        if publish_response:
+            core.emit_fields(_response_event(req, False, REASON_FAILURE, None))
+        one, two = create_pair(core, exten, context)
+        one.local_peer = two.local_peer = None
+        core.emit("Newexten", "dialplan", one, [("Extension", exten), ("Application", "AppDial2"),
+                                                ("AppData", "(Outgoing Line)")])
+        lifecycle.finish_hangup(core, two, ran_pbx=False)
+        lifecycle.finish_hangup(core, one, ran_pbx=False)
+        log.info("Originate %s failed: no extension %s@%s", req.channel, exten, context)
+        return False
     one, two = create_pair(core, exten, context)
     one.appl, one.data = "AppDial2", "(Outgoing Line)"
     one.accountcode = two.accountcode = req.account
     core.emit("Newexten", "dialplan", one, [("Extension", exten), ("Application", one.appl),
                                             ("AppData", one.data)])
-    if not core.dialplan.exists(context, exten):
-        # chan_local refuses the call: both halves go away with cause 0
-        if publish_response:
-            core.emit_fields(_response_event(req, False, REASON_FAILURE, None))
-        lifecycle.finish_hangup(core, two, ran_pbx=False)
-        lifecycle.finish_hangup(core, one, ran_pbx=False)
-        core.devices.publish(f"Local/{exten}@{context}", "INVALID")
-        log.info("Originate %s failed: no extension %s@%s", req.channel, exten, context)
-        return False
     for name, value in req.variables:
         set_variable(core, one, name, value)
     if req.caller_num or req.caller_name:

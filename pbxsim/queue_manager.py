@@ -35,6 +35,7 @@ class QueueManager:
                                                dynamic=False, ringinuse=cfg.ringinuse,
                                                login_time=int(core.clock.now()))
             self.queues[name] = q
+            core.devices.publish(f"Queue:{name}_avail", "INUSE", quiet=True)
 
     def get(self, name: str) -> CallQueue | None:
         return self.queues.get(name.strip())
