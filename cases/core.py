@@ -158,6 +158,10 @@ class StoreCore:
     def timezone(self) -> ZoneInfo:
         return self._tz
 
+    def now(self) -> datetime:
+        """The store's clock (aware UTC): what its writes stamp, and "now" for its callers."""
+        return self._now()
+
     # -- internals shared by the mixins -----------------------------------------------------
 
     def _now(self) -> datetime:

@@ -24,12 +24,14 @@ from __future__ import annotations
 from cases.audit import AuditMixin
 from cases.callpath import CallPathMixin
 from cases.departments_store import DepartmentsMixin
+from cases.intake import IntakeMixin
 from cases.lifecycle_store import LifecycleMixin
 from cases.reads import ReadsMixin
 from cases.supervision import SupervisionMixin
 
 
 class CaseStore(
+    IntakeMixin,
     CallPathMixin,
     ReadsMixin,
     LifecycleMixin,
