@@ -64,7 +64,6 @@ def event_tv(epoch: float) -> str:
 
 
 def _security(ctx: ActionContext, event: str, severity: str, extra: Fields) -> None:
-    s = ctx.session
     ctx.core.emit_fields([("Event", event), ("Privilege", "security,all"),
                           ("EventTV", event_tv(ctx.core.clock.now())), ("Severity", severity),
                           ("Service", "AMI"), ("EventVersion", "1"), *extra])

@@ -42,5 +42,5 @@ def run_command(core: PbxCore, command: str) -> list[str]:
         return [f"System uptime: {up} seconds", f"Last reload: {up} seconds"]
     if low[:3] == ["core", "show", "version"]:
         return ["Asterisk 13.0.0 (pbxsim)"]
-    return [f"No such command '{command}' (type 'core show help {command}' for other possible "
-            "commands)"]
+    return [(f"No such command '{command}' (type 'core show help {command}' for other possible "
+             "commands)")]

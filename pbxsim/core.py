@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import asyncio
 
 from .ami_codec import Fields
 from .channels import Channel, ChannelRegistry

@@ -64,8 +64,7 @@ def split_app(text: str) -> tuple[str, str]:
         return name.strip(), args
     name = text[:paren].strip()
     args = text[paren + 1:]
-    if args.endswith(")"):
-        args = args[:-1]
+    args = args.removesuffix(")")
     return name, args
 
 

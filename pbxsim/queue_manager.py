@@ -7,8 +7,14 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .devices import INVALID, NOT_INUSE, UNAVAILABLE, UNKNOWN
-from .queues import (CallQueue, QueueCaller, QueueConfig, QueueMember, member_event_fields,
-                     strategy_metric)
+from .queues import (
+    CallQueue,
+    QueueCaller,
+    QueueConfig,
+    QueueMember,
+    member_event_fields,
+    strategy_metric,
+)
 
 if TYPE_CHECKING:
     from .channels import Channel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Self
 
 from .agents import AgentSpec
 from .ami_server import AmiServer
@@ -66,7 +67,7 @@ class PbxSim:
         self._started = False
         log.info("pbxsim stopped")
 
-    async def __aenter__(self) -> PbxSim:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -117,7 +117,7 @@ async def test_variables_globals_and_channels(sim: PbxSim) -> None:
 
 async def test_error_messages_of_channel_and_queue_actions(sim: PbxSim) -> None:
     ami = await AmiClient.connect(sim.ami_port, login=True)
-    cases = [
+    cases: list[tuple[str, dict[str, str], str]] = [
         ("Redirect", {"Channel": "Local/nonexistent-0000;2", "Context": "ivr", "Exten": "s",
                       "Priority": "1"}, "Channel does not exist: Local/nonexistent-0000;2"),
         ("Hangup", {"Channel": "Local/gone-00000000;1"}, "No such channel"),
@@ -132,7 +132,7 @@ async def test_error_messages_of_channel_and_queue_actions(sim: PbxSim) -> None:
         ("Originate", {"Exten": "s"}, "Channel not specified"),
     ]
     for action, fields, message in cases:
-        reply = await ami.action(action, **fields)
+        reply = await ami.action(action, 5.0, **fields)
         assert (get(reply, "Response"), get(reply, "Message")) == ("Error", message), action
     assert get(await ami.action("QueueAdd", Queue="water", Interface="Local/1001@agents/n"),
                "Message") == "Added interface to queue"

@@ -100,13 +100,20 @@ def project(msg: Msg, norm: Normalizer) -> tuple[object, ...]:
         "QueueCallerAbandon": ("Channel", "Queue", "Position", "OriginalPosition"),
         "Hangup": ("Channel", "Cause", "Cause-txt"),
     }.get(event, ("Channel",))
-    out: list[object] = [event] + [norm(get(msg, k) or "") for k in keys]
+    out: list[object] = [event, *(norm(get(msg, k) or "") for k in keys)]
     if event == "AsyncAGIExec":
         out.append(unquote(get(msg, "Result") or ""))
     if event == "AsyncAGIStart":
         env = [line.split(": ", 1) for line in unquote(get(msg, "Env") or "").split("\n") if line]
         out.append([(k, norm(v)) for k, v in env if k not in ("agi_uniqueid", "agi_threadid")])
     return tuple(out)
+
+
+LISTED_CHANNELS = ("CoreShowChannel", "ChannelHungup")
+
+
+def row_key(msg: Msg, norm: Normalizer) -> tuple[bool, str]:
+    return get(msg, "Event") not in LISTED_CHANNELS, norm(get(msg, "Channel") or "")
 
 
 def seconds(msg: Msg) -> dict[str, int]:
@@ -273,11 +280,9 @@ class Replay:
             act = [m for m in got if get(m, "ActionID") == aid and get(m, "Event")]
             # Asterisk lists channels in hash-table order, which depends on the channel names;
             # the simulator's Local counters differ from the recording's when it started later.
-            rows = ("CoreShowChannel", "ChannelHungup")
-            key = (lambda m, n: (get(m, "Event") not in rows, n(get(m, "Channel") or "")))
-            if any(get(m, "Event") in rows for m in exp):
-                exp = sorted(exp, key=lambda m: key(m, self.tnorm))
-                act = sorted(act, key=lambda m: key(m, self.snorm))
+            if any(get(m, "Event") in LISTED_CHANNELS for m in exp):
+                exp = sorted(exp, key=lambda m: row_key(m, self.tnorm))
+                act = sorted(act, key=lambda m: row_key(m, self.snorm))
             assert [get(m, "Event") for m in act] == [get(m, "Event") for m in exp], aid
             for e, a in zip(exp, act, strict=True):
                 where = f"{aid} {get(e, 'Event')}"

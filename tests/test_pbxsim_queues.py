@@ -31,7 +31,8 @@ exten => _10XX,1,Answer()
 
 
 def queues(**over: object) -> dict[str, QueueConfig]:
-    base = dict(strategy="leastrecent", timeout=15, retry=1, wrapuptime=0, ringinuse=False)
+    base: dict[str, object] = {"strategy": "leastrecent", "timeout": 15, "retry": 1,
+                               "wrapuptime": 0, "ringinuse": False}
     water = QueueConfig(**{**base, **over})  # type: ignore[arg-type]
     housing = QueueConfig(**base)  # type: ignore[arg-type]
     return {"water": water, "housing": housing}
