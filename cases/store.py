@@ -21,6 +21,7 @@ Failures the call path must survive arrive as ``CaseStoreUnavailable`` (see ``ca
 
 from __future__ import annotations
 
+from cases.analysis_store import AnalysisMixin
 from cases.audit import AuditMixin
 from cases.callpath import CallPathMixin
 from cases.departments_store import DepartmentsMixin
@@ -38,5 +39,6 @@ class CaseStore(
     DepartmentsMixin,
     SupervisionMixin,
     AuditMixin,
+    AnalysisMixin,
 ):
     """See the module docstring; construct with ``StoreCore``'s arguments."""
