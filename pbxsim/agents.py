@@ -35,6 +35,11 @@ async def run_agent(core: PbxCore, spec: AgentSpec, chan: Channel) -> None:
     """Drive the agent's own channel (the ``;2`` half of a Local member) until it hangs up."""
     label = spec.name or spec.interface
     try:
+        if core.devices.use(spec.interface).in_call:
+            # The phone is already in a call (a queue with ringinuse=yes rang it): busy.
+            log.info("agent %s is busy on another call", label)
+            chan.hangupcause = 17
+            return
         if not spec.answers:
             await core.clock.wait_event(chan.interrupted, None)
             return

@@ -11,7 +11,13 @@ if TYPE_CHECKING:
 # ast_device_state values as app_queue prints them in Status
 UNKNOWN, NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING = 0, 1, 2, 3, 5, 4, 6
 STATE_NAMES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "UNAVAILABLE",
-               5: "INVALID", 6: "RINGING"}
+               5: "INVALID", 6: "RINGING", 7: "RINGINUSE", 8: "ONHOLD"}
+STATE_VALUES = {name: value for value, name in STATE_NAMES.items()}
+
+
+def status_available(status: int) -> bool:
+    """app_queue's member_status_available."""
+    return status in (NOT_INUSE, UNKNOWN)
 
 
 @dataclass
@@ -37,13 +43,24 @@ class DeviceTracker:
         self._core = core
         self._use: dict[str, DeviceUse] = {}
         self._published: dict[str, str] = {}
+        self._custom: dict[str, int] = {}
+
+    def custom_state(self, device: str) -> str:
+        """DEVICE_STATE(Custom:name) as read by the dialplan."""
+        return STATE_NAMES[self._custom.get(device.lower(), UNKNOWN)]
+
+    def set_custom_state(self, device: str, state: str) -> bool:
+        """DEVICE_STATE(Custom:name)=STATE, as a service sets its agents' presence."""
+        value = STATE_VALUES.get(state.strip().upper())
+        if value is None or not device.lower().startswith("custom:"):
+            return False
+        self._custom[device.lower()] = value
+        self.publish(device, STATE_NAMES[value])
+        self._core.queues.refresh_member_status()
+        return True
 
     def use(self, interface: str) -> DeviceUse:
         return self._use.setdefault(interface.lower(), DeviceUse())
-
-    def can_ring(self, interface: str, now: float) -> bool:
-        u = self.use(interface)
-        return not u.ringing and not u.in_call and now >= u.wrapup_until
 
     def reachable(self, interface: str) -> bool:
         """Whether dialing the interface can create a call at all."""
@@ -56,7 +73,7 @@ class DeviceTracker:
     def status(self, state_interface: str) -> int:
         """The member Status app_queue reports for this state interface."""
         if state_interface.lower().startswith("custom:"):
-            return UNKNOWN  # nobody sets custom device states in the simulation
+            return self._custom.get(state_interface.lower(), UNKNOWN)
         loc = local_device(state_interface)
         if loc is not None:
             if not self.reachable(state_interface):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import lifecycle
 from .bridge import Bridge
-from .channels import Channel, Notice
+from .channels import UP, Channel, Notice
 from .dial import Leg, start_leg
 from .expr import split_args
 from .media import notify_far
@@ -175,67 +175,82 @@ class _QueueCall:
                     break
 
     async def _try_calling(self) -> int | None:
-        core, q, chan, caller = self.core, self.q, self.chan, self.caller
-        members = core.queues.choose(q, caller)
-        if not members:
-            return None
-        limit: float | None = float(q.config.timeout) if q.config.timeout > 0 else None
-        if caller.expire is not None:
-            left = caller.expire - core.clock.now()
-            limit = left if limit is None else min(limit, left)
-        legs: list[Leg] = []
-        for m in members:
-            leg = start_leg(core, chan, q, m)
-            if leg is not None:
-                core.devices.use(m.interface).ringing += 1
-                legs.append(leg)
-        if not legs:
-            return None
-        caller.pending = True
-        ring_start = core.clock.now()
-        try:
-            winner = await self._ring(legs, limit, ring_start)
-        finally:
-            caller.pending = False
-            for leg in legs:
-                core.devices.use(leg.member.interface).ringing -= 1
-        if winner is None:
-            return self._abandon() if chan.should_stop else None
-        return await self._connect(winner, ring_start)
+        """One ring round: the best member(s) ring until answer, ring timeout or caller gone.
 
-    async def _ring(self, legs: list[Leg], limit: float | None, ring_start: float) -> Leg | None:
+        A member whose phone answers busy is given up at once and the next best one rung in
+        the remaining time (app_queue's ring_one after AST_CONTROL_BUSY).
+        """
+        core, q, chan, caller = self.core, self.q, self.chan, self.caller
+        now = core.clock.now()
+        deadline: float | None = now + q.config.timeout if q.config.timeout > 0 else None
+        if caller.expire is not None:
+            deadline = caller.expire if deadline is None else min(deadline, caller.expire)
+        tried: set[str] = set()
+        while True:
+            members = core.queues.choose(q, caller, tried)
+            if not members:
+                return None
+            tried.update(m.interface for m in members)
+            legs = [leg for m in members if (leg := start_leg(core, chan, q, m)) is not None]
+            if not legs:
+                continue
+            for leg in legs:
+                core.devices.use(leg.member.interface).ringing += 1
+            caller.pending = True
+            ring_start = core.clock.now()
+            try:
+                winner, why = await self._ring(legs, deadline, ring_start)
+            finally:
+                caller.pending = False
+                for leg in legs:
+                    core.devices.use(leg.member.interface).ringing -= 1
+            if winner is not None:
+                return await self._connect(winner, ring_start)
+            if why == "cancel" or chan.should_stop:
+                return self._abandon()
+            left = None if deadline is None else deadline - core.clock.now()
+            if why != "busy" or q.config.strategy == "ringall" or (left is not None
+                                                                  and left <= 0.5):
+                return None
+
+    async def _ring(self, legs: list[Leg], deadline: float | None, ring_start: float
+                    ) -> tuple[Leg | None, str]:
+        """Wait for the first answer; (None, why) with why in timeout / cancel / busy."""
         core, chan = self.core, self.chan
-        deadline = None if limit is None else ring_start + limit
         while legs:
             events = [chan.interrupted] + [leg.near.answered for leg in legs] + [
                 leg.near.interrupted for leg in legs]
             left = None if deadline is None else max(0.0, deadline - core.clock.now())
             idx = await lifecycle.wait_any(core, events, left)
             if idx is None:
-                rna_ms = int((core.clock.now() - ring_start) * 1000)
                 for leg in legs:
                     self._end_leg(leg, "NOANSWER")
-                    core.emit("AgentRingNoAnswer", "agent", chan,
-                              [("Queue", self.q.name), ("Interface", leg.member.interface),
-                               ("MemberName", leg.member.membername), ("RingTime", str(rna_ms))],
-                              dest=leg.near)
-                    log.info("queue %s: %s did not answer within %d ms", self.q.name,
-                             leg.member.membername, rna_ms)
-                return None
+                    self._ring_no_answer(leg, ring_start)
+                return None, "timeout"
             if idx == 0:
                 for leg in legs:
                     self._end_leg(leg, "CANCEL")
-                return None
+                return None, "cancel"
             answered = [leg for leg in legs if leg.near.answered.is_set() and not leg.near.hungup]
             if answered:
                 for leg in legs:
                     if leg is not answered[0]:
                         self._end_leg(leg, "CANCEL")
-                return answered[0]
+                return answered[0], "answer"
             for leg in [leg for leg in legs if leg.near.interrupted.is_set()]:
                 self._end_leg(leg, "BUSY")
+                self._ring_no_answer(leg, ring_start)
                 legs.remove(leg)
-        return None
+        return None, "busy"
+
+    def _ring_no_answer(self, leg: Leg, ring_start: float) -> None:
+        rna_ms = int((self.core.clock.now() - ring_start) * 1000)
+        self.core.emit("AgentRingNoAnswer", "agent", self.chan,
+                       [("Queue", self.q.name), ("Interface", leg.member.interface),
+                        ("MemberName", leg.member.membername), ("RingTime", str(rna_ms))],
+                       dest=leg.near)
+        log.info("queue %s: %s did not answer (%d ms)", self.q.name, leg.member.membername,
+                 rna_ms)
 
     def _end_leg(self, leg: Leg, status: str) -> None:
         self.core.emit("DialEnd", "call", self.chan, [("DialStatus", status)], dest=leg.near)
@@ -246,6 +261,8 @@ class _QueueCall:
         core, q, chan, near, m = self.core, self.q, self.chan, leg.near, leg.member
         now = core.clock.now()
         hold = self._hold()
+        if chan.state != UP:
+            lifecycle.answer(core, chan)  # bridging the member answers an unanswered caller
         near.conn_num, near.conn_name = chan.caller_num, chan.caller_name
         if leg.far is not None:
             core.emit("Newexten", "dialplan", near, [("Extension", near.exten),

@@ -6,7 +6,7 @@ import logging
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .devices import INVALID, NOT_INUSE, UNAVAILABLE, UNKNOWN
+from .devices import INVALID, NOT_INUSE, UNAVAILABLE, UNKNOWN, status_available
 from .queues import (
     CallQueue,
     QueueCaller,
@@ -161,17 +161,22 @@ class QueueManager:
             return False
         return caller.min_penalty is None or m.penalty >= caller.min_penalty
 
-    def _ringable(self, m: QueueMember, caller: QueueCaller | None, now: float) -> bool:
+    def ringable(self, m: QueueMember, caller: QueueCaller | None, q: CallQueue) -> bool:
+        """app_queue's can_ring_entry, plus: a simulated phone takes one call at a time."""
         if m.paused or (caller is not None and not self._penalty_ok(m, caller)):
             return False
-        if self.status(m) in (INVALID, UNAVAILABLE):
+        status = self.status(m)
+        if status in (INVALID, UNAVAILABLE):
             return False
-        # The simulated phone behind the interface serves one call at a time across queues.
-        return self._core.devices.can_ring(m.interface, now)
+        use = self._core.devices.use(m.interface)
+        if use.ringing or self._core.clock.now() < use.wrapup_until:
+            return False  # pending_members / wrap-up after the member's last call
+        if q.config.ringinuse:
+            return True  # an agent in a call is rung anyway; a busy phone answers busy
+        return status_available(status) and not use.in_call
 
     def available_count(self, q: CallQueue) -> int:
-        now = self._core.clock.now()
-        return sum(1 for m in q.members.values() if self._ringable(m, None, now))
+        return sum(1 for m in q.members.values() if self.ringable(m, None, q))
 
     def has_usable_members(self, q: CallQueue, caller: QueueCaller | None) -> bool:
         """For joinempty/leavewhenempty: a member not paused, reachable, within penalties."""
@@ -189,11 +194,13 @@ class QueueManager:
         avail = self.available_count(q) if q.config.autofill else 1
         return ahead < max(avail, 1)
 
-    def choose(self, q: CallQueue, caller: QueueCaller) -> list[QueueMember]:
+    def choose(self, q: CallQueue, caller: QueueCaller, exclude: set[str] | frozenset[str]
+               = frozenset()) -> list[QueueMember]:
         """Members to ring now: the best one, or with ringall the whole best penalty tier."""
         now = self._core.clock.now()
         scored = [(strategy_metric(q, m, i, now, self._core.rng), i, m)
-                  for i, m in enumerate(q.members.values()) if self._ringable(m, caller, now)]
+                  for i, m in enumerate(q.members.values())
+                  if m.interface not in exclude and self.ringable(m, caller, q)]
         if not scored:
             return []
         scored.sort(key=lambda t: (t[0], t[1]))

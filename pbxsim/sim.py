@@ -12,7 +12,6 @@ from .citizens import CallHandle, CitizenScript, place_call
 from .clock import SimClock
 from .config import SimConfig
 from .core import PbxCore
-from .devices import NOT_INUSE, UNKNOWN
 from .queue_manager import Res
 
 log = logging.getLogger("pbxsim")
@@ -126,8 +125,8 @@ class PbxSim:
                 MemberSnapshot(m.interface, m.membername, m.penalty, m.paused,
                                core.devices.use(m.interface).in_call, m.calls_taken,
                                core.queues.status(m),
-                               not m.paused and core.devices.can_ring(m.interface, now)
-                               and core.queues.status(m) in (UNKNOWN, NOT_INUSE, 2))
+                               core.queues.ringable(m, None, q)
+                               and not core.devices.use(m.interface).in_call)
                 for m in q.members.values())
             callers = tuple(CallerSnapshot(c.chan.name, i, round(now - c.start, 3))
                             for i, c in enumerate(q.callers, 1))

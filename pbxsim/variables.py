@@ -67,6 +67,8 @@ def get_variable(core: PbxCore, chan: Channel | None, name: str) -> str | None:
             cond, _, rest = arg.partition("?")
             yes, _, no = rest.partition(":")
             return yes if is_true(cond) else no
+        if fname == "DEVICE_STATE":
+            return core.devices.custom_state(arg.strip())
         if fname == "TOUPPER":
             return arg.upper()
         if fname == "TOLOWER":
@@ -132,6 +134,8 @@ def set_variable(core: PbxCore, chan: Channel | None, name: str, value: str) -> 
                 core.globals[key] = value
             emit_varset(core, None, key, value)
             return True
+        if fname == "DEVICE_STATE":
+            return core.devices.set_custom_state(arg.strip(), value)
         if chan is None:
             return False
         if fname == "CALLERID":

@@ -33,9 +33,7 @@ exten => _10XX,1,Answer()
 def queues(**over: object) -> dict[str, QueueConfig]:
     base: dict[str, object] = {"strategy": "leastrecent", "timeout": 15, "retry": 1,
                                "wrapuptime": 0, "ringinuse": False}
-    water = QueueConfig(**{**base, **over})  # type: ignore[arg-type]
-    housing = QueueConfig(**base)  # type: ignore[arg-type]
-    return {"water": water, "housing": housing}
+    return {name: QueueConfig(**{**base, **over}) for name in ("water", "housing")}  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -266,3 +264,46 @@ async def test_join_empty_no_refuses_callers() -> None:
         assert sim.channel_variable(out.ivr_channel, "AFTER") == "JOINEMPTY"
     finally:
         await sim.stop()
+
+
+async def test_ringinuse_yes_rings_a_busy_agent_whose_phone_answers_busy() -> None:
+    sim = await make_sim(ringinuse=True)
+    try:
+        shared = agent(sim, 1001, talk=6.0)
+        sim.queue_add("housing", "Local/1001@agents/n", member_name=shared)
+        helper = agent(sim, 1002, queue="housing", penalty=5)
+        ami = await AmiClient.connect(sim.ami_port, login=True)
+        first = await sim.place_call(caller("water"))
+        await ami.wait_event("AgentConnect", timeout=10, MemberName=shared)
+        out = await done(sim, caller("housing"))
+        assert out.answered_by == helper
+        busy = await ami.wait_event("AgentRingNoAnswer", Queue="housing")
+        assert get(busy, "MemberName") == shared
+        ends = [get(m, "DialStatus") for m in ami.events("DialEnd")
+                if get(m, "DestChannel") == get(busy, "DestChannel")]
+        assert ends == ["BUSY"]
+        await asyncio.wait_for(first.done, 20)
+        await ami.close()
+    finally:
+        await sim.stop()
+
+
+async def test_custom_device_state_set_over_ami_is_the_member_status(sim: PbxSim) -> None:
+    iface = "Local/1001@agents/n"
+    sim.add_agent(AgentSpec(interface=iface, name="agent1001", answer_delay_s=0.2,
+                            talk_time_s=1.0))
+    sim.queue_add("water", iface, member_name="agent1001", state_interface="Custom:agent1001")
+    ami = await AmiClient.connect(sim.ami_port, login=True)
+    await ami.action("Setvar", Variable="DEVICE_STATE(Custom:agent1001)", Value="INUSE")
+    status = await ami.wait_event("QueueMemberStatus", MemberName="agent1001")
+    assert get(status, "Status") == "2"
+    call = await sim.place_call(caller())
+    await ami.wait_event("QueueCallerJoin", timeout=10)
+    await sim.clock.sleep(2.5)
+    assert not ami.events("AgentCalled")  # in use and ringinuse=no: not rung
+    reply = await ami.action("Getvar", Variable="DEVICE_STATE(Custom:agent1001)")
+    assert get(reply, "Value") == "INUSE"
+    await ami.action("Setvar", Variable="DEVICE_STATE(Custom:agent1001)", Value="NOT_INUSE")
+    out = await asyncio.wait_for(call.done, 20)
+    assert out.answered_by == "agent1001"
+    await ami.close()
