@@ -6,6 +6,7 @@ Public API: ``CaseStore`` (see ``cases.store`` for its parts) with its inputs (`
 the lifecycle ``Action`` codes, the stable codes, ``mask_number`` and the error classes.
 """
 
+from cases.analysis import Hotspot, HotspotRule
 from cases.codes import CaseStatus, CaseType, EventKind, Outcome, Urgency
 from cases.config import CasesConfig, SupervisionConfig
 from cases.deadlines import DeadlineConfig, DeadlineRule
@@ -56,6 +57,8 @@ __all__ = [
     "DepartmentSeed",
     "DepartmentView",
     "EventKind",
+    "Hotspot",
+    "HotspotRule",
     "InvalidTransition",
     "NumberingExhausted",
     "Outcome",

@@ -1,18 +1,25 @@
 """The case lifecycle as an explicit state machine (no I/O: the store applies its plans).
 
-::
+==================  =========================================  ==========================
+action              from                                       to
+==================  =========================================  ==========================
+dispatch 派单        accepted, returned                         dispatched
+transfer 转办        accepted, returned                         transferred
+reassign 改派        dispatched, transferred, processing        dispatched
+start 办理           dispatched, transferred                    processing
+return 退单          dispatched, transferred, processing        returned
+reply 反馈           processing                                 replied
+revisit 回访         replied                                    revisited; processing when
+                                                                the caller is unsatisfied
+close 办结           accepted (answered on the call, 直接办结),   closed
+                    replied (no callback possible), revisited
+reopen 重办          revisited, closed                          processing; accepted when no
+                                                                department ever had it
+merge 并单           every open state                           merged (closed as a
+                                                                duplicate of a master case)
+==================  =========================================  ==========================
 
-    受理 accepted ──dispatch 派单──▶ dispatched ──start 办理──▶ processing ──reply 反馈──▶ replied
-         │  └──────transfer 转办──▶ transferred ─┘    ▲  │                                 │
-         │                  ▲  reassign 改派 ◀────────┘  │ return 退单                revisit 回访
-         │                  │                            ▼                                 ▼
-         │                  └────dispatch/transfer──── returned        satisfied: revisited
-         │                                                             unsatisfied: processing
-         └──close (answered on the call 直接办结)──▶ closed ◀──close── revisited / replied
-                                                       │
-                                       reopen 重办 ─────┘ (to processing, or accepted when no
-                                                           department ever had it)
-    merge 并单: any open state ──▶ merged (closed as a duplicate of a master case)
+merged is final; closed is final unless reopened; every other state is open.
 
 Why some actions need arguments:
 

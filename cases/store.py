@@ -2,19 +2,20 @@
 
 One class for callers, assembled from one mixin per concern so each module stays small:
 
-=========================  ==============================================================
-``cases.core``             engine, transactions, views (``open``/``close``)
-``cases.callpath``         ``open_call_case``, ``update_call_case``, ``finish_call``
-``cases.reads``            ``get``, ``get_by_call``, ``list_cases``, ``find_cases``,
-                           ``history_for_number``, ``count``, ``timeline``
-``cases.repeat``           ``repeat_of`` (repeat callers)
-``cases.lifecycle_store``  ``transition`` (the state machine of ``cases.lifecycle``)
-``cases.departments_store`` ``load_departments``, ``departments``, ``department``
-``cases.supervision``      ``overdue``, ``supervision_leads``
-``cases.audit``            ``reveal_number``, ``reveal_email``, ``audit_log``
-``cases.intake``           ``open_case`` (Open311, web, app)
-``cases.analysis_store``   ``counts``, ``hotspots``
-=========================  ==============================================================
+=============================  ==========================================================
+``cases.core``                 engine, transactions, views (``open``, ``close``, ``now``)
+``cases.callpath``             ``open_call_case``, ``update_call_case``, ``finish_call``
+``cases.intake``               ``open_case`` (Open311, web, app)
+``cases.reads``                ``get``, ``get_by_call``, ``list_cases``, ``find_cases``,
+                               ``history_for_number``, ``count``, ``timeline``
+``cases.repeat``               ``repeat_of`` (repeat callers)
+``cases.lifecycle_store``      ``transition`` (the state machine of ``cases.lifecycle``)
+``cases.departments_store``    ``load_departments``, ``departments``, ``department``,
+                               ``department_path``
+``cases.supervision``          ``overdue``, ``supervision_leads``
+``cases.audit``                ``reveal_number``, ``reveal_email``, ``audit_log``
+``cases.analysis_store``       ``counts``, ``hotspots``
+=============================  ==========================================================
 
 Failures the call path must survive arrive as ``CaseStoreUnavailable`` (see ``cases.errors``).
 """
