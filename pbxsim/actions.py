@@ -170,7 +170,8 @@ async def a_coreshowchannels(ctx: ActionContext, msg: AmiMessage) -> list[Fields
 async def a_status(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
     core = ctx.core
     wanted = msg.get("Channel").strip()
-    chans = [c for c in core.channels.asterisk_order() if not wanted or c.name.lower() == wanted.lower()]
+    chans = [c for c in core.channels.asterisk_order()
+             if not wanted or c.name.lower() == wanted.lower()]
     if wanted and not chans:
         return [error(msg, "No such channel")]
     out = [list_start(msg, "Channel status will follow")]

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .media import AudioTap
 
 DOWN, RING, RINGING, UP = 0, 4, 5, 6
-STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
+STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "Ringing",
+              6: "Up", 7: "Busy"}
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,8 @@ class Citizen:
                 self.talk_s += now - self.talk_since
             if not done.done():
                 done.set_result(CallOutcome(
-                    phone.name, self.ivr.name, self.ivr.uniqueid, self.answered_by, self.queue, self.abandoned,
-                    round(self.wait_s, 3), round(self.talk_s, 3), phone.hangupcause,
+                    phone.name, self.ivr.name, self.ivr.uniqueid, self.answered_by, self.queue,
+                    self.abandoned, round(self.wait_s, 3), round(self.talk_s, 3), phone.hangupcause,
                     self.by_citizen, self.pressed, self.speech_sessions))
 
 

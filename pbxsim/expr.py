@@ -84,7 +84,9 @@ def substitute(text: str, resolve: Resolver) -> str:
     return "".join(out)
 
 
-_TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|(::|=~|==|!=|<=|>=|[|&=<>+\-*/%!:?()])|([^\s|&=<>+\-*/%!:?()"]+))')
+_TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")'        # a quoted string
+                    r'|(::|=~|==|!=|<=|>=|[|&=<>+\-*/%!:?()])'  # an operator
+                    r'|([^\s|&=<>+\-*/%!:?()"]+))')           # a bare word or number
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:

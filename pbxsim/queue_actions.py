@@ -1,4 +1,4 @@
-"""AMI queue actions with app_queue's exact replies: QueueAdd/Remove/Pause/Penalty/Status/Summary."""
+"""AMI queue actions with app_queue's replies: QueueAdd/Remove/Pause/Penalty/Status/Summary."""
 
 from __future__ import annotations
 

@@ -108,7 +108,8 @@ def queue_configs(source: str | Mapping[str, object] | None, default_text: str
         elif isinstance(value, Mapping):
             cfg = QueueConfig(name)
             for k, v in value.items():
-                _apply_option(cfg, str(k), str(v) if not isinstance(v, bool) else ("yes" if v else "no"))
+                text = ("yes" if v else "no") if isinstance(v, bool) else str(v)
+                _apply_option(cfg, str(k), text)
             out[name] = cfg
         else:
             raise TypeError(f"queue {name}: expected QueueConfig or dict, got {type(value)}")

@@ -117,7 +117,8 @@ def row_key(msg: Msg, norm: Normalizer) -> tuple[bool, str]:
 
 
 def seconds(msg: Msg) -> dict[str, int]:
-    return {k: int(v) for k in SECONDS if (v := get(msg, k)) is not None and v.lstrip("-").isdigit()}
+    return {k: int(v) for k in SECONDS
+            if (v := get(msg, k)) is not None and v.lstrip("-").isdigit()}
 
 
 def assert_seconds_close(expected: Msg, got: Msg, where: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pbxsim import AgentSpec, CitizenScript, PbxSim, QueueConfig, SimConfig
+from pbxsim import AgentSpec, CallOutcome, CitizenScript, PbxSim, QueueConfig, SimConfig
 from tests.test_pbxsim_support import AmiClient, get
 
 SPEED = 25.0
@@ -33,7 +33,8 @@ exten => _10XX,1,Answer()
 def queues(**over: object) -> dict[str, QueueConfig]:
     base: dict[str, object] = {"strategy": "leastrecent", "timeout": 15, "retry": 1,
                                "wrapuptime": 0, "ringinuse": False}
-    return {name: QueueConfig(**{**base, **over}) for name in ("water", "housing")}  # type: ignore[arg-type]
+    options = {**base, **over}
+    return {name: QueueConfig(**options) for name in ("water", "housing")}  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def caller(queue: str = "water", timeout: str = "", patience: float = 120.0,
                          variables={"QNAME": queue, "QTIMEOUT": timeout, **variables})
 
 
-async def done(sim: PbxSim, script: CitizenScript, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+async def done(sim: PbxSim, script: CitizenScript, timeout: float = 20.0) -> CallOutcome:
     call = await sim.place_call(script)
     return await asyncio.wait_for(call.done, timeout)
 
