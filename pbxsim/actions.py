@@ -6,6 +6,7 @@ manager.c / res_agi.c, as the reference transcripts show them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger("pbxsim.ami")
 class Session(Protocol):
     authenticated: bool
     username: str
+    challenge: str
     session_id: str
     local_address: str
     remote_address: str
@@ -89,11 +91,30 @@ async def dispatch(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
     return await handler(ctx, msg)
 
 
+@action("Challenge")
+async def a_challenge(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
+    if msg.get("AuthType").strip().lower() != "md5":
+        return [error(msg, "Must specify AuthType")]
+    if not ctx.session.challenge:
+        ctx.session.challenge = str(ctx.core.rng.randrange(1, 2**31))
+    return [success(msg, None, [("Challenge", ctx.session.challenge)])]
+
+
+def _credentials_ok(ctx: ActionContext, msg: AmiMessage) -> bool:
+    cfg, s = ctx.core.config, ctx.session
+    if msg.get("Username") != cfg.username:
+        return False
+    if msg.get("AuthType").strip().lower() == "md5":
+        expected = hashlib.md5((s.challenge + cfg.secret).encode()).hexdigest()
+        return bool(s.challenge) and msg.get("Key").strip().lower() == expected
+    return msg.get("Secret") == cfg.secret
+
+
 @action("Login")
 async def a_login(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
     cfg, s = ctx.core.config, ctx.session
     ctx.core.login_attempts += 1
-    if msg.get("Username") != cfg.username or msg.get("Secret") != cfg.secret:
+    if not _credentials_ok(ctx, msg):
         log.warning("AMI login refused for %r from %s", msg.get("Username"), s.remote_address)
         # manager.c delays the answer to a failed login, then drops the connection
         await ctx.core.clock.sleep(cfg.auth_failure_delay_s)

@@ -38,6 +38,7 @@ class AmiSession:
         self._writer = writer
         self.authenticated = False
         self.username = ""
+        self.challenge = ""
         self.session_id = f"0x{session_id:x}"
         self.local_address = _addr(writer.get_extra_info("sockname"))
         self.remote_address = _addr(writer.get_extra_info("peername"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 from collections.abc import AsyncIterator
@@ -173,3 +174,14 @@ async def test_events_off_silences_a_session(sim: PbxSim) -> None:
     assert not [m for m in quiet.messages if get(m, "Event") == "VarSet"]
     await quiet.close()
     await loud.close()
+
+
+async def test_md5_challenge_login(sim: PbxSim) -> None:
+    ami = await AmiClient.connect(sim.ami_port)
+    reply = await ami.action("Challenge", AuthType="MD5", ActionID="c")
+    challenge = get(reply, "Challenge") or ""
+    assert challenge.isdigit()
+    key = hashlib.md5((challenge + "s3cret").encode()).hexdigest()
+    reply = await ami.action("Login", AuthType="MD5", Username="hotline", Key=key)
+    assert get(reply, "Message") == "Authentication accepted"
+    await ami.close()
