@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import array
 import asyncio
-import math
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -13,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 
 from pbxsim import CitizenScript, PbxSim, SimConfig
-from tests.test_pbxsim_support import AmiClient, AudioSocketServer, Msg, get
+from tests.test_pbxsim_support import AmiClient, AudioSocketServer, Msg, get, write_wav
 
 SPEED = 20.0
 
@@ -156,17 +153,6 @@ async def test_hangup_command_and_asyncagi_break(sim: PbxSim) -> None:
     await ami2.wait_event("Hangup", Channel=agi2.channel)
     await ami.close()
     await ami2.close()
-
-
-def write_wav(path: Path, seconds: float, rate: int = 16000, channels: int = 2) -> None:
-    n = int(seconds * rate)
-    samples = array.array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / rate))
-                                for i in range(n) for _ in range(channels)))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
 
 
 async def test_audiosocket_streams_speech_dtmf_and_ends_on_hangup_frame(

@@ -6,11 +6,15 @@ tests check bytes as a real AMI client would see them.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import itertools
+import math
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.reference import parse_message
 
@@ -226,3 +230,15 @@ class AudioSocketServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16000, channels: int = 2) -> None:
+    """A 440 Hz tone standing in for a citizen's sentence."""
+    n = int(seconds * rate)
+    samples = array.array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / rate))
+                                for i in range(n) for _ in range(channels)))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
