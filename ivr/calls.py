@@ -23,7 +23,7 @@ FLUSH_TIMEOUT_S = 120.0
 class CallRegistry:
     def __init__(self, link: AmiLink, deps: SessionDeps, *, node: str, locale: str) -> None:
         self._link = link
-        self._deps = deps
+        self.deps = deps
         self._node = node
         self._locale = locale
         self.sessions: dict[str, CallSession] = {}
@@ -52,7 +52,7 @@ class CallRegistry:
                 session.on_event(ev)
 
     def _start(self, info: CallInfo, resumed: bool) -> None:
-        session = CallSession(info, self._deps, resumed=resumed)
+        session = CallSession(info, self.deps, resumed=resumed)
         self.sessions[info.uniqueid] = session
         if resumed:
             self.resumed += 1

@@ -12,7 +12,7 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -86,7 +86,11 @@ class AudioSocketConfig(_Strict):
 class SpeechConfig(_Strict):
     enabled: bool
     model_path: str
+    locale: str = Field(min_length=2)   # the model's language; calls in it are heard
     max_utterance_s: float = Field(gt=0, le=60)
+    # Free transcription for the case record costs far more CPU than topic spotting:
+    # "fast" (smaller beam), "full" (the model's defaults) or "off" (topic only).
+    transcription: Literal["fast", "full", "off"] = "fast"
 
 
 class WebConfig(_Strict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from cases.errors import CaseStoreUnavailable
 from cases.store import CaseStore
@@ -16,6 +17,9 @@ from ivr.case_recorder import CaseRecorder
 from ivr.config import HotlineConfig
 from ivr.heartbeat import Heartbeat
 from ivr.session import SessionDeps
+from ivr.speech_input import SpeechInput
+from speech.audiosocket_server import AudioSocketServer
+from speech.engine import SpeechEngine, SpeechUnavailable
 from routing.router import Router
 from routing.topics import TopicCatalogue
 
@@ -23,8 +27,13 @@ log = logging.getLogger("hotline.service")
 
 
 class HotlineService:
-    def __init__(self, config: HotlineConfig) -> None:
+    def __init__(self, config: HotlineConfig, *,
+                 speech_engine: SpeechEngine | None = None) -> None:
+        """``speech_engine``: an engine whose model is already loaded (tests share one);
+        by default the service loads ``speech.model_path`` at start."""
         self.config = config
+        self.speech_engine = speech_engine
+        self.audiosocket: AudioSocketServer | None = None
         self.store = CaseStore(config.database.url, secret_key=config.database.secret_key,
                                timezone=config.service.timezone)
         self.recorder = CaseRecorder(self.store)
@@ -49,10 +58,40 @@ class HotlineService:
             self._store_opener = asyncio.create_task(self._open_store_later(),
                                                      name="case-store-open")
         self.recorder.start()
+        await self._start_speech()
         self.link.start()
         self.heartbeat.start()
         log.info("hotline node %r started: AMI %s:%s, cases in %s", self.config.service.node,
                  self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
+
+    async def _start_speech(self) -> None:
+        cfg = self.config
+        if not cfg.speech.enabled:
+            return
+        try:
+            engine = self.speech_engine or SpeechEngine(cfg.speech.model_path or None)
+            mode = {"fast": "transcription_fast", "full": "transcription", "off": None}[
+                cfg.speech.transcription]
+            await engine.load(fast=mode == "transcription_fast")
+            if mode == "transcription_fast":
+                await engine.load()    # spotting uses the model as shipped
+            server = AudioSocketServer(cfg.audiosocket.listen_host, cfg.audiosocket.listen_port)
+            await server.start()
+        except (SpeechUnavailable, OSError) as e:
+            log.error("speech recognition unavailable, callers will use keys: %s", e)
+            return
+        self.speech_engine = engine
+        self.audiosocket = server
+        advertise = cfg.audiosocket.advertise
+        if cfg.audiosocket.listen_port == 0:   # tests: the port the OS chose
+            advertise = f"{advertise.rsplit(':', 1)[0]}:{server.port}"
+        speech = SpeechInput(server, engine, self.catalogue, advertise=advertise,
+                             max_utterance_s=cfg.speech.max_utterance_s,
+                             transcription=mode)  # type: ignore[arg-type]
+        self.calls.deps = replace(self.calls.deps, speech=speech,
+                                  speech_locale=cfg.speech.locale)
+        log.info("speech: %s model %s, AudioSocket on %s:%s", cfg.speech.locale,
+                 engine.model_path, cfg.audiosocket.listen_host, server.port)
 
     async def _open_store_later(self) -> None:
         delay = 1.0
@@ -75,6 +114,8 @@ class HotlineService:
         await self.heartbeat.stop()
         await self.calls.stop()
         await self.link.stop()
+        if self.audiosocket is not None:
+            await self.audiosocket.stop()
         await self.recorder.stop()
         await self.store.close()
 

@@ -22,12 +22,14 @@ from ivr.ami.events import AgentEvent, AmiEvent, Hangup, QueueCallerAbandon, Que
 from ivr.ami.link import AmiLink
 from ivr.case_recorder import CaseRecorder
 from ivr.config import IvrConfig
+from ivr.speech_input import SpeechInput
 from routing.router import RouteDecision, Router
 from routing.topics import Classification, TopicCatalogue
 
 log = logging.getLogger("hotline.call")
 
 HUMAN_KEY = "0"
+ALL_KEYS = "0123456789*#"
 T = TypeVar("T")
 
 
@@ -49,6 +51,8 @@ class CallState:
     case_number: str | None = None
     ivr_path: list[str] = field(default_factory=list)
     topic: str | None = None
+    transcript: str | None = None
+    live_transcript: str = ""
     decision: RouteDecision | None = None
     queue_joined: str | None = None
     agent: str | None = None
@@ -67,6 +71,8 @@ class SessionDeps:
     router: Router
     ivr: IvrConfig
     agi_timeout_s: float = 10.0
+    speech: SpeechInput | None = None     # None: keys only (disabled or unavailable)
+    speech_locale: str = ""
 
 
 class CallSession:
@@ -77,6 +83,7 @@ class CallSession:
         self.state = CallState()
         self.agi = AgiChannel(deps.link, info.channel, command_timeout_s=deps.agi_timeout_s)
         self.finished = asyncio.Event()
+        self._speech_failed = False
 
     # ---- AMI events for this caller (called in arrival order by the registry) ---------
     def on_event(self, ev: AmiEvent) -> None:
@@ -145,11 +152,17 @@ class CallSession:
     async def _ask_topic(self) -> Classification | None:
         cfg = self.deps.ivr
         for attempt in range(1, cfg.max_attempts + 1):
-            digits = await self._step(lambda: self.agi.get_data(
-                cfg.greeting_prompt, cfg.input_timeout_ms, 1))
+            digits, heard = await self._listen_once()
+            if heard is not None:
+                self.state.ivr_path.append(f"greeting:speech:{heard.topic or '?'}")
+                if heard.topic is not None:
+                    self.state.topic = heard.topic
+                    return heard
+                continue
             if digits is None:
                 self.state.ivr_path.append("greeting:no-input")
                 continue
+            digits = digits[0]
             self.state.ivr_path.append(f"greeting:key:{digits}")
             if digits == HUMAN_KEY:
                 return None
@@ -160,6 +173,43 @@ class CallSession:
             log.info("call %s: key %r matches no topic (attempt %d)", self.info.uniqueid,
                      digits, attempt)
         return Classification(None, 0.0, (), "none")
+
+    async def _listen_once(self) -> tuple[str | None, Classification | None]:
+        """One greeting: keys always work; speech too when the call is in the model's
+        language. Returns (keys pressed, what was heard)."""
+        cfg = self.deps.ivr
+        speech = self.deps.speech
+        if speech is None or self._speech_failed or self.info.locale != self.deps.speech_locale:
+            return await self._step(lambda: self.agi.get_data(
+                cfg.greeting_prompt, cfg.input_timeout_ms, 1)), None
+        key = await self._step(lambda: self.agi.stream_file(cfg.greeting_prompt, ALL_KEYS))
+        if key is not None:
+            return key, None
+        try:
+            utt = await speech.listen(self.agi, self.info.locale, self._on_partial)
+        except (AgiHangup, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            # Vosk or AudioSocket broke: this call goes on with keys only.
+            log.warning("call %s: speech unavailable (%s: %s); keys only",
+                        self.info.uniqueid, type(e).__name__, e)
+            self._speech_failed = True
+            return await self._step(lambda: self.agi.get_data(
+                cfg.greeting_prompt, cfg.input_timeout_ms, 1)), None
+        if utt.ended_by == "hangup" and not utt.text:
+            raise AgiHangup(f"{self.info.channel} hung up while speaking")
+        if utt.digits:
+            return utt.digits, None
+        if utt.no_speech:
+            return None, None
+        self.state.transcript = utt.text
+        self.deps.recorder.update(self.info.node, self.info.uniqueid,
+                                  transcript=utt.text or None,
+                                  topic_confidence=utt.confidence if utt.topic else None)
+        return None, Classification(utt.topic, utt.confidence, utt.keywords, "speech")
+
+    def _on_partial(self, text: str) -> None:
+        self.state.live_transcript = text
 
     async def _step(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run one AGI step; if the AMI link drops meanwhile, wait for it and run it again

@@ -11,6 +11,7 @@ from pathlib import Path
 from ivr.config import HotlineConfig, load_config
 from ivr.service import HotlineService
 from pbxsim import AgentSpec, PbxSim, SimConfig
+from speech.engine import SpeechEngine
 
 QUEUES = """
 [general]
@@ -51,9 +52,12 @@ joinempty = yes
 
 
 def service_config(tmp_path: Path, port: int, *, secret: str = "s3cret",
-                   db_url: str | None = None, **ivr: object) -> HotlineConfig:
+                   db_url: str | None = None, speech: bool = False, model_path: str = "",
+                   **ivr: object) -> HotlineConfig:
     cfg = load_config(env={})
     return cfg.model_copy(update={
+        "speech": cfg.speech.model_copy(update={"enabled": speech, "model_path": model_path}),
+        "audiosocket": cfg.audiosocket.model_copy(update={"listen_port": 0}),
         "ami": cfg.ami.model_copy(update={"port": port, "secret": secret,
                                           "ping_interval_s": 1.0, "action_timeout_s": 2.0,
                                           "reconnect_min_s": 0.05, "reconnect_max_s": 0.5}),
@@ -89,12 +93,13 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, *, speed: float = 10.0, **cfg_kw: object) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, *, speed: float = 10.0, engine: SpeechEngine | None = None,
+              **cfg_kw: object) -> AsyncIterator[Rig]:
     sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=speed, queues=QUEUES,
                            auth_failure_delay_s=0.2))
     await sim.start()
     cfg = service_config(tmp_path, sim.ami_port, **cfg_kw)  # type: ignore[arg-type]
-    service = HotlineService(cfg)
+    service = HotlineService(cfg, speech_engine=engine)
     await service.start()
     try:
         await service.link.wait_up(timeout=10)

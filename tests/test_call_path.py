@@ -164,3 +164,16 @@ async def test_wrong_secret_one_log_line_retries_never_logs_secret(
     finally:
         await service.stop()
         await sim.stop()
+
+
+async def test_two_callers_one_agent_are_served_in_turn(tmp_path: Path) -> None:
+    async with rig(tmp_path, speed=4.0) as r:
+        agent = await r.add_agent(1008, "energy", talk_s=3.0)
+        first = await r.sim.place_call(CitizenScript(keys=[("2", 0.2)]))
+        second = await r.sim.place_call(CitizenScript(keys=[("2", 0.4)], patience_s=120))
+        a, b = await asyncio.wait_for(asyncio.gather(first.done, second.done), 60)
+        await r.settle()
+        assert a.answered_by == agent and b.answered_by == agent
+        assert b.wait_s >= 2.0            # the second waited for the first call to end
+        case = await r.service.store.get_by_call("default", second.ivr_uniqueid)
+        assert case is not None and str(case.outcome) == "answered"
