@@ -207,6 +207,10 @@ class RoutingPolicy:
         """
         qv = snap.queues[queue]
         rate, idle = self._pool(snap, qv, max_pen, without)
+        if idle > 0:
+            # Callers ahead cannot use an idle member of this window (Asterisk would already
+            # have connected them), so it is free for this caller.
+            ahead = 0
         if horizon_s > 0.0:
             ahead += max(0.0, (snap.stats.rate(queue) - rate) * horizon_s)
         return expected_wait(ahead, idle, rate, snap.stats.theta)
@@ -293,7 +297,7 @@ class RoutingPolicy:
                             snap, qv.name, window_for(m.skill - 1), len(qv.waiting),
                             horizon_s=away)
                     gain = next_wait[key] - self._blocking(snap, m.agent, away)
-                    if gain <= p.margin_s + m.skill * p.proficiency_cost_s:
+                    if gain <= m.skill * p.proficiency_cost_s:
                         want, why = PARKED, f"own callers first (gain {gain:.0f}s)"
                 if want != m.penalty:
                     changes.append(PenaltyChange(qv.name, m.agent, want, why))

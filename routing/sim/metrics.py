@@ -35,15 +35,20 @@ class SeedResult:
     arrived: int
     answered: int
     extra: dict[str, float] = field(default_factory=dict)
+    # Total time callers of each topic spent waiting, answered or not (where waiting is).
+    wait_by_topic: dict[str, float] = field(default_factory=dict)
 
     def metric(self, name: str) -> float:
         return float(getattr(self, name)) if name in METRICS else self.extra[name]
 
 
 def seed_result(eng: Engine, seed: int, service_level_s: float,
-                extra: dict[str, float] | None = None) -> SeedResult:
-    arr = eng.calls.arrival
+                extra: dict[str, float] | None = None,
+                topics: tuple[str, ...] = ()) -> SeedResult:
+    calls = eng.calls
+    arr = calls.arrival
     waits: list[float] = []
+    by_topic = [0.0] * (max(calls.topic, default=0) + 1)
     arrived = abandoned = primary = 0
     for c, m in enumerate(eng.measured):
         if not m:
@@ -51,11 +56,14 @@ def seed_result(eng: Engine, seed: int, service_level_s: float,
         arrived += 1
         st = eng.state[c]
         if st == SERVED:
-            waits.append(eng.answered_at[c] - arr[c])
+            w = eng.answered_at[c] - arr[c]
+            waits.append(w)
+            by_topic[calls.topic[c]] += w
             if eng.served_pen[c] == 0:
                 primary += 1
         elif st == ABANDONED:
             abandoned += 1
+            by_topic[calls.topic[c]] += calls.patience[c]
     w = np.asarray(waits)
     n = len(waits)
     return SeedResult(
@@ -68,6 +76,7 @@ def seed_result(eng: Engine, seed: int, service_level_s: float,
         arrived=arrived,
         answered=n,
         extra=dict(extra or {}),
+        wait_by_topic={t: by_topic[i] for i, t in enumerate(topics) if i < len(by_topic)},
     )
 
 

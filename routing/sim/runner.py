@@ -45,7 +45,7 @@ def run_seed(job: Job) -> SeedResult:
     eng = Engine(model, calls, ctl)
     eng.run()
     extra = reporter.report(eng) if reporter is not None else {}
-    return seed_result(eng, job.seed, sc.service_level_s, extra)
+    return seed_result(eng, job.seed, sc.service_level_s, extra, sc.topic_names)
 
 
 def default_workers() -> int:

@@ -96,6 +96,26 @@ class Scenario:
     def with_agents(self, agents: tuple[AgentGroup, ...]) -> Scenario:
         return replace(self, agents=agents)
 
+    def with_skill(self, group: int, topic: str, penalty: int, agents: int = 1) -> Scenario:
+        """``agents`` agents of ``[[agents]]`` block ``group`` also take ``topic`` at
+        ``penalty``; they are split off into their own block (appended) unless it is the
+        whole block."""
+        if topic not in self.topic_names:
+            raise ScenarioError(f"unknown topic {topic!r}")
+        g = self.agents[group]
+        if any(t == topic for t, _ in g.skills):
+            raise ScenarioError(f"agents[{group}] already have {topic!r}")
+        if not 1 <= agents <= g.count:
+            raise ScenarioError(f"agents[{group}] has {g.count} agents, cannot train {agents}")
+        trained = AgentGroup(agents, (*g.skills, (topic, penalty)))
+        groups = list(self.agents)
+        if agents == g.count:
+            groups[group] = trained
+        else:
+            groups[group] = replace(g, count=g.count - agents)
+            groups.append(trained)
+        return replace(self, agents=tuple(groups))
+
     def with_duration(self, duration_s: float, warmup_s: float | None = None) -> Scenario:
         return replace(self, duration_s=duration_s,
                        warmup_s=self.warmup_s if warmup_s is None else warmup_s)
