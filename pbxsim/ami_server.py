@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbxsim.ami")
 
 BANNER = b"Asterisk Call Manager/13.0.0\r\n"
+# A client that stops reading is dropped rather than buffered without bound (Asterisk drops
+# sessions whose writes time out).
+MAX_UNREAD = 16 * 1024 * 1024
 
 
 def _addr(sockname: object) -> str:
@@ -72,8 +75,14 @@ class AmiSession:
 
     # -- output --------------------------------------------------------------------------------
     def _send(self, fields: Fields) -> None:
-        if not self._closed and not self._writer.is_closing():
-            self._writer.write(encode(fields))
+        if self._closed or self._writer.is_closing():
+            return
+        if self._writer.transport.get_write_buffer_size() > MAX_UNREAD:
+            log.warning("AMI client %s does not read its events; dropping it",
+                        self.remote_address)
+            self.abort()
+            return
+        self._writer.write(encode(fields))
 
     def deliver(self, fields: Fields) -> None:
         """EventBus sink."""

@@ -62,14 +62,16 @@ async def queue_exec(core: PbxCore, chan: Channel, data: str) -> int:
     if q.config.maxlen and len(q.callers) >= q.config.maxlen:
         set_variable(core, chan, "QUEUESTATUS", "FULL")
         return 0
+    options = args[1] if len(args) > 1 else ""
     return await _QueueCall(core, q, chan, timeout_s if timeout_s and timeout_s > 0 else None,
-                            caller).run()
+                            caller, options).run()
 
 
 class _QueueCall:
     def __init__(self, core: PbxCore, q: CallQueue, chan: Channel, timeout_s: float | None,
-                 probe: QueueCaller) -> None:
+                 probe: QueueCaller, options: str = "") -> None:
         self.core, self.q, self.chan = core, q, chan
+        self.continue_after = "c" in options  # Queue option c: go on when the agent hangs up
         self.caller = core.queues.join(q, chan, timeout_s, probe.max_penalty, probe.min_penalty)
 
     # -- entering and leaving ------------------------------------------------------------------
@@ -327,5 +329,8 @@ class _QueueCall:
         notify_far(chan, Notice("unbridged", queue=q.name, member=m.membername, reason=reason))
         log.info("%s call with %s ended by the %s after %d s", chan.name, m.membername, reason,
                  talk)
+        if reason == "agent" and self.continue_after and not chan.should_stop:
+            set_variable(core, chan, "QUEUESTATUS", "CONTINUE")
+            return 0
         # Without the 'c' option app_queue ends the caller's dialplan once the bridge is over.
         return -1

@@ -19,7 +19,7 @@ SPEED = 25.0
 DIALPLAN = """
 [inq]
 exten => s,1,Answer()
- same => n,Queue(${QNAME},,,,${QTIMEOUT})
+ same => n,Queue(${QNAME},${QOPTS},,,${QTIMEOUT})
  same => n,Set(AFTER=${QUEUESTATUS})
  same => n,Wait(0.5)
  same => n,Hangup()
@@ -62,8 +62,9 @@ def agent(sim: PbxSim, ext: int, queue: str = "water", penalty: int = 0, talk: f
 
 def caller(queue: str = "water", timeout: str = "", patience: float = 120.0,
            **variables: str) -> CitizenScript:
-    return CitizenScript(context="inq", patience_s=patience,
-                         variables={"QNAME": queue, "QTIMEOUT": timeout, **variables})
+    return CitizenScript(context="inq", patience_s=patience, hangup_after_talk_s=None,
+                         variables={"QNAME": queue, "QTIMEOUT": timeout, "QOPTS": "",
+                                    **variables})
 
 
 async def done(sim: PbxSim, script: CitizenScript, timeout: float = 20.0) -> CallOutcome:
@@ -308,3 +309,12 @@ async def test_custom_device_state_set_over_ami_is_the_member_status(sim: PbxSim
     out = await asyncio.wait_for(call.done, 20)
     assert out.answered_by == "agent1001"
     await ami.close()
+
+
+async def test_option_c_continues_the_dialplan_after_the_agent_hangs_up(sim: PbxSim) -> None:
+    name = agent(sim, 1001, talk=1.0)
+    out = await done(sim, caller(QOPTS="c"))
+    assert out.answered_by == name and not out.hung_up_by_citizen
+    assert sim.channel_variable(out.ivr_channel, "AFTER") == "CONTINUE"
+    out = await done(sim, caller())  # without c the caller is hung up at once
+    assert sim.channel_variable(out.ivr_channel, "AFTER") is None
