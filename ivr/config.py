@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from routing.policy import PolicyParams
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATABASE_URL_ENV = "HOTLINE_DATABASE_URL"
@@ -120,6 +121,11 @@ class GroupConfig(_Strict):
 
 class RoutingConfig(_Strict):
     groups: list[GroupConfig] = Field(min_length=1)
+    # "static": a topic's first group only; "expected_wait": the group (and penalty window)
+    # with the shortest expected wait among those able to handle the topic.
+    strategy: Literal["static", "expected_wait"] = "expected_wait"
+    policy: PolicyParams = Field(default_factory=PolicyParams)
+    resync_interval_s: float = Field(default=30.0, gt=0)   # QueueStatus to correct drift
 
 
 class TopicConfig(_Strict):
