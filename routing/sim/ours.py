@@ -39,6 +39,8 @@ class OursController:
     _ready: bool = False
     _views: dict[int, tuple[Member, ...]] = field(default_factory=dict)  # clean member tuples
     _agent_queues: list[tuple[int, ...]] = field(default_factory=list)
+    # (time, params) changes applied during the run: the admin console's stand-in.
+    param_changes: list[tuple[float, PolicyParams]] = field(default_factory=list)
 
     @classmethod
     def create(cls, sc: Scenario, model: QueueModel, params: PolicyParams | None) -> OursController:
@@ -90,9 +92,15 @@ class OursController:
                         for q in range(len(self.model.queues))]
 
     # --- engine hooks --------------------------------------------------------------------
+    def _console(self, now: float) -> None:
+        """Apply due parameter changes: the policy object is kept, its params replaced."""
+        while self.param_changes and self.param_changes[0][0] <= now:
+            self.policy.params = self.param_changes.pop(0)[1]
+
     def on_arrival(self, eng: Engine, c: int) -> None:
         if not self._ready:
             self._attach(eng)
+        self._console(eng.now)
         topic = self.topics[eng.calls.topic[c]]
         q = eng.queue[c]
         self.stats.observe_arrival(self.model.queues[q], eng.now)
@@ -125,6 +133,7 @@ class OursController:
     def after_event(self, eng: Engine) -> None:
         if not self._ready:
             return
+        self._console(eng.now)
         snap = self.snapshot(eng)
         changes = self.policy.member_penalties(snap)
         for ch in changes:
