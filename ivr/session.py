@@ -233,9 +233,8 @@ class CallSession:
             await self._step(lambda: self.agi.set_variable("HOTLINE_CASE", s.case_number or ""))
         if s.topic:
             await self._step(lambda: self.agi.set_variable("HOTLINE_TOPIC", s.topic or ""))
-        if decision.max_penalty is not None:
-            await self._step(lambda: self.agi.set_variable("QUEUE_MAX_PENALTY",
-                                                           str(decision.max_penalty)))
+        for name, value in decision.channel_vars().items():
+            await self._step(lambda n=name, v=value: self.agi.set_variable(n, v))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
                  decision.queue, decision.reason)
         args = f"{decision.queue},,,,{self.deps.ivr.queue_timeout_s}"

@@ -20,6 +20,20 @@ class RouteDecision:
     queue: str
     reason: str
     max_penalty: int | None = None
+    min_penalty: int | None = None
+    priority: int = 0
+    expected_wait_s: float | None = None
+
+    def channel_vars(self) -> dict[str, str]:
+        """What app_queue reads from the caller's channel when ``Queue()`` starts."""
+        out: dict[str, str] = {}
+        if self.min_penalty is not None:
+            out["QUEUE_MIN_PENALTY"] = str(self.min_penalty)
+        if self.max_penalty is not None:
+            out["QUEUE_MAX_PENALTY"] = str(self.max_penalty)
+        if self.priority:
+            out["QUEUE_PRIO"] = str(self.priority)
+        return out
 
 
 class Router:
