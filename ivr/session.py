@@ -136,7 +136,8 @@ class CallSession:
 
     async def _decide(self) -> RouteDecision:
         if self.state.topic is not None:
-            return self.deps.router.route(Classification(self.state.topic, 1.0, (), "resumed"))
+            return self.deps.router.route(Classification(self.state.topic, 1.0, (), "resumed"),
+                                          caller_id=self.info.uniqueid)
         try:
             c = await self._ask_topic()
         except (AgiHangup, asyncio.CancelledError):
@@ -147,7 +148,7 @@ class CallSession:
             return self.deps.router.default("ivr failure")
         if c is None:
             return self.deps.router.default("caller asked for a person")
-        return self.deps.router.route(c)
+        return self.deps.router.route(c, caller_id=self.info.uniqueid)
 
     async def _ask_topic(self) -> Classification | None:
         cfg = self.deps.ivr
