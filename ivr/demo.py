@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from ivr.config import HotlineConfig
 from ivr.service import HotlineService
 from pbxsim import AgentSpec, CitizenScript, PbxSim, SimConfig
+from speech.engine import SpeechEngine, SpeechUnavailable
 
 log = logging.getLogger("hotline.demo")
 
@@ -45,6 +46,8 @@ class DemoSummary:
     topic_total: int
     asa_s: float
     errors: int
+    routing: str = ""
+    asa_s_static: float | None = None
 
 
 class _ErrorCounter(logging.Handler):
@@ -65,40 +68,104 @@ def _queues_conf(cfg: HotlineConfig) -> str:
 
 
 async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
+    """Runs the configured routing and, beside it on an identical pbxsim with the same
+    callers, static routing (a topic's first group only), so the gain is measured in one run."""
     errors = _ErrorCounter()
     logging.getLogger().addHandler(errors)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("pbxsim").setLevel(logging.WARNING)   # the service's log is the story
-    rng = random.Random(opts.seed)
-    sim = PbxSim(SimConfig(host="127.0.0.1", port=0, username=cfg.ami.username,
-                           secret=cfg.ami.secret, speed=opts.speed, queues=_queues_conf(cfg)))
-    await sim.start()
-    cfg = cfg.model_copy(update={"ami": cfg.ami.model_copy(update={
-        "host": "127.0.0.1", "port": sim.ami_port})})
-    service = HotlineService(cfg)
-    web = None
+    # Both services listen for AudioSocket on a free port and share one loaded model.
+    cfg = cfg.model_copy(update={"audiosocket": cfg.audiosocket.model_copy(
+        update={"listen_port": 0})})
+    engine = await _load_engine(cfg)
+    runs = [("ours", cfg)]
+    if cfg.routing.strategy != "static":
+        runs.append(("static", cfg.model_copy(update={
+            "routing": cfg.routing.model_copy(update={"strategy": "static"}),
+            # Another node name: both pbxsims number their channels alike.
+            "service": cfg.service.model_copy(update={"node": f"{cfg.service.node}-static"}),
+        })))
+    stacks = [_Stack(c, opts, engine) for _, c in runs]
     try:
-        await service.start()
-        await service.link.wait_up(timeout=10)
-        await _staff(service, sim, cfg, opts, rng)
-        summary = await _place_calls(service, sim, cfg, opts, rng)
+        for st in stacks:
+            await st.start()
+        results = await asyncio.gather(*(_simulate(st, opts) for st in stacks))
+        summary = results[0]
         summary.errors = errors.count
+        if len(results) > 1:
+            summary.asa_s_static = results[1].asa_s
+            print(f"static routing, same callers: {results[1].answered} answered, "
+                  f"{results[1].abandoned} abandoned, ASA {results[1].asa_s:.1f}s", flush=True)
         _print(summary, opts)
         if opts.serve:
             from console.app import WebConsole
             from ivr.cli import _wait_for_signal
-            web = WebConsole(service, cfg.web)
+            web = WebConsole(stacks[0].service, cfg.web)
             await web.start()
             print(f"serving on http://{cfg.web.host}:{cfg.web.port}/ — Ctrl-C to stop",
                   flush=True)
-            await _wait_for_signal()
+            try:
+                await _wait_for_signal()
+            finally:
+                await web.stop()
         return 0 if summary.errors == 0 else 1
     finally:
-        if web is not None:
-            await web.stop()
-        await service.stop()
-        await sim.stop()
+        for st in stacks:
+            await st.stop()
+        if engine is not None:
+            engine.close()
         logging.getLogger().removeHandler(errors)
+
+
+async def _load_engine(cfg: HotlineConfig) -> SpeechEngine | None:
+    if not cfg.speech.enabled:
+        return None
+    try:
+        engine = SpeechEngine(cfg.speech.model_path or None)
+        await engine.load()
+        if cfg.speech.transcription == "fast":
+            await engine.load(fast=True)
+        return engine
+    except SpeechUnavailable as e:
+        log.error("speech recognition unavailable, callers will use keys: %s", e)
+        return None
+
+
+class _Stack:
+    """One pbxsim and one service wired to it."""
+
+    def __init__(self, cfg: HotlineConfig, opts: DemoOptions,
+                 engine: SpeechEngine | None) -> None:
+        self.sim = PbxSim(SimConfig(host="127.0.0.1", port=0, username=cfg.ami.username,
+                                    secret=cfg.ami.secret, speed=opts.speed,
+                                    queues=_queues_conf(cfg)))
+        self.cfg = cfg
+        self.engine = engine
+        self.service: HotlineService | None = None
+
+    async def start(self) -> None:
+        await self.sim.start()
+        self.cfg = self.cfg.model_copy(update={"ami": self.cfg.ami.model_copy(update={
+            "host": "127.0.0.1", "port": self.sim.ami_port})})
+        if self.engine is None:
+            self.cfg = self.cfg.model_copy(update={"speech": self.cfg.speech.model_copy(
+                update={"enabled": False})})
+        self.service = HotlineService(self.cfg, speech_engine=self.engine,
+                                      clock=self.sim.clock.now)
+        await self.service.start()
+        await self.service.link.wait_up(timeout=10)
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        await self.sim.stop()
+
+
+async def _simulate(st: _Stack, opts: DemoOptions) -> DemoSummary:
+    assert st.service is not None
+    rng = random.Random(opts.seed)      # the same callers and agents in every run
+    await _staff(st.service, st.sim, st.cfg, opts, rng)
+    return await _place_calls(st.service, st.sim, st.cfg, opts, rng)
 
 
 async def _staff(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
@@ -133,7 +200,7 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
         script = CitizenScript(
             caller_num=f"138{rng.randrange(10**8):08d}", caller_name="",
             dnid="12345", context="ivr",
-            keys=[(topic.key, rng.uniform(0.5, 2.0))] if topic and topic.key else [],
+            keys=[(topic.key, rng.uniform(0.2, 0.8))] if topic and topic.key else [],
             patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
         call = await sim.place_call(script)
         pending.append((call, topic.name if topic else None))
@@ -165,11 +232,13 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
     return DemoSummary(calls=len(pending), answered=answered,
                        abandoned=len(pending) - answered, cases_created=cases,
                        topic_correct=topic_correct, topic_total=topic_total,
-                       asa_s=round(sum(waits) / len(waits), 2) if waits else 0.0, errors=0)
+                       asa_s=round(sum(waits) / len(waits), 2) if waits else 0.0, errors=0,
+                       routing=cfg.routing.strategy)
 
 
 def _print(s: DemoSummary, opts: DemoOptions) -> None:
-    print(f"{s.calls} calls: {s.answered} answered, {s.abandoned} abandoned; "
+    print(f"{s.routing} routing: {s.calls} calls: {s.answered} answered, "
+          f"{s.abandoned} abandoned; "
           f"{s.cases_created} cases; topics {s.topic_correct}/{s.topic_total} right; "
           f"ASA {s.asa_s:.1f}s; {s.errors} errors", flush=True)
     if opts.as_json:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from cases.errors import CaseStoreUnavailable
@@ -20,6 +22,8 @@ from ivr.session import SessionDeps
 from ivr.speech_input import SpeechInput
 from speech.audiosocket_server import AudioSocketServer
 from speech.engine import SpeechEngine, SpeechUnavailable
+from routing.live_state import LiveQueues, QueueStateFeed
+from routing.policy import RoutingPolicy
 from routing.router import Router
 from routing.topics import TopicCatalogue
 
@@ -28,9 +32,11 @@ log = logging.getLogger("hotline.service")
 
 class HotlineService:
     def __init__(self, config: HotlineConfig, *,
-                 speech_engine: SpeechEngine | None = None) -> None:
+                 speech_engine: SpeechEngine | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         """``speech_engine``: an engine whose model is already loaded (tests share one);
-        by default the service loads ``speech.model_path`` at start."""
+        by default the service loads ``speech.model_path`` at start. ``clock``: Asterisk's
+        time in seconds (the demo passes pbxsim's accelerated clock), for rate estimates."""
         self.config = config
         self.speech_engine = speech_engine
         self.audiosocket: AudioSocketServer | None = None
@@ -39,7 +45,11 @@ class HotlineService:
         self.recorder = CaseRecorder(self.store)
         self.link = AmiLink(config.ami, name=f"ami-{config.service.node}")
         self.catalogue = TopicCatalogue.from_config(config.topics)
-        self.router = Router(self.catalogue, config.routing.groups, config.ivr.default_group)
+        self.live = LiveQueues(clock or time.monotonic)
+        self.queue_feed = QueueStateFeed(self.link, self.live, config.routing.resync_interval_s)
+        self.router = Router(self.catalogue, config.routing.groups, config.ivr.default_group,
+                             strategy=config.routing.strategy,
+                             policy=RoutingPolicy(config.routing.policy), live=self.live)
         deps = SessionDeps(link=self.link, recorder=self.recorder, catalogue=self.catalogue,
                            router=self.router, ivr=config.ivr,
                            agi_timeout_s=config.ami.action_timeout_s)
@@ -61,6 +71,7 @@ class HotlineService:
         await self._start_speech()
         self.link.start()
         self.heartbeat.start()
+        self.queue_feed.start()
         log.info("hotline node %r started: AMI %s:%s, cases in %s", self.config.service.node,
                  self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
 
@@ -112,6 +123,7 @@ class HotlineService:
             self._store_opener.cancel()
             await asyncio.gather(self._store_opener, return_exceptions=True)
         await self.heartbeat.stop()
+        await self.queue_feed.stop()
         await self.calls.stop()
         await self.link.stop()
         if self.audiosocket is not None:

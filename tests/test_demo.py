@@ -22,6 +22,9 @@ def test_demo_20_calls_6_agents(tmp_path: Path) -> None:
     assert summary["errors"] == 0
     assert summary["answered"] > 0 and summary["topic_total"] > 0
     assert summary["topic_correct"] == summary["topic_total"]   # keys are unambiguous
+    # Routing on expected wait beats static routing on the same callers (issue: live part).
+    assert summary["routing"] == "expected_wait" and summary["asa_s_static"] is not None
+    assert summary["asa_s"] <= summary["asa_s_static"]
     # The cases are in the store for the rest of the centre's tools.
     listed = subprocess.run([sys.executable, "-m", "ivr.cli", "cases", "list", "--today",
                              "--json"], capture_output=True, text=True, timeout=60, env=env,
