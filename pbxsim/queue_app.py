@@ -219,6 +219,7 @@ class _QueueCall:
                     ) -> tuple[Leg | None, str]:
         """Wait for the first answer; (None, why) with why in timeout / cancel / busy."""
         core, chan = self.core, self.chan
+        legs = list(legs)  # the caller's list still counts every leg rung this round
         while legs:
             events = [chan.interrupted] + [leg.near.answered for leg in legs] + [
                 leg.near.interrupted for leg in legs]

@@ -318,3 +318,21 @@ async def test_option_c_continues_the_dialplan_after_the_agent_hangs_up(sim: Pbx
     assert sim.channel_variable(out.ivr_channel, "AFTER") == "CONTINUE"
     out = await done(sim, caller())  # without c the caller is hung up at once
     assert sim.channel_variable(out.ivr_channel, "AFTER") is None
+
+
+async def test_ringinuse_yes_single_agent_serves_both_callers_in_turn() -> None:
+    sim = await make_sim(ringinuse=True)
+    try:
+        name = agent(sim, 1001, talk=3.0)
+        ami = await AmiClient.connect(sim.ami_port, login=True)
+        first = await sim.place_call(caller())
+        await ami.wait_event("AgentConnect", timeout=10)
+        second = await sim.place_call(caller())
+        a, b = await asyncio.wait_for(asyncio.gather(first.done, second.done), 30)
+        assert a.answered_by == b.answered_by == name
+        assert b.wait_s >= 2.0 and not b.abandoned
+        assert ami.events("AgentRingNoAnswer")  # the busy phone was rung meanwhile
+        assert sim.queue_snapshot()["water"].members[0].available
+        await ami.close()
+    finally:
+        await sim.stop()
