@@ -1,0 +1,44 @@
+"""Live routing through pbxsim: callers overflow to another able group when theirs is
+saturated; static routing keeps them waiting. Same scenario, both strategies."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pbxsim import CitizenScript
+from tests.callpath_fixtures import rig
+
+
+async def scenario(tmp_path: Path, strategy: str) -> tuple[str | None, str | None, float]:
+    async with rig(tmp_path, speed=4.0) as r:
+        r.service.router.strategy = strategy
+        water = await r.add_agent(1501, "water", talk_s=30.0)
+        general = await r.add_agent(1502, "hotline_general", talk_s=2.0)
+        first = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)]))
+        async with asyncio.timeout(20):     # the water agent is on the first call
+            while not any(s.state.agent == water for s in r.service.calls.sessions.values()):
+                await asyncio.sleep(0.02)
+        second = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)], patience_s=300))
+        out = await asyncio.wait_for(second.done, 60)
+        first.hangup()
+        await asyncio.wait_for(first.done, 30)
+        await r.settle()
+        case = await r.service.store.get_by_call("default", second.ivr_uniqueid)
+        assert case is not None and case.topic == "water"
+        assert general
+        return out.queue, out.answered_by, out.wait_s
+
+
+@pytest.mark.parametrize("strategy", ["expected_wait", "static"])
+async def test_saturated_primary_group_overflows_only_with_expected_wait(
+        tmp_path: Path, strategy: str) -> None:
+    queue, agent, wait = await scenario(tmp_path, strategy)
+    if strategy == "expected_wait":
+        assert (queue, agent) == ("hotline_general", "agent1502")
+        assert wait < 10
+    else:
+        assert (queue, agent) == ("water", "agent1501")
+        assert wait > 20     # waited for the water agent to finish the first call
