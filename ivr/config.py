@@ -126,6 +126,7 @@ class RoutingConfig(_Strict):
     strategy: Literal["static", "expected_wait"] = "expected_wait"
     policy: PolicyParams = Field(default_factory=PolicyParams)
     resync_interval_s: float = Field(default=30.0, gt=0)   # QueueStatus to correct drift
+    rebalance_interval_s: float = Field(default=5.0, gt=0)  # member penalties re-evaluated
 
 
 class TopicConfig(_Strict):

@@ -24,6 +24,7 @@ from speech.audiosocket_server import AudioSocketServer
 from speech.engine import SpeechEngine, SpeechUnavailable
 from routing.live_state import LiveQueues, QueueStateFeed
 from routing.policy import RoutingPolicy
+from routing.rebalancer import PenaltyRebalancer
 from routing.router import Router
 from routing.topics import TopicCatalogue
 
@@ -47,9 +48,11 @@ class HotlineService:
         self.catalogue = TopicCatalogue.from_config(config.topics)
         self.live = LiveQueues(clock or time.monotonic)
         self.queue_feed = QueueStateFeed(self.link, self.live, config.routing.resync_interval_s)
+        policy = RoutingPolicy(config.routing.policy)
         self.router = Router(self.catalogue, config.routing.groups, config.ivr.default_group,
-                             strategy=config.routing.strategy,
-                             policy=RoutingPolicy(config.routing.policy), live=self.live)
+                             strategy=config.routing.strategy, policy=policy, live=self.live)
+        self.rebalancer = PenaltyRebalancer(self.link, self.live, policy,
+                                            config.routing.rebalance_interval_s)
         deps = SessionDeps(link=self.link, recorder=self.recorder, catalogue=self.catalogue,
                            router=self.router, ivr=config.ivr,
                            agi_timeout_s=config.ami.action_timeout_s)
@@ -72,6 +75,8 @@ class HotlineService:
         self.link.start()
         self.heartbeat.start()
         self.queue_feed.start()
+        if config_uses_rebalancing(self.config):
+            self.rebalancer.start()
         log.info("hotline node %r started: AMI %s:%s, cases in %s", self.config.service.node,
                  self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
 
@@ -124,12 +129,17 @@ class HotlineService:
             await asyncio.gather(self._store_opener, return_exceptions=True)
         await self.heartbeat.stop()
         await self.queue_feed.stop()
+        await self.rebalancer.stop()
         await self.calls.stop()
         await self.link.stop()
         if self.audiosocket is not None:
             await self.audiosocket.stop()
         await self.recorder.stop()
         await self.store.close()
+
+
+def config_uses_rebalancing(cfg: HotlineConfig) -> bool:
+    return cfg.routing.strategy == "expected_wait" and cfg.routing.policy.park_helpers
 
 
 def _safe_url(url: str) -> str:
