@@ -42,3 +42,24 @@ async def test_saturated_primary_group_overflows_only_with_expected_wait(
     else:
         assert (queue, agent) == ("water", "agent1501")
         assert wait > 20     # waited for the water agent to finish the first call
+
+
+async def test_rebalancer_parks_a_helper_membership_when_its_help_is_not_needed(
+        tmp_path: Path) -> None:
+    """agent1601 is primary in water and a less proficient helper in energy (penalty 2);
+    with energy's own agent idle, its help costs more than it saves: the membership is
+    parked out of every caller's window, in pbxsim's queue state too."""
+    async with rig(tmp_path, speed=4.0) as r:
+        await r.add_agent(1601, "water", talk_s=5.0)
+        await r.service.link.action("QueueAdd", {"Queue": "energy",
+                                                 "Interface": "Local/1601@agents/n",
+                                                 "Penalty": "2", "MemberName": "agent1601"})
+        await r.add_agent(1602, "energy", talk_s=5.0)
+        await r.service.queue_feed.resync()
+        changed = await r.service.rebalancer.rebalance()
+        assert changed >= 1
+        energy = r.sim.queue_snapshot()["energy"]
+        helper = next(m for m in energy.members if m.name == "agent1601")
+        assert helper.penalty >= 1000
+        own = next(m for m in energy.members if m.name == "agent1602")
+        assert own.penalty == 0
