@@ -200,7 +200,9 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
         script = CitizenScript(
             caller_num=f"138{rng.randrange(10**8):08d}", caller_name="",
             dnid="12345", context="ivr",
-            keys=[(topic.key, rng.uniform(0.2, 0.8))] if topic and topic.key else [],
+            # A caller asked again presses again (a key can land between two prompts).
+            keys=[(topic.key, rng.uniform(0.2, 0.8))] * cfg.ivr.max_attempts
+            if topic and topic.key else [],
             patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
         call = await sim.place_call(script)
         pending.append((call, topic.name if topic else None))
