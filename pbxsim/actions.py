@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from . import lifecycle
 from .agi import queue_command
 from .ami_codec import AmiMessage, Fields, error, list_complete, list_start, success
+from .channels import Channel
 from .cli import run_command
 from .events import channel_fields
 from .originate import OriginateRequest, originate
@@ -237,6 +238,19 @@ async def a_setvar(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
     return [success(msg, "Variable Set")]
 
 
+async def _hangup_in_order(core: PbxCore, chans: list[Channel], cause: int) -> None:
+    """Hang the channels up one after the other, in the order they were listed.
+
+    Asterisk soft-hangs them all at once and their threads race; one at a time gives the
+    order the recording shows (a Local ;1 gone first hangs its ;2 up with its own cause)
+    and keeps runs reproducible.
+    """
+    for chan in chans:
+        if not chan.hungup:
+            lifecycle.request_hangup(core, chan, cause)
+            await lifecycle.wait_any(core, [chan.gone], 1.0)
+
+
 @action("Hangup")
 async def a_hangup(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
     core, target = ctx.core, msg.get("Channel").strip()
@@ -254,8 +268,7 @@ async def a_hangup(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
         out = [list_start(msg, "Channels hung up will follow")]
         out += [[("Event", "ChannelHungup"), ("Channel", c.name), *aid] for c in matched]
         out.append(list_complete(msg, "ChannelsHungupListComplete", len(matched)))
-        for c in matched:
-            lifecycle.request_hangup(core, c, cause)
+        core.spawn(_hangup_in_order(core, matched, cause), f"hangup {target}")
         log.info("AMI hangup of %d channels matching %s", len(matched), target)
         return out
     chan = core.channels.get(target)
