@@ -10,7 +10,13 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ivr.ami.errors import AgiHangup, AgiResultLost
-from ivr.ami.events import AmiEvent, AsyncAgiStart, ChannelEvent, CoreShowChannel
+from ivr.ami.events import (
+    TYPED_EVENTS,
+    AmiEvent,
+    AsyncAgiStart,
+    ChannelEvent,
+    CoreShowChannel,
+)
 from ivr.ami.link import AmiLink
 from ivr.session import CallInfo, CallSession, SessionDeps
 
@@ -31,7 +37,7 @@ class CallRegistry:
         self._helpers: set[asyncio.Task[None]] = set()
         self.started = 0
         self.resumed = 0
-        link.add_listener(self._on_event)
+        link.add_listener(self._on_event, TYPED_EVENTS)
         link.on_up(self.reconcile)
 
     # ---- events ------------------------------------------------------------------------

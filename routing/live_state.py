@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ivr.ami.errors import AmiError
 from ivr.ami.events import (
+    TYPED_EVENTS,
     AgentEvent,
     AmiEvent,
     Hangup,
@@ -162,7 +163,7 @@ class QueueStateFeed:
         self.live = live
         self._interval = interval_s
         self._task: asyncio.Task[None] | None = None
-        link.add_listener(live.on_event)
+        link.add_listener(live.on_event, TYPED_EVENTS)
         link.on_up(self.resync)
 
     async def resync(self) -> None:

@@ -22,32 +22,38 @@ timeout = 15
 retry = 1
 wrapuptime = 1
 joinempty = yes
+ringinuse = no
 [water]
 strategy = leastrecent
 timeout = 15
 retry = 1
 wrapuptime = 1
 joinempty = yes
+ringinuse = no
 [energy]
 strategy = leastrecent
 timeout = 15
 retry = 1
 joinempty = yes
+ringinuse = no
 [housing]
 strategy = leastrecent
 timeout = 15
 retry = 1
 joinempty = yes
+ringinuse = no
 [transport]
 strategy = leastrecent
 timeout = 15
 retry = 1
 joinempty = yes
+ringinuse = no
 [social_security]
 strategy = leastrecent
 timeout = 15
 retry = 1
 joinempty = yes
+ringinuse = no
 """
 
 

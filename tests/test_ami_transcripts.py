@@ -9,7 +9,7 @@ import random
 import pytest
 
 from ivr.ami.agi_result import AgiResult
-from ivr.ami.codec import FrameParser, fields_of
+from ivr.ami.codec import FrameParser, parse_fields
 from ivr.ami.events import (
     AgentEvent,
     AmiEvent,
@@ -43,7 +43,7 @@ def parse_all(data: bytes, chunking: random.Random | None = None) -> list[AmiEve
     while i < len(data):
         n = chunking.randint(1, 700) if chunking else len(data)
         for msg in parser.feed(data[i:i + n]):
-            f = fields_of(msg)
+            f = parse_fields(msg)
             if "event" in f:
                 out.append(to_event(f))
         i += n

@@ -251,6 +251,10 @@ _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], AmiEvent]] = {
 }
 
 
+# Names (lower case) of the events that get their own class: what the service acts on.
+TYPED_EVENTS = frozenset(_BUILDERS)
+
+
 def to_event(fields: Mapping[str, str]) -> AmiEvent:
     """Build the typed event for a message's lower-cased fields (``event`` must be present)."""
     name = fields.get("event", "")

@@ -1,7 +1,6 @@
 """The one AMI adapter: connection, login, liveness, actions, events and async AGI.
 
-Built on panoramisk's message model, it fixes what panoramisk 1.4 leaves open (see
-STYLE.md): AsyncAGIExec completes AGI commands (matched by ``CommandId``, issue #107), pings
+It replaces what panoramisk 1.4 gets wrong or leaves open (see STYLE.md and ``codec``): AsyncAGIExec completes AGI commands (matched by ``CommandId``, issue #107), pings
 are checked and an unanswered ping reconnects, every action has a timeout, actions are never
 re-sent after a reconnect (a re-sent Originate would ring a citizen twice), and event
 handlers are plain synchronous callbacks run in arrival order (no fire-and-forget tasks).
@@ -14,13 +13,13 @@ import contextlib
 import enum
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ivr.config import AmiConfig
 
 from .agi_result import AgiResult
-from .codec import FrameParser, encode_action, fields_of
+from .codec import FrameParser, encode_action, event_name, parse_fields
 from .errors import (
     AgiHangup,
     AmiActionError,
@@ -34,6 +33,8 @@ from .events import AmiEvent, AsyncAgiEnd, AsyncAgiExec, to_event
 log = logging.getLogger("hotline.ami")
 
 EventListener = Callable[[AmiEvent], None]
+# Events the link itself consumes (async AGI results and ends).
+_LINK_EVENTS = frozenset({"asyncagiexec", "asyncagiend"})
 UpHook = Callable[[], Awaitable[None]]
 
 
@@ -86,7 +87,10 @@ class AmiLink:
         self._cfg = config
         self.name = name
         self.state = LinkState.DOWN
-        self._listeners: list[EventListener] = []
+        self._listeners: list[tuple[EventListener, frozenset[str] | None]] = []
+        self._wanted: set[str] = set()
+        self._want_all = False
+        self._lists_pending = 0       # EventList replies being collected
         self._up_hooks: list[UpHook] = []
         self._pending: dict[str, _Pending] = {}
         self._agi: dict[str, _PendingAgi] = {}
@@ -98,8 +102,16 @@ class AmiLink:
         self.banner: str | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
-    def add_listener(self, listener: EventListener) -> None:
-        self._listeners.append(listener)
+    def add_listener(self, listener: EventListener,
+                     events: Iterable[str] | None = None) -> None:
+        """``listener`` gets, in arrival order, the events named in ``events`` (any case),
+        or every event when ``events`` is None (events no one names are then parsed too)."""
+        names = None if events is None else frozenset(e.lower() for e in events)
+        self._listeners.append((listener, names))
+        if names is None:
+            self._want_all = True
+        else:
+            self._wanted |= names
 
     def on_up(self, hook: UpHook) -> None:
         """Run ``hook`` after every successful login (first connect and each reconnect)."""
@@ -155,7 +167,9 @@ class AmiLink:
             raise AmiTimeout(f"{action}: no reply within "
                              f"{timeout or self._cfg.action_timeout_s:.1f}s") from None
         finally:
-            self._pending.pop(action_id, None)
+            p = self._pending.pop(action_id, None)
+            if p is not None and p.response is not None:
+                self._lists_pending -= 1     # a list cut short by timeout or disconnect
         if check and not result.success:
             raise AmiActionError(action, result.message)
         return result
@@ -267,8 +281,19 @@ class AmiLink:
             data = await reader.read(65536)
             if not data:
                 raise EOFError("closed by Asterisk")
-            for msg in parser.feed(data):
-                self._handle(fields_of(msg))
+            for block in parser.feed(data):
+                self._on_block(block)
+
+    def _on_block(self, block: bytes) -> None:
+        name = event_name(block)
+        if name is not None:
+            lname = name.lower()
+            # Parse only what someone needs: a listener's event, an EventList item of a
+            # pending action, or async AGI bookkeeping.
+            if not (self._want_all or lname in self._wanted or lname in _LINK_EVENTS
+                    or (self._lists_pending and b"ActionID" in block)):
+                return
+        self._handle(parse_fields(block))
 
     async def _ping(self) -> None:
         while True:
@@ -283,6 +308,10 @@ class AmiLink:
 
     # ---- dispatch --------------------------------------------------------------------
     def _handle(self, f: dict[str, str]) -> None:
+        if "event" not in f and "response" not in f:
+            log.warning("AMI: skipping a message with neither Event nor Response: %r",
+                        dict(list(f.items())[:4]))
+            return
         action_id = f.get("actionid")
         pending = self._pending.get(action_id) if action_id else None
         if "response" in f and "event" not in f:
@@ -291,6 +320,7 @@ class AmiLink:
                 return
             if f.get("eventlist", "").lower() == "start":
                 pending.response = f         # the list follows, ended by ...Complete
+                self._lists_pending += 1
             elif not pending.future.done():
                 pending.future.set_result(ActionResult(f))
             return
@@ -298,9 +328,10 @@ class AmiLink:
             return
         if pending is not None and pending.response is not None:
             if f.get("eventlist", "").lower() == "complete":
+                response, pending.response = pending.response, None
+                self._lists_pending -= 1
                 if not pending.future.done():
-                    pending.future.set_result(ActionResult(pending.response,
-                                                           tuple(pending.events)))
+                    pending.future.set_result(ActionResult(response, tuple(pending.events)))
             else:
                 pending.events.append(to_event(f))
             return
@@ -316,7 +347,10 @@ class AmiLink:
                 p.future.set_result(event.result)
         elif isinstance(event, AsyncAgiEnd):
             self.fail_agi(event.channel, AgiHangup(f"{event.channel} left async AGI"))
-        for listener in self._listeners:
+        lname = event.name.lower()
+        for listener, names in self._listeners:
+            if names is not None and lname not in names:
+                continue
             try:
                 listener(event)
             except Exception:
