@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,42 @@ class CaseStoreLike(Protocol):
                           wait_s: float | None = None, talk_s: float | None = None) -> CaseView: ...
 
 
+class _Shard:
+    """Two FIFOs, urgent first, with join() like asyncio.Queue."""
+
+    def __init__(self) -> None:
+        self._urgent: deque[_Write] = deque()
+        self._rest: deque[_Write] = deque()
+        self._ready = asyncio.Event()
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def size(self) -> int:
+        return len(self._urgent) + len(self._rest)
+
+    def put(self, w: _Write, urgent: bool) -> None:
+        (self._urgent if urgent else self._rest).append(w)
+        self._unfinished += 1
+        self._idle.clear()
+        self._ready.set()
+
+    async def get(self) -> _Write:
+        while not (self._urgent or self._rest):
+            self._ready.clear()
+            await self._ready.wait()
+        return self._urgent.popleft() if self._urgent else self._rest.popleft()
+
+    def task_done(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._idle.set()
+
+    async def join(self) -> None:
+        await self._idle.wait()
+
+
 @dataclass(slots=True)
 class _Write:
     what: str
@@ -40,7 +77,8 @@ class CaseRecorder:
     def __init__(self, store: CaseStoreLike, *, workers: int = 4,
                  retry_max_s: float = 5.0, give_up_after_s: float = 120.0) -> None:
         self.store = store
-        self._queues: list[asyncio.Queue[_Write]] = [asyncio.Queue() for _ in range(workers)]
+        # Per worker: new cases first (a caller's routing waits on them), then the rest.
+        self._queues: list[_Shard] = [_Shard() for _ in range(workers)]
         self._tasks: list[asyncio.Task[None]] = []
         self._retry_max_s = retry_max_s
         self._give_up_after_s = give_up_after_s
@@ -55,6 +93,10 @@ class CaseRecorder:
         """Wait until every write handed in so far has been applied (or given up)."""
         await asyncio.gather(*(q.join() for q in self._queues))
 
+    @property
+    def backlog(self) -> int:
+        return sum(q.size for q in self._queues)
+
     async def stop(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
@@ -63,18 +105,21 @@ class CaseRecorder:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _submit(self, call_id: str, what: str, op: Callable[[], Awaitable[Any]]) -> _Write:
+    def _submit(self, call_id: str, what: str, op: Callable[[], Awaitable[Any]],
+                *, urgent: bool = False) -> _Write:
         w = _Write(what, op)
         # Failures are logged by the worker; mark them seen for writes nobody awaits.
         w.done.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._queues[zlib.crc32(call_id.encode()) % len(self._queues)].put_nowait(w)
+        # One call, one worker: its writes stay in order (its open is always first).
+        self._queues[zlib.crc32(call_id.encode()) % len(self._queues)].put(w, urgent)
         return w
 
     # ---- what the call session uses ------------------------------------------------
     async def open(self, call: CallStart, *, wait_s: float) -> CaseView | None:
         """Create (or find, when resuming) the call's case; None if the store is slow or
         down, in which case the write still completes in the background."""
-        w = self._submit(call.call_id, "open", lambda: self.store.open_call_case(call))
+        w = self._submit(call.call_id, "open", lambda: self.store.open_call_case(call),
+                         urgent=True)
         try:
             async with asyncio.timeout(wait_s):
                 return await asyncio.shield(w.done)  # type: ignore[no-any-return]
@@ -91,7 +136,7 @@ class CaseRecorder:
         return self._submit(call_id, f"finish {outcome}", lambda: self.store.finish_call(
             node, call_id, outcome, ended_at, wait_s=wait_s, talk_s=talk_s)).done
 
-    async def _work(self, q: asyncio.Queue[_Write]) -> None:
+    async def _work(self, q: _Shard) -> None:
         loop = asyncio.get_running_loop()
         while True:
             w = await q.get()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 from pathlib import Path
 
 from .config import SimConfig
+from .load import LoadPlan, run_load, staff
 from .sim import PbxSim
 
 
@@ -24,6 +26,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sounds-dir", type=Path, action="append", default=[],
                    help="where to find sound files named by the dialplan/AGI")
     p.add_argument("--log-level", default="INFO")
+    load = p.add_argument_group("load generation (prints one JSON line when done, then exits)")
+    load.add_argument("--calls", type=int, default=0, help="citizens to place (0: none)")
+    load.add_argument("--concurrency", type=int, default=50)
+    load.add_argument("--agents", type=int, default=0)
+    load.add_argument("--agent-queues", default="water,energy,housing",
+                      help="comma-separated queues the agents join")
+    load.add_argument("--keys", default="1,2,3", help="comma-separated greeting keys")
+    load.add_argument("--talk-s", type=float, default=20.0)
+    load.add_argument("--start-after-login", action="store_true",
+                      help="wait for an AMI client to log in before calling")
     return p.parse_args(argv)
 
 
@@ -40,6 +52,18 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await sim.start()
     try:
+        if args.calls > 0:
+            plan = LoadPlan(args.calls, args.concurrency, args.agents,
+                            tuple(args.agent_queues.split(",")), tuple(args.keys.split(",")),
+                            args.talk_s)
+            await staff(sim, plan)
+            if args.start_after_login:
+                while sim.login_attempts == 0 and not stop.is_set():
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+            result = await run_load(sim, plan)
+            print(json.dumps(result), flush=True)
+            return
         await stop.wait()
     finally:
         logging.getLogger("pbxsim").info("shutting down")

@@ -99,6 +99,9 @@ class AmiLink:
         self._runner: asyncio.Task[None] | None = None
         self._up = asyncio.Event()
         self.connects = 0            # successful logins so far, for tests and metrics
+        self.events_received = 0     # every event read, parsed or not
+        # Told (channel, command) as each AGI command is sent: metrics and benchmarks.
+        self.agi_observers: list[Callable[[str, str], None]] = []
         self.banner: str | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -181,6 +184,8 @@ class AmiLink:
         command_id = f"hotline-agi-{next(self._ids)}"
         fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
         self._agi[command_id] = _PendingAgi(channel, command, fut)
+        for observe in self.agi_observers:
+            observe(channel, command)
         try:
             await self.action("AGI", {"Channel": channel, "Command": command,
                                       "CommandID": command_id})
@@ -287,6 +292,7 @@ class AmiLink:
     def _on_block(self, block: bytes) -> None:
         name = event_name(block)
         if name is not None:
+            self.events_received += 1
             lname = name.lower()
             # Parse only what someone needs: a listener's event, an EventList item of a
             # pending action, or async AGI bookkeeping.

@@ -1,0 +1,56 @@
+"""Load generation inside pbxsim: citizens calling with a bounded number at once.
+
+Used by ``python -m pbxsim --calls N`` so that a load benchmark can run the simulated
+Asterisk in its own process, as a real one would be, and read its outcome from stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from .agents import AgentSpec
+from .citizens import CitizenScript
+from .sim import PbxSim
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    calls: int
+    concurrency: int
+    agents: int
+    queues: tuple[str, ...]        # agents are spread over these (penalty 0)
+    keys: tuple[str, ...]          # a citizen presses one of these at the greeting
+    talk_s: float = 20.0
+    seed: int = 1
+
+
+async def staff(sim: PbxSim, plan: LoadPlan) -> None:
+    for i in range(plan.agents):
+        ext = 2000 + i
+        interface = f"Local/{ext}@agents/n"
+        sim.add_agent(AgentSpec(interface=interface, name=f"agent{ext}", answer_delay_s=0.5,
+                                talk_time_s=plan.talk_s))
+        sim.queue_add(plan.queues[i % len(plan.queues)], interface, penalty=0,
+                      member_name=f"agent{ext}")
+
+
+async def run_load(sim: PbxSim, plan: LoadPlan) -> dict[str, object]:
+    rng = random.Random(plan.seed)
+    gate = asyncio.Semaphore(plan.concurrency)
+    outcomes: list[dict[str, object]] = []
+
+    async def one(n: int) -> None:
+        async with gate:
+            call = await sim.place_call(CitizenScript(
+                caller_num=f"139{n:08d}", keys=[(rng.choice(plan.keys), 0.0)] * 3,
+                patience_s=600.0))
+            out = await call.done
+            outcomes.append({"uniqueid": call.ivr_uniqueid, "answered": bool(out.answered_by),
+                             "queue": out.queue})
+
+    await asyncio.gather(*(one(n) for n in range(plan.calls)))
+    return {"calls": len(outcomes),
+            "answered": sum(1 for o in outcomes if o["answered"]),
+            "uniqueids": [o["uniqueid"] for o in outcomes]}
