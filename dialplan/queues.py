@@ -93,12 +93,14 @@ def render_queuerules(rules: tuple[PenaltyRule, ...]) -> str:
     names = [r.name for r in rules]
     if len(set(names)) != len(names) or any(n.lower() == "general" for n in names):
         raise DialplanError("penalty rules need distinct names, none of them 'general'")
-    lines = [header("queuerules.conf: penalty rules of the routing configuration")]
+    sections = []
     for rule in rules:
-        lines += ["", f"[{rule.name}]"]
+        lines = [f"[{rule.name}]"]
         for step in sorted(rule.steps, key=lambda st: st.after_s):
             value = f"{step.after_s},{step.max_penalty}"
             if step.min_penalty:
                 value += f",{step.min_penalty}"
             lines.append(f"penaltychange => {value}")
-    return "\n".join(lines) + "\n"
+        sections.append("\n".join(lines) + "\n")
+    return header("queuerules.conf: penalty rules of the routing configuration") + "\n" + \
+        "\n".join(sections)
