@@ -1,15 +1,38 @@
-"""The web app (aiohttp): health and live JSON for now; operator and admin pages build on it.
+"""The web app (aiohttp): login, the operator's screen pops, the supervisor's live board and
+queue controls, a department's cases, ``/metrics``, health.
 
-Background work belongs to the service; the app only reads from it.
+Background work (the board pusher) runs in the app's ``cleanup_ctx``; everything the handlers
+share is one ``Console`` on the app (``console.context.CONSOLE``). AMI events reach the console
+through one listener on the service's link, registered when the app starts and silenced when
+it stops (the link has no way to remove a listener).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from aiohttp import web
 
+from console.admin import add_admin_routes, board_pusher
+from console.advisor import AdvisorRunner
+from console.audit import AuditLog
+from console.auth import Role, SessionStore, Users, WebUser, hash_password
+from console.board import QueueStats
+from console.context import CONSOLE, Console
+from console.department import add_department_routes
+from console.metrics import setup_metrics
+from console.operator import add_operator_routes
+from console.pages import add_page_routes
+from console.screenpop import PopTracker
+from console.security import security_headers, session_of, sessions_and_csrf
+from console.settings import ConsoleSettings
+from console.ws import Hub
+from ivr.ami.events import AmiEvent
 from ivr.config import WebConfig
 from ivr.service import HotlineService
 
@@ -27,6 +50,7 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _calls(request: web.Request) -> web.Response:
+    session_of(request, Role.OPERATOR, Role.SUPERVISOR)
     service = request.app[SERVICE]
     out: list[dict[str, Any]] = []
     for s in service.calls.sessions.values():
@@ -37,26 +61,101 @@ async def _calls(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-def build_app(service: HotlineService) -> web.Application:
-    app = web.Application()
+async def _me(request: web.Request) -> web.Response:
+    s = session_of(request)
+    return web.json_response({"user": s.user.name, "role": str(s.user.role),
+                              "display_name": s.user.display_name, "member": s.member,
+                              "department": s.user.department})
+
+
+def _bootstrap_users() -> list[WebUser]:
+    # No users configured: one supervisor with a random password, logged once, so a fresh
+    # install is reachable and never open with a known password.
+    password = secrets.token_urlsafe(12)
+    log.warning("no [[web.users]] configured: log in as 'admin' with password %s and add "
+                "users to the configuration", password)
+    return [WebUser(name="admin", password_hash=hash_password(password),
+                    role=Role.SUPERVISOR, display_name="Bootstrap admin")]
+
+
+def build_app(service: HotlineService, *, settings: ConsoleSettings | None = None,
+              users: Iterable[WebUser] | None = None) -> web.Application:
+    settings = settings or ConsoleSettings()
+    user_list = list(users) if users is not None else list(settings.users)
+    hub = Hub(queue_size=settings.ws_queue_size)
+    console = Console(
+        service=service, settings=settings, users=Users(user_list or _bootstrap_users()),
+        sessions=SessionStore(idle_s=settings.session_idle_s), hub=hub,
+        stats=QueueStats(service.config.service.timezone, settings.service_level_s),
+        pops=PopTracker(service, hub), audit=AuditLog(settings.audit_log),
+        advisor=AdvisorRunner())
+    app = web.Application(middlewares=[security_headers, sessions_and_csrf],
+                          client_max_size=256 * 1024)
     app[SERVICE] = service
+    app[CONSOLE] = console
     app.router.add_get("/healthz", _health)
     app.router.add_get("/api/calls", _calls)
+    app.router.add_get("/api/me", _me)
+    add_page_routes(app)
+    add_operator_routes(app)
+    add_admin_routes(app)
+    add_department_routes(app)
+    setup_metrics(app, console)
+    app.cleanup_ctx.append(_running)
     return app
 
 
+async def _running(app: web.Application) -> AsyncIterator[None]:
+    console = app[CONSOLE]
+    active = True
+
+    def on_event(ev: AmiEvent) -> None:
+        # Registered after the call registry and the queue-state feed, so sessions and live
+        # state already reflect ``ev`` when the board and the screen pops read them.
+        if not active:
+            return
+        console.stats.on_event(ev)
+        console.pops.on_event(ev)
+
+    console.service.link.add_listener(on_event)
+    pusher = asyncio.create_task(board_pusher(console), name="board-pusher")
+    try:
+        yield
+    finally:
+        active = False
+        pusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pusher
+        await console.hub.close_all()
+        await console.pops.stop()
+        await console.advisor.stop()
+
+
 class WebConsole:
-    def __init__(self, service: HotlineService, cfg: WebConfig) -> None:
-        self._app = build_app(service)
+    """The app on ``cfg.host:cfg.port``. ``users``/``settings`` until ``[web]`` carries them
+    (a ``WebConfig`` with ``users`` etc. is read as it is)."""
+
+    def __init__(self, service: HotlineService, cfg: WebConfig, *,
+                 users: Iterable[WebUser] | None = None,
+                 settings: ConsoleSettings | None = None) -> None:
+        settings = settings or ConsoleSettings.from_web_config(cfg)
+        self._app = build_app(service, settings=settings, users=users)
         self._cfg = cfg
         self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def app(self) -> web.Application:
+        return self._app
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._cfg.host, self._cfg.port)
         await site.start()
-        log.info("web console on http://%s:%s/", self._cfg.host, self._cfg.port)
+        addresses = self._runner.addresses   # the bound port when cfg.port is 0 (tests)
+        self.port = int(addresses[0][1]) if addresses else self._cfg.port
+        log.info("web console on http://%s:%s/", self._cfg.host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -1,0 +1,85 @@
+"""A department handler's cases: what was dispatched to their department, and the lifecycle
+steps that are theirs (sign for it, reply, return it). They never see who called."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from cases import CaseStoreUnavailable, CaseView
+from cases.errors import CaseNotFound, ConcurrentUpdate, InvalidTransition
+from cases.lifecycle import OPEN_STATES, Action
+from console.auth import Role
+from console.context import CONSOLE
+from console.operator import _json
+from console.security import session_of
+
+DEPARTMENT_ACTIONS = (Action.START, Action.REPLY, Action.RETURN)
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Action
+    reason: str | None = Field(default=None, max_length=2000)
+    expected_version: int
+
+
+def _dept(request: web.Request) -> str:
+    s = session_of(request, Role.DEPARTMENT, Role.SUPERVISOR)
+    dept = s.user.department if s.user.role is Role.DEPARTMENT else request.query.get("code")
+    if not dept:
+        raise web.HTTPBadRequest(text="no department")
+    return dept
+
+
+def _view(c: CaseView) -> dict[str, Any]:
+    return {"number": c.number, "version": c.version, "status": str(c.status),
+            "case_type": None if c.case_type is None else str(c.case_type), "topic": c.topic,
+            "urgency": str(c.urgency), "district": c.district, "address": c.address,
+            "description": c.description,
+            "deadline": None if c.deadline is None else c.deadline.isoformat(),
+            "created_at": c.created_at.isoformat(timespec="minutes")}
+
+
+async def cases(request: web.Request) -> web.Response:
+    dept = _dept(request)
+    try:
+        found = await request.app[CONSOLE].service.store.find_cases(
+            statuses=[str(s) for s in OPEN_STATES], limit=1000)
+    except CaseStoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
+    return web.json_response({"department": dept,
+                              "cases": [_view(c) for c in found if c.department == dept]})
+
+
+async def step(request: web.Request) -> web.Response:
+    dept = _dept(request)
+    s = session_of(request)
+    number = request.match_info["number"]
+    form: Step = await _json(request, Step)
+    if form.action not in DEPARTMENT_ACTIONS:
+        raise web.HTTPBadRequest(text=f"{form.action} is not a department's step")
+    store = request.app[CONSOLE].service.store
+    try:
+        case = await store.get(number)
+        if case is None or case.department != dept:
+            raise web.HTTPNotFound(text=f"no case {number} at {dept}")
+        case = await store.transition(number, form.action, actor=f"web:{s.user.name}",
+                                      reason=form.reason or None,
+                                      expected_version=form.expected_version)
+    except (InvalidTransition, ValueError) as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    except ConcurrentUpdate as e:
+        raise web.HTTPConflict(text=str(e)) from None
+    except CaseNotFound as e:
+        raise web.HTTPNotFound(text=str(e)) from None
+    except CaseStoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
+    return web.json_response(_view(case))
+
+
+def add_department_routes(app: web.Application) -> None:
+    app.router.add_get("/api/department/cases", cases)
+    app.router.add_post("/api/department/cases/{number}", step)

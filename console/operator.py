@@ -1,0 +1,233 @@
+"""The operator's API: sign in as a queue member, the screen-pop websocket, saving the case,
+revealing the caller's number (audited by the store), pause with a reason and resume.
+
+An operator may edit only the cases that were popped on their screen (the last
+``RECENT_CASES``); a supervisor may edit any.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cases import CaseStoreUnavailable, CaseType, Urgency
+from cases.errors import CaseNotFound, ConcurrentUpdate, InvalidTransition, UnknownDepartment
+from cases.lifecycle import Action
+from console.auth import Role, Session
+from console.context import CONSOLE
+from console.screenpop import agent_topic, case_json
+from console.security import require_origin, session_of
+from ivr.ami.errors import AmiError
+
+log = logging.getLogger("hotline.web.operator")
+
+PAUSE_REASONS = ("wrap-up", "break", "lunch", "training", "meeting", "callback")
+# What an operator may do to the case's lifecycle from the call: close it on the spot
+# (answered during the call, 直接办结) or hand it over to a department.
+FORM_ACTIONS = (Action.CLOSE, Action.DISPATCH, Action.TRANSFER)
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    member: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@/-]+$")
+    interface: str = Field(default="", max_length=128, pattern=r"^[A-Za-z0-9_.@/:-]*$")
+
+
+class CaseForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case_type: CaseType | None = None
+    topic: str | None = Field(default=None, max_length=64)
+    urgency: Urgency | None = None
+    district: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=4000)
+    action: Action | None = None
+    department: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    expected_version: int | None = None
+
+
+class PauseForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paused: bool
+    reason: str = Field(default="", max_length=64)
+
+
+async def _json(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate(await request.json())
+    except (ValidationError, json.JSONDecodeError, ValueError) as e:
+        raise web.HTTPBadRequest(text=_problem(e)) from None
+
+
+def _problem(e: Exception) -> str:
+    if isinstance(e, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+    return str(e)
+
+
+def _member(s: Session) -> str:
+    if not s.member:
+        raise web.HTTPConflict(text="sign in with your queue member name first")
+    return s.member
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
+    form: SignIn = await _json(request, SignIn)
+    if s.user.member and form.member != s.user.member:
+        raise web.HTTPForbidden(text=f"{s.user.name} answers as {s.user.member} only")
+    s.member = form.member
+    s.interface = form.interface or s.user.interface or _interface_of(request, form.member)
+    return web.json_response({"member": s.member, "interface": s.interface})
+
+
+def _interface_of(request: web.Request, member: str) -> str | None:
+    for ms in request.app[CONSOLE].service.live.members.values():
+        m = ms.get(member)
+        if m is not None:
+            return m.interface
+    return None
+
+
+async def operator_ws(request: web.Request) -> web.WebSocketResponse:
+    s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
+    require_origin(request)
+    member = _member(s)
+    console = request.app[CONSOLE]
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    hello = [json.dumps({"type": "hello", "member": member, "interface": s.interface})]
+    hello.append(console.pops.agent_state_json(member))
+    pop = console.pops.current.get(member)
+    if pop is not None:    # a reload mid-call shows the call again
+        hello.append(json.dumps(pop.render(s.user.role), ensure_ascii=False))
+        if pop.detail is not None:
+            hello.append(json.dumps(pop.detail, ensure_ascii=False, default=str))
+    await console.hub.serve(request, ws, role=s.user.role, user=s.user.name,
+                            topics=[agent_topic(member)], hello=hello)
+    return ws
+
+
+async def state(request: web.Request) -> web.Response:
+    s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
+    console = request.app[CONSOLE]
+    pop = console.pops.current.get(s.member or "")
+    return web.json_response({
+        "user": s.user.name, "role": str(s.user.role), "member": s.member,
+        "interface": s.interface, "pause_reasons": list(PAUSE_REASONS),
+        "pop": None if pop is None else pop.render(s.user.role),
+        "detail": None if pop is None else pop.detail,
+        "agent": console.pops.agent_state(s.member) if s.member else None,
+    }, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
+
+
+async def departments(request: web.Request) -> web.Response:
+    session_of(request)
+    try:
+        deps = await request.app[CONSOLE].pops.departments()
+    except CaseStoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
+    return web.json_response([{"code": d.code, "name": d.name, "kind": str(d.kind)}
+                              for d in deps])
+
+
+def _may_edit(request: web.Request, s: Session, number: str) -> None:
+    if s.user.role is Role.SUPERVISOR:
+        return
+    if not request.app[CONSOLE].pops.may_edit(s.member, number):
+        raise web.HTTPForbidden(text=f"case {number} was not on your screen")
+
+
+async def save_case(request: web.Request) -> web.Response:
+    s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
+    number = request.match_info["number"]
+    _may_edit(request, s, number)
+    form: CaseForm = await _json(request, CaseForm)
+    store = request.app[CONSOLE].service.store
+    actor = f"web:{s.user.name}"
+    changes = form.model_dump(include={"case_type", "topic", "urgency", "district",
+                                       "description"}, exclude_none=True)
+    try:
+        case = await store.get(number)
+        if case is None:
+            raise web.HTTPNotFound(text=f"no case {number}")
+        if form.expected_version is not None and case.version != form.expected_version:
+            raise web.HTTPConflict(text=f"case {number} changed meanwhile (version "
+                                        f"{case.version}); reload it")
+        if changes:
+            case = await store.update_call_case(case.node, case.call_id, actor=actor,
+                                                **changes)
+        if form.action is not None:
+            if form.action not in FORM_ACTIONS:
+                raise web.HTTPBadRequest(text=f"{form.action} is not done from a call")
+            case = await store.transition(number, form.action, actor=actor,
+                                          reason=form.reason or None,
+                                          department=form.department or None)
+    except (InvalidTransition, UnknownDepartment, ValueError) as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    except ConcurrentUpdate as e:
+        raise web.HTTPConflict(text=str(e)) from None
+    except CaseNotFound as e:
+        raise web.HTTPNotFound(text=str(e)) from None
+    except CaseStoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="case store unavailable; try again") from None
+    log.info("case %s saved by %s (%s%s)", number, s.user.name, sorted(changes),
+             f", {form.action}" if form.action else "")
+    return web.json_response(case_json(case))
+
+
+async def reveal(request: web.Request) -> web.Response:
+    s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
+    number = request.match_info["number"]
+    _may_edit(request, s, number)
+    body = await request.json()
+    reason = str(body.get("reason", "")).strip()[:200]
+    if not reason:
+        raise web.HTTPBadRequest(text="a reason is required: unmasking is audited")
+    try:
+        plain = await request.app[CONSOLE].service.store.reveal_number(
+            number, actor=f"web:{s.user.name}", reason=reason)
+    except CaseNotFound as e:
+        raise web.HTTPNotFound(text=str(e)) from None
+    except CaseStoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
+    return web.json_response({"number": plain})
+
+
+async def pause(request: web.Request) -> web.Response:
+    s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
+    member = _member(s)
+    form: PauseForm = await _json(request, PauseForm)
+    if form.paused and form.reason not in PAUSE_REASONS:
+        raise web.HTTPBadRequest(text=f"reason must be one of {', '.join(PAUSE_REASONS)}")
+    if not s.interface:
+        raise web.HTTPConflict(text=f"{member} is in no queue: nothing to pause")
+    console = request.app[CONSOLE]
+    fields = {"Interface": s.interface, "Paused": "true" if form.paused else "false"}
+    if form.paused:
+        fields["Reason"] = form.reason
+    try:
+        await console.service.link.action("QueuePause", fields)
+    except AmiError as e:
+        raise web.HTTPBadGateway(text=f"Asterisk refused: {e}") from None
+    if not form.paused:
+        pop = console.pops.current.get(member)
+        if pop is not None and pop.phase in ("wrapup", "missed"):
+            console.pops.clear(member)    # ready for the next call
+    await console.audit.write(f"web:{s.user.name}", "pause" if form.paused else "resume",
+                              member, {"interface": s.interface, "reason": form.reason})
+    return web.json_response({"member": member, "paused": form.paused, "reason": form.reason})
+
+
+def add_operator_routes(app: web.Application) -> None:
+    app.router.add_post("/api/operator/signin", sign_in)
+    app.router.add_get("/api/operator/state", state)
+    app.router.add_get("/ws/operator", operator_ws)
+    app.router.add_post("/api/operator/pause", pause)
+    app.router.add_get("/api/departments", departments)
+    app.router.add_post("/api/cases/{number}", save_case)
+    app.router.add_post("/api/cases/{number}/reveal", reveal)

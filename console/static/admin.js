@@ -1,0 +1,154 @@
+// Admin page: the live board over a websocket, queue controls, routing parameters,
+// skill advisor and audit log.
+"use strict";
+
+(() => {
+  const { el, text, api, live, connBadge, secs } = hl;
+  const SVG = "http://www.w3.org/2000/svg";
+  let groupsSeen = "";
+
+  function svg(tag, attrs, ...children) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = String(v); else e.setAttribute(k, String(v));
+    }
+    for (const c of children) e.append(c);
+    return e;
+  }
+
+  // Calls per 15 minutes as bars, mean wait as a line (own scale on the right).
+  function plot(series) {
+    const W = 360, H = 110, L = 26, R = 30, T = 8, B = 18;
+    const n = Math.max(series.length, 1), bw = (W - L - R) / n;
+    const maxCalls = Math.max(1, ...series.map((s) => s.calls));
+    const maxWait = Math.max(1, ...series.map((s) => s.mean_wait_s || 0));
+    const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "plot", role: "img" });
+    g.append(svg("title", { text: "calls and mean wait per 15 minutes" }));
+    series.forEach((s, i) => {
+      const h = (H - T - B) * s.calls / maxCalls;
+      g.append(svg("rect", { x: L + i * bw + 1, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: "bar" },
+                   svg("title", { text: `${s.t}: ${s.calls} calls, ${s.answered} answered, ${s.abandoned} abandoned` })));
+      if (i % 8 === 0) g.append(svg("text", { x: L + i * bw, y: H - 4, class: "axis", text: s.t }));
+    });
+    const pts = series.map((s, i) => s.mean_wait_s == null ? null :
+      `${L + i * bw + bw / 2},${H - B - (H - T - B) * s.mean_wait_s / maxWait}`).filter(Boolean);
+    if (pts.length) g.append(svg("polyline", { points: pts.join(" "), class: "waitline" }));
+    g.append(svg("text", { x: 2, y: T + 8, class: "axis", text: maxCalls }));
+    g.append(svg("text", { x: W - R + 3, y: T + 8, class: "axis wait", text: Math.round(maxWait) + "s" }));
+    return g;
+  }
+
+  function stat(label, value, cls) {
+    return el("div", { cls: "stat " + (cls || "") }, el("span", { cls: "v", text: value }), el("span", { cls: "l", text: label }));
+  }
+  const pct = (x) => x == null ? "—" : Math.round(x * 100) + "%";
+
+  async function member(op, queue, m, extra) {
+    try {
+      await api("POST", "/api/admin/member", Object.assign({ op, queue, interface: m.interface, member: m.name || "" }, extra || {}));
+      text("action-result", `${op} ${m.name || m.interface} in ${queue}: done`);
+    } catch (e) { text("action-result", `${op} failed: ${e.message}`); }
+    refreshAudit();
+  }
+
+  function memberRow(q, m) {
+    const pen = el("input", { type: "number", min: "0", value: m.penalty, cls: "narrow", "aria-label": "penalty" });
+    const state = m.paused ? "paused" + (m.reason ? " (" + m.reason + ")" : "") : m.busy ? "on call" : "available";
+    return el("tr", { "data-member": m.name, "data-queue": q },
+      el("td", { text: m.name }), el("td", { cls: "mono small", text: m.interface }),
+      el("td", null, el("span", { cls: "badge " + (m.paused ? "paused" : m.busy ? "busy" : "on"), text: state })),
+      el("td", null, pen, el("button", { type: "button", cls: "small", text: "set", onclick: () => member("penalty", q, m, { penalty: Number(pen.value) }) })),
+      el("td", null,
+        m.paused ? el("button", { type: "button", cls: "small", text: "resume", onclick: () => member("resume", q, m) })
+                 : el("button", { type: "button", cls: "small", text: "pause", onclick: () => member("pause", q, m, { reason: "supervisor" }) }),
+        el("button", { type: "button", cls: "small danger", text: "remove", onclick: () => { if (confirm(`Remove ${m.name} from ${q}?`)) member("remove", q, m); } })));
+  }
+
+  function renderBoard(b) {
+    text("board-at", "as of " + b.at.slice(11, 19));
+    const root = document.getElementById("board");
+    root.replaceChildren(...b.groups.map((g) => el("article", { cls: "card group", id: "group-" + g.queue },
+      el("div", { cls: "row" }, el("h2", { text: g.group }), el("span", { cls: "muted mono", text: g.queue })),
+      el("div", { cls: "stats" },
+        stat("waiting", g.waiting, g.waiting ? "warn" : ""), stat("longest wait", secs(g.longest_wait_s)),
+        stat("available", g.agents.available), stat("on call", g.agents.on_call), stat("paused", g.agents.paused),
+        stat("ASA", secs(g.asa_s)), stat(`SL ${b.service_level_s}s`, pct(g.service_level)),
+        stat("abandoned today", `${g.abandoned} (${pct(g.abandon_rate)})`)),
+      plot(g.series),
+      el("table", { cls: "table small" }, el("tbody", null, ...g.members.map((m) => memberRow(g.queue, m)))))));
+    const names = b.groups.map((g) => g.queue).join(",");
+    if (names !== groupsSeen) {
+      groupsSeen = names;
+      document.getElementById("add-queue").replaceChildren(...b.groups.map((g) => el("option", { value: g.queue, text: g.group })));
+    }
+  }
+
+  document.getElementById("add-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = (id) => document.getElementById(id).value.trim();
+    member("add", v("add-queue"), { name: v("add-member"), interface: v("add-interface") }, { penalty: Number(v("add-penalty") || 0) });
+  });
+
+  async function loadParams() {
+    try {
+      const p = await api("GET", "/api/admin/params");
+      const props = p.schema.properties;
+      document.getElementById("params-fields").replaceChildren(...Object.entries(p.params).map(([k, v]) => {
+        const typ = props[k] && props[k].type;
+        const input = typ === "boolean" ? el("input", { type: "checkbox", id: "p-" + k, "data-type": typ })
+          : el("input", { type: "number", step: typ === "integer" ? "1" : "any", id: "p-" + k, value: v, "data-type": typ, cls: "narrow" });
+        if (typ === "boolean") input.checked = v;
+        return el("label", { title: (props[k] && props[k].description) || "" }, k, " ", input);
+      }));
+    } catch (e) { text("params-result", e.message); }
+  }
+
+  document.getElementById("params-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const i of document.querySelectorAll("#params-fields input")) {
+      const k = i.id.slice(2), t = i.dataset.type;
+      body[k] = t === "boolean" ? i.checked : t === "integer" ? parseInt(i.value, 10) : parseFloat(i.value);
+    }
+    try {
+      const r = await api("POST", "/api/admin/params", body);
+      const n = Object.keys(r.changed).length;
+      text("params-result", n ? "applied: " + Object.keys(r.changed).join(", ") : "no change");
+    } catch (e) { text("params-result", "refused: " + e.message); }
+    refreshAudit();
+  });
+
+  function renderAdvisor(a) {
+    const s = a.running ? "simulating…" : a.error ? "failed: " + a.error :
+      a.summary ? `ASA ${a.summary.baseline_asa_s}s → ${a.summary.final_asa_s}s with ${a.summary.k} change(s)` : "no proposals yet";
+    text("advisor-status", s);
+    document.getElementById("advisor-rows").replaceChildren(...a.proposals.map((p) => el("tr", null,
+      el("td", { cls: "mono small", text: p.skills_before }), el("td", { text: `${p.queue} (proficiency ${p.proficiency})` }),
+      el("td", { text: p.member || "nobody" }), el("td", { text: `${p.asa_before_s}s → ${p.asa_after_s}s ±${p.delta_se_s}` }),
+      el("td", null, p.applied ? el("span", { cls: "badge on", text: "applied" }) :
+        el("button", { type: "button", cls: "small primary", text: "apply", onclick: async () => {
+          try { const r = await api("POST", "/api/admin/advisor/apply", { index: p.index }); renderAdvisor(r.advisor); }
+          catch (e) { text("advisor-status", e.message); }
+          refreshAudit(); } })))));
+    if (a.running) setTimeout(async () => renderAdvisor(await api("GET", "/api/admin/advisor")), 2000);
+  }
+  document.getElementById("advisor-run").addEventListener("click", async () => {
+    try { renderAdvisor(await api("POST", "/api/admin/advisor/run", {})); } catch (e) { text("advisor-status", e.message); }
+    refreshAudit();
+  });
+
+  async function refreshAudit() {
+    try {
+      const rows = await api("GET", "/api/admin/audit");
+      document.getElementById("audit-rows").replaceChildren(...rows.slice(0, 30).map((r) => el("tr", { cls: r.ok ? "" : "refused" },
+        el("td", { text: r.at.slice(11, 19) }), el("td", { text: r.actor }), el("td", { text: r.action }),
+        el("td", { cls: "mono", text: r.target }), el("td", { cls: "small", text: r.ok ? JSON.stringify(r.detail) : "refused: " + r.error }))));
+    } catch (e) { console.error(e); }
+  }
+
+  live("/ws/board", (m) => { if (m.type === "board") renderBoard(m); }, connBadge);
+  loadParams();
+  api("GET", "/api/admin/advisor").then(renderAdvisor).catch(() => {});
+  refreshAudit();
+  setInterval(refreshAudit, 15000);
+})();

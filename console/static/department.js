@@ -1,0 +1,30 @@
+// Department page: the open cases dispatched to this department and its steps.
+"use strict";
+
+(() => {
+  const { el, text, api } = hl;
+  const STEPS = { dispatched: ["start"], transferred: ["start", "return"], processing: ["reply", "return"] };
+
+  async function step(c, action) {
+    const reason = action === "start" ? null : prompt(action === "reply" ? "Reply to the centre:" : "Why return it?");
+    if (action !== "start" && !reason) return;
+    try { await api("POST", "/api/department/cases/" + encodeURIComponent(c.number), { action, reason, expected_version: c.version });
+          text("dept-result", `${c.number}: ${action} done`); }
+    catch (e) { text("dept-result", `${c.number}: ${e.message}`); }
+    load();
+  }
+
+  async function load() {
+    try {
+      const r = await api("GET", "/api/department/cases" + location.search);
+      text("dept-title", "Open cases of " + r.department);
+      document.getElementById("dept-rows").replaceChildren(...r.cases.map((c) => el("tr", null,
+        el("td", { cls: "mono", text: c.number }), el("td", null, el("span", { cls: "badge", text: c.status })),
+        el("td", { text: c.case_type || "—" }), el("td", { text: c.topic || "—" }), el("td", { text: c.district || "—" }),
+        el("td", { text: c.description || "" }), el("td", { text: c.deadline ? c.deadline.slice(0, 16).replace("T", " ") : "—" }),
+        el("td", null, ...(STEPS[c.status] || []).map((a) => el("button", { type: "button", cls: "small", text: a, onclick: () => step(c, a) }))))));
+    } catch (e) { text("dept-result", e.message); }
+  }
+  load();
+  setInterval(load, 30000);
+})();

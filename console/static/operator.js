@@ -1,0 +1,161 @@
+// Operator page: screen pops over a websocket, the case form, pause and resume.
+"use strict";
+
+(() => {
+  const { el, text, api, live, connBadge, secs } = hl;
+  let member = document.querySelector('meta[name="hotline-member"]').content;
+  let pop = null;        // the call on screen
+  let caseView = null;   // its case as last read
+  let reasons = [];
+
+  function show(id, on) { document.getElementById(id).classList.toggle("hidden", !on); }
+
+  function renderPop(p) {
+    const changed = !pop || pop.uniqueid !== p.uniqueid;
+    pop = p;
+    show("pop-empty", false); show("pop-fields", true);
+    const phase = document.getElementById("pop-phase");
+    phase.textContent = p.phase;
+    phase.className = "badge phase-" + p.phase;
+    text("pop-caller", p.caller || "withheld");
+    text("pop-name", p.caller_name || "—");
+    text("pop-case", p.case || "…");
+    text("pop-topic", p.topic || "unknown");
+    text("pop-waited", secs(p.waited_s));
+    text("pop-queue", p.queue);
+    text("pop-ivr", (p.ivr_path || []).join(" → "));
+    text("pop-route", p.route_reason || "");
+    text("pop-transcript", p.transcript || "");
+    if (changed) {
+      text("pop-confidence", ""); text("pop-department", "—");
+      const h = document.getElementById("pop-history");
+      h.replaceChildren(el("li", { cls: "muted", text: "loading…" }));
+      clearForm();
+    }
+    if (p.case) text("form-number", p.case);
+  }
+
+  function renderDetail(d) {
+    if (!pop || d.uniqueid !== pop.uniqueid) return;
+    const h = document.getElementById("pop-history");
+    if (d.error) { h.replaceChildren(el("li", { cls: "error", text: d.error })); return; }
+    h.replaceChildren(...(d.history.length ? d.history.map((c) =>
+      el("li", null, el("span", { cls: "mono", text: c.number }), " ",
+         el("span", { cls: "muted", text: c.created_at.replace("T", " ").slice(0, 16) }), " ",
+         el("span", { cls: "badge", text: c.status }), " ",
+         el("strong", { text: c.topic || "—" }), " ", el("span", { text: c.description }))) :
+      [el("li", { cls: "muted", text: "none in 90 days" })]));
+    const dep = d.suggested_department;
+    text("pop-department", dep ? dep.name + " (" + dep.code + ")" : "—");
+    if (d.case) {
+      caseView = d.case;
+      text("pop-confidence", d.case.topic_confidence == null ? "" :
+           "confidence " + Math.round(d.case.topic_confidence * 100) + "%");
+      if (!pop.transcript && d.case.transcript) text("pop-transcript", d.case.transcript);
+      fillForm(d.case, dep);
+    }
+  }
+
+  function clearForm() {
+    caseView = null;
+    for (const f of ["case_type", "topic", "district", "description", "action", "reason"])
+      document.getElementById("f-" + f).value = "";
+    document.getElementById("f-urgency").value = "normal";
+    text("form-number", ""); text("form-status", ""); text("save-result", "");
+  }
+
+  function fillForm(c, dep) {
+    text("form-number", c.number); text("form-status", c.status);
+    document.getElementById("f-case_type").value = c.case_type || "";
+    document.getElementById("f-urgency").value = c.urgency || "normal";
+    document.getElementById("f-topic").value = c.topic || "";
+    document.getElementById("f-district").value = c.district || "";
+    document.getElementById("f-description").value = c.description || "";
+    if (dep) document.getElementById("f-department").value = dep.code;
+  }
+
+  function renderAgent(a) {
+    const b = document.getElementById("agent-state");
+    if (!a.queues.length) { b.textContent = member + ": in no queue"; b.className = "badge"; return; }
+    b.textContent = member + (a.paused ? ": paused" : ": ready") + " (" + a.queues.map((q) => q.queue).join(", ") + ")";
+    b.className = "badge " + (a.paused ? "paused" : "on");
+  }
+
+  function onMessage(m) {
+    if (m.type === "pop") renderPop(m);
+    else if (m.type === "pop_detail") renderDetail(m);
+    else if (m.type === "agent") renderAgent(m);
+  }
+
+  function start() {
+    show("signin-card", !member);
+    show("controls", !!member);
+    text("member-label", member ? "Answering as " + member : "");
+    if (member) live("/ws/operator", onMessage, connBadge);
+  }
+
+  document.getElementById("signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", "/api/operator/signin", {
+        member: document.getElementById("signin-member").value.trim(),
+        interface: document.getElementById("signin-interface").value.trim() });
+      member = r.member; start();
+    } catch (e) { alert(e.message); }
+  });
+
+  async function pause(paused, reason) {
+    try { await api("POST", "/api/operator/pause", { paused, reason: reason || "" }); }
+    catch (e) { alert(e.message); }
+  }
+  document.getElementById("pause-btn").addEventListener("click", () =>
+    pause(true, document.getElementById("pause-reason").value));
+  document.getElementById("wrapup-btn").addEventListener("click", () => pause(true, "wrap-up"));
+  document.getElementById("resume-btn").addEventListener("click", async () => {
+    await pause(false);
+    if (pop && (pop.phase === "wrapup" || pop.phase === "missed")) {
+      pop = null; show("pop-fields", false); show("pop-empty", true);
+      text("pop-phase", "idle"); text("pop-transcript", "");
+      document.getElementById("pop-history").replaceChildren(el("li", { cls: "muted", text: "—" }));
+      clearForm();
+    }
+  });
+
+  document.getElementById("reveal-btn").addEventListener("click", async () => {
+    if (!pop || !pop.case) return;
+    const reason = prompt("Why do you need the full number? (recorded)");
+    if (!reason) return;
+    try { const r = await api("POST", "/api/cases/" + encodeURIComponent(pop.case) + "/reveal", { reason });
+          text("pop-caller", r.number || "withheld"); }
+    catch (e) { alert(e.message); }
+  });
+
+  document.getElementById("case-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const number = (caseView && caseView.number) || (pop && pop.case);
+    if (!number) { text("save-result", "no case on screen"); return; }
+    const v = (id) => document.getElementById("f-" + id).value;
+    const body = { description: v("description"), urgency: v("urgency") };
+    if (v("case_type")) body.case_type = v("case_type");
+    if (v("topic")) body.topic = v("topic");
+    if (v("district")) body.district = v("district");
+    if (v("action")) { body.action = v("action"); body.department = v("department") || null; body.reason = v("reason") || null; }
+    try {
+      const c = await api("POST", "/api/cases/" + encodeURIComponent(number), body);
+      caseView = c; text("form-status", c.status);
+      text("save-result", "saved (version " + c.version + ")");
+    } catch (e) { text("save-result", "not saved: " + e.message); }
+  });
+
+  (async () => {
+    try {
+      const st = await api("GET", "/api/operator/state");
+      reasons = st.pause_reasons;
+      document.getElementById("pause-reason").replaceChildren(...reasons.filter((r) => r !== "wrap-up").map((r) => el("option", { value: r, text: r })));
+      if (!document.getElementById("signin-member").value && st.member) member = st.member;
+      const deps = await api("GET", "/api/departments").catch(() => []);
+      document.getElementById("f-department").append(...deps.map((d) => el("option", { value: d.code, text: d.name })));
+    } catch (e) { console.error(e); }
+    start();
+  })();
+})();

@@ -1,0 +1,182 @@
+"""Web console over HTTP and websockets against pbxsim: login, CSRF, roles, screen pops,
+admin changes over AMI, audit, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import aiohttp
+
+from console.auth import hash_password, verify_password
+from tests.test_console_fixtures import caller, console_rig, headers, login, wait_for
+
+
+def test_password_hashes_are_salted_scrypt_and_verify() -> None:
+    a, b = hash_password("s3cret", n=2**10), hash_password("s3cret", n=2**10)
+    assert a != b and a.startswith("scrypt$1024$8$1$")
+    assert verify_password("s3cret", a) and verify_password("s3cret", b)
+    assert not verify_password("S3cret", a)
+    assert not verify_password("s3cret", "plain-text")
+
+
+async def test_login_roles_csrf_and_headers(tmp_path: Path) -> None:
+    async with console_rig(tmp_path) as cr, cr.client() as c:
+        async with c.get("/admin", headers={"Accept": "text/html"},
+                         allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"] == "/login"
+        async with c.get("/login") as r:
+            csp = r.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert r.headers["X-Frame-Options"] == "DENY"
+        # The login form itself needs its token.
+        async with c.post("/login", data={"username": "operator", "password": "operator"},
+                          allow_redirects=False) as r:
+            assert r.status == 403
+        csrf = await login(c, "operator", "operator")
+        cookie = next(m for m in c.cookie_jar if m.key == "hotline_session")
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+        # An operator is not an admin.
+        async with c.get("/api/board") as r:
+            assert r.status == 403
+        body = {"op": "add", "queue": "water", "interface": "Local/9@agents/n"}
+        async with c.post("/api/admin/member", json=body, headers=headers(csrf)) as r:
+            assert r.status == 403
+        # No token, a wrong token, another origin: refused before any handler.
+        sign = {"member": "agent1001"}
+        async with c.post("/api/operator/signin", json=sign) as r:
+            assert r.status == 403
+        async with c.post("/api/operator/signin", json=sign, headers=headers("x" + csrf)) as r:
+            assert r.status == 403
+        async with c.post("/api/operator/signin", json=sign,
+                          headers={**headers(csrf), "Origin": "http://evil.example"}) as r:
+            assert r.status == 403
+        async with c.post("/api/operator/signin", json=sign, headers=headers(csrf)) as r:
+            assert r.status == 200
+        # Wrong passwords: refused, then throttled (even the right one, for a while).
+        async with cr.client() as other:
+            for password in ["nope"] * 5 + ["supervisor"]:
+                async with other.get("/login") as r:
+                    token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
+                assert token is not None
+                async with other.post("/login", data={"csrf_token": token.group(1),
+                                                      "username": "supervisor",
+                                                      "password": password},
+                                      allow_redirects=False) as r:
+                    assert r.status == 302 and r.headers["Location"].startswith("/login?")
+            assert not any(m.key == "hotline_session" for m in other.cookie_jar)
+
+
+async def test_operator_gets_screen_pop_saves_case_and_cannot_touch_others(
+        tmp_path: Path) -> None:
+    async with console_rig(tmp_path) as cr, cr.client() as c:
+        r = cr.rig
+        await r.add_agent(1001, "water", talk_s=2.0, answer_s=1.0)
+        csrf = await login(c, "agent1001", "pw")
+        ws = await c.ws_connect("/ws/operator", headers={"Origin": cr.base})
+        msgs: list[dict[str, object]] = []
+
+        async def pump() -> None:
+            async for m in ws:
+                msgs.append(json.loads(m.data))
+
+        reader = asyncio.create_task(pump())
+        call = await r.sim.place_call(caller("1", "13800138000"))
+        await wait_for(lambda: any(m.get("type") == "pop" and m.get("phase") == "connected"
+                                   for m in msgs))
+        pops = [m for m in msgs if m.get("type") == "pop"]
+        assert pops[0]["phase"] == "ringing"
+        assert pops[-1]["caller"] == "138****8000" and pops[-1]["topic"] == "water"
+        assert "13800138000" not in json.dumps(msgs)
+        await wait_for(lambda: any(m.get("type") == "pop_detail" for m in msgs))
+        detail = next(m for m in msgs if m.get("type") == "pop_detail")
+        number = detail["case"]["number"]  # type: ignore[index]
+        body = {"case_type": "complaint", "description": "水管爆了 <b>now</b>",
+                "urgency": "urgent", "district": "西湖区"}
+        async with c.post(f"/api/cases/{number}", json=body, headers=headers(csrf)) as resp:
+            assert resp.status == 200, await resp.text()
+        case = await r.service.store.get(number)
+        assert case is not None and case.description == "水管爆了 <b>now</b>"
+        assert str(case.case_type) == "complaint" and str(case.urgency) == "urgent"
+        timeline = await r.service.store.timeline(number)
+        assert any(e.actor == "web:agent1001" for e in timeline)
+        # Close it on the call: the lifecycle moves.
+        async with c.post(f"/api/cases/{number}", json={"action": "close"},
+                          headers=headers(csrf)) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["status"] == "closed"
+        # Another case, never on this screen: refused.
+        async with c.post("/api/cases/20990101000001", json=body,
+                          headers=headers(csrf)) as resp:
+            assert resp.status == 403
+        await call.done
+        await wait_for(lambda: any(m.get("phase") == "wrapup" for m in msgs))
+        await ws.close()
+        reader.cancel()
+
+
+async def test_admin_changes_reach_pbxsim_router_and_audit(tmp_path: Path) -> None:
+    async with console_rig(tmp_path) as cr, cr.client() as c:
+        r = cr.rig
+        csrf = await login(c, "supervisor", "supervisor")
+        add = {"op": "add", "queue": "energy", "interface": "Local/2001@agents/n",
+               "member": "agent2001", "penalty": 3}
+        async with c.post("/api/admin/member", json=add, headers=headers(csrf)) as resp:
+            assert resp.status == 200, await resp.text()
+
+        def member() -> object:
+            snap = r.sim.queue_snapshot()["energy"]
+            return next((m for m in snap.members if m.name == "agent2001"), None)
+
+        await wait_for(lambda: member() is not None)
+        for op, extra in (("penalty", {"penalty": 5}), ("pause", {"reason": "training"})):
+            async with c.post("/api/admin/member", json={**add, "op": op, **extra},
+                              headers=headers(csrf)) as resp:
+                assert resp.status == 200, await resp.text()
+        await wait_for(lambda: getattr(member(), "paused", False)
+                       and getattr(member(), "penalty", 0) == 5)
+        # The board follows from AMI events.
+        await wait_for(lambda: "agent2001" in r.service.live.members.get("energy", {}))
+        async with c.get("/api/board") as resp:
+            board = await resp.json()
+        energy = next(g for g in board["groups"] if g["queue"] == "energy")
+        assert energy["agents"]["paused"] == 1
+        # Routing parameters: validated, applied to the router at once, audited.
+        async with c.post("/api/admin/params", json={"margin_s": -1},
+                          headers=headers(csrf)) as resp:
+            assert resp.status == 400
+        async with c.post("/api/admin/params", json={"margin_s": 25, "park_helpers": False},
+                          headers=headers(csrf)) as resp:
+            assert resp.status == 200
+        params = r.service.router.policy.params  # type: ignore[union-attr]
+        assert params.margin_s == 25 and params.park_helpers is False
+        async with c.post("/api/admin/member", json={**add, "op": "remove"},
+                          headers=headers(csrf)) as resp:
+            assert resp.status == 200
+        await wait_for(lambda: member() is None)
+        lines = [json.loads(x) for x in cr.audit_path.read_text().splitlines()]
+        assert [x["action"] for x in lines] == ["member.add", "member.penalty", "member.pause",
+                                                "routing.params", "routing.params",
+                                                "member.remove"]
+        assert lines[3]["ok"] is False and lines[4]["detail"]["margin_s"]["to"] == 25
+        assert all(x["actor"] == "web:supervisor" for x in lines)
+
+
+async def test_metrics_in_prometheus_format(tmp_path: Path) -> None:
+    async with console_rig(tmp_path) as cr:
+        r = cr.rig
+        await r.add_agent(1001, "water", talk_s=0.5, answer_s=0.2)
+        call = await r.sim.place_call(caller("1"))
+        await call.done
+        await r.settle()
+        async with aiohttp.ClientSession() as c, c.get(cr.base + "/metrics") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            text = await resp.text()
+        assert "hotline_ami_up 1.0" in text
+        assert 'hotline_queue_calls_answered_total{queue="water"} 1.0' in text
+        assert 'hotline_queue_wait_seconds_count{outcome="answered",queue="water"} 1.0' in text
+        assert 'hotline_queue_members{queue="water",state="available"}' in text
+        assert "hotline_case_store_write_errors_total 0.0" in text
