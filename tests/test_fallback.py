@@ -1,0 +1,139 @@
+"""Fail-open: with the service's AMI link gone, a new call reaches the default queue in
+pbxsim without async AGI; with the heartbeat fresh, the same generated dialplan hands the
+call to the service.
+
+pbxsim runs the generated extensions.conf and queues.conf, not hand-written ones, on an
+accelerated clock; the service beats every 0.2 s of real time (0.8 s simulated) against a
+generated staleness of 3 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dialplan import build_text
+from dialplan.common import default_queue
+from dialplan.extensions import CONTEXT, FALLBACK_VARIABLE, stale_after_s
+from ivr.config import HotlineConfig, load_config
+from ivr.service import HotlineService
+from pbxsim import CitizenScript, PbxSim, SimConfig
+from tests.test_pbxsim_support import AmiClient, Msg, get
+
+SPEED = 4.0
+HEARTBEAT = "HOTLINE_HEARTBEAT"
+
+
+def hotline_config(tmp_path: Path, ami_port: int = 5038) -> HotlineConfig:
+    cfg = load_config(env={})
+    return cfg.model_copy(update={
+        "speech": cfg.speech.model_copy(update={"enabled": False}),
+        "audiosocket": cfg.audiosocket.model_copy(update={"listen_port": 0}),
+        "ami": cfg.ami.model_copy(update={
+            "port": ami_port, "secret": "s3cret", "heartbeat_interval_s": 0.2,
+            "action_timeout_s": 2.0, "ping_interval_s": 1.0, "reconnect_min_s": 0.05,
+            "reconnect_max_s": 0.5}),
+        "database": cfg.database.model_copy(update={
+            "url": f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"}),
+        "ivr": cfg.ivr.model_copy(update={"input_timeout_ms": 3000}),
+    })
+
+
+@dataclass
+class Rig:
+    sim: PbxSim
+    service: HotlineService
+    watcher: AmiClient
+    config: HotlineConfig
+
+    async def call(self) -> str:
+        """A citizen dials the hotline and presses 1 when asked; its IVR channel."""
+        call = await self.sim.place_call(CitizenScript(
+            context=CONTEXT, exten="12345", dnid="12345", keys=[("1", 0.5)],
+            patience_s=30.0))
+        return call.ivr_channel
+
+    def guard_of(self, channel: str) -> str | None:
+        return next((get(m, "AppData") for m in self.watcher.events("Newexten")
+                     if get(m, "Channel") == channel and get(m, "Application") == "GotoIf"),
+                    None)
+
+    def agi_started(self, channel: str) -> bool:
+        return any(get(m, "Channel") == channel for m in self.watcher.events("AsyncAGIStart"))
+
+    async def joined(self, channel: str) -> Msg:
+        return await self.watcher.wait_event("QueueCallerJoin", timeout=15, Channel=channel)
+
+    async def wait_stale(self) -> None:
+        stale = stale_after_s(self.config.ami)
+        async with asyncio.timeout(10):
+            # ${EPOCH} is whole seconds: compare as the guard does.
+            while int(self.sim.clock.now()) - int(self.sim.globals.get(HEARTBEAT, "0")) <= stale:
+                await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    # The dialplan and the queues do not depend on the AMI port pbxsim is about to get.
+    files = build_text(hotline_config(tmp_path))
+    sim = PbxSim(SimConfig(port=0, speed=SPEED, dialplan=files["extensions.conf"].decode(),
+                           queues=files["queues.conf"].decode()))
+    await sim.start()
+    config = hotline_config(tmp_path, sim.ami_port)
+    again = build_text(config)
+    assert [again[f] == files[f] for f in ("extensions.conf", "queues.conf")] == [True, True]
+    service = HotlineService(config)
+    await service.start()
+    watcher = await AmiClient.connect(sim.ami_port, login=True)
+    try:
+        await service.link.wait_up(timeout=10)
+        async with asyncio.timeout(10):
+            while service.heartbeat.beats < 2:
+                await asyncio.sleep(0.05)
+        yield Rig(sim, service, watcher, config)
+    finally:
+        await watcher.close()
+        await service.stop()
+        await sim.stop()
+
+
+def test_generated_staleness_is_short_but_above_the_beat() -> None:
+    cfg = hotline_config(Path("/nonexistent"))
+    assert stale_after_s(cfg.ami) == 3                      # ceil(0.2 + 2.0)
+    assert cfg.ami.heartbeat_interval_s * SPEED < 3 / 2     # fresh with room for a late beat
+
+
+@pytest.mark.parametrize("outage", ["ami_link_stopped", "service_stopped"])
+async def test_fresh_heartbeat_hands_calls_to_the_service_stale_goes_to_the_queue(
+        tmp_path: Path, outage: str) -> None:
+    async with rig(tmp_path) as r:
+        default = default_queue(r.config)
+
+        # Fresh: the generated guard lets the call through to async AGI and the service.
+        channel = await r.call()
+        await r.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
+        joined = await r.joined(channel)       # the service greeted, heard 1 and queued
+        assert r.guard_of(channel) == "0?fallback"
+        assert get(joined, "Queue") in {g.queue for g in r.config.routing.groups}
+        assert r.service.calls.started == 1
+        await r.watcher.action("Hangup", Channel=channel)
+
+        # Outage: no more heartbeats; once stale, a new call skips the service.
+        if outage == "ami_link_stopped":
+            await r.service.link.stop()
+        else:
+            await r.service.stop()
+        await r.wait_stale()
+        channel = await r.call()
+        joined = await r.joined(channel)
+        assert get(joined, "Queue") == default
+        assert r.guard_of(channel) == "1?fallback"
+        assert not r.agi_started(channel)
+        assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "stale"
+        assert r.service.calls.started == 1
+        await r.watcher.action("Hangup", Channel=channel)
