@@ -18,8 +18,10 @@ from dialplan.manager import ACTIONS, READ, WRITE
 from dialplan.prompts import config_prompts, greeting_text, hotline_locales
 from dialplan.queues import PenaltyRule, PenaltyStep, render_queuerules, render_queues
 from ivr.config import HotlineConfig, load_config
+from pbxsim.config import SimConfig
 from pbxsim.dialplan import Dialplan
 from pbxsim.expr import substitute
+from pbxsim.media import SoundLibrary
 from pbxsim.queues import parse_queues_conf
 
 
@@ -77,6 +79,9 @@ def test_every_referenced_prompt_is_an_8khz_mono_wav(config: HotlineConfig, out:
             with wave.open(str(path), "rb") as w:
                 assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
                 assert w.getnframes() > 8000, f"{path} is shorter than a second"
+    # pbxsim, given the generated sounds directory, plays them under the names referenced.
+    library = SoundLibrary(SimConfig(sounds_dirs=(out / "sounds",)))
+    assert [name for name in sorted(referenced) if library.load(name) is None] == []
     default = (out / "sounds" / f"{config.ivr.greeting_prompt}.wav").read_bytes()
     assert default == (out / "sounds" / "ko" / f"{config.ivr.greeting_prompt}.wav").read_bytes()
 
