@@ -38,10 +38,12 @@ def stale_after_s(ami: AmiConfig) -> int:
     return max(1, math.ceil(max(3 * interval, interval + ami.action_timeout_s)))
 
 
-def called_numbers(config: HotlineConfig) -> tuple[str, ...]:
-    """The extensions of the hotline entry. The configuration names no numbers yet, so every
-    number routed into the context is the hotline's; when it does, one entry per number."""
-    return ANY_NUMBER
+def called_numbers(config: HotlineConfig) -> dict[str, str]:
+    """Extension of the hotline entry -> the locale its callers are greeted in. The
+    configuration names no numbers yet, so every number routed into the context is the
+    hotline's, in the service's locale; when it does (the menus' numbers), one entry per
+    number with its menu's language, and these catch-alls for the rest."""
+    return {number: config.service.locale for number in ANY_NUMBER}
 
 
 def guard_expression(stale_s: int) -> str:
@@ -75,10 +77,9 @@ def _global_name() -> str:
 def render_extensions(config: HotlineConfig) -> str:
     stale_s = stale_after_s(config.ami)
     queue = default_queue(config)
-    language = channel_language(config.service.locale)
     numbers = called_numbers(config)
-    if len(set(numbers)) != len(numbers) or not numbers:
-        raise DialplanError("the hotline entry needs distinct called numbers")
+    if not numbers:
+        raise DialplanError("the hotline entry needs at least one called number")
     lines = [header("extensions.conf: the hotline entry", [
         ("Modules: " + ", ".join(MODULES) + ". app_audiosocket must be loaded although no "
          "line below names AudioSocket: the service starts it on the parked call over AGI "
@@ -90,7 +91,8 @@ def render_extensions(config: HotlineConfig) -> str:
          f"from its Ping reply) every {config.ami.heartbeat_interval_s:g} s. When it is older "
          f"than {stale_s} s, or unset, a new call goes straight to queue {queue} without async "
          "AGI. A call already parked when the service stops waits for it to come back and "
-         "resume the call."),
+         "resume the call. A call whose async AGI ends with the caller still on the line "
+         "goes to that queue too: the service hangs up the calls it is done with."),
     ]),
         "[general]",
         "static=yes",
@@ -104,9 +106,9 @@ def render_extensions(config: HotlineConfig) -> str:
         f"; {_global_name()} is not defined here: a reload would reset it.",
         "",
         f"[{CONTEXT}]"]
-    for i, number in enumerate(sorted(numbers)):
+    for i, (number, locale) in enumerate(sorted(numbers.items())):
         if i:
             lines.append("")
-        lines.extend(_entry(number, language=language, stale_s=stale_s, queue=queue,
-                            timeout_s=config.ivr.queue_timeout_s))
+        lines.extend(_entry(number, language=channel_language(locale), stale_s=stale_s,
+                            queue=queue, timeout_s=config.ivr.queue_timeout_s))
     return "\n".join(lines) + "\n"
