@@ -81,7 +81,8 @@ def render_extensions(config: HotlineConfig) -> str:
     if not numbers:
         raise DialplanError("the hotline entry needs at least one called number")
     lines = [header("extensions.conf: the hotline entry", [
-        ("Modules: " + ", ".join(MODULES) + ". app_audiosocket must be loaded although no "
+        ("Modules, besides the channel driver, codecs and bridges: " + ", ".join(MODULES)
+         + ". app_audiosocket must be loaded although no "
          "line below names AudioSocket: the service starts it on the parked call over AGI "
          "(EXEC AudioSocket) to hear the caller."),
         (f"Route the hotline's numbers here: context={CONTEXT} on the trunk's endpoint, or "
