@@ -112,7 +112,9 @@ async def test_ami_cut_while_queued_still_completes_the_case(tmp_path: Path) -> 
 async def test_service_restart_resumes_a_parked_call(tmp_path: Path) -> None:
     async with rig(tmp_path, speed=1.0) as r:
         agent = await r.add_agent(1006, "water", talk_s=2.0)
-        call = await r.sim.place_call(CitizenScript(keys=[("1", 3.0)]))
+        # The key lands in the first service's prompt, which dies with it; re-prompted by
+        # the resumed service, the caller presses again.
+        call = await r.sim.place_call(CitizenScript(keys=[("1", 3.0), ("1", 0.5)]))
         async with asyncio.timeout(10):
             while not r.service.calls.sessions:
                 await asyncio.sleep(0.02)
