@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("file", metavar="FILE")
 
+    dp = sub.add_parser("dialplan", help="generate Asterisk configuration and prompts")
+    _add_config(dp)
+    dp.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
+
     cases = sub.add_parser("cases", help="case records")
     cases_sub = cases.add_subparsers(dest="cases_command", required=True)
     lst = cases_sub.add_parser("list", help="list cases")
@@ -88,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             opts = DemoOptions(calls=args.calls, agents=args.agents, speed=args.speed,
                                seed=args.seed, as_json=args.json, serve=args.serve)
             return asyncio.run(run_demo(cfg, opts))
+        if args.command == "dialplan":
+            from pathlib import Path
+
+            from dialplan.cli import cmd_dialplan
+            return cmd_dialplan(cfg, Path(args.out))
         if args.command == "cases":
             return asyncio.run(_cases_list(cfg, args.today, args.json, args.limit))
     except KeyboardInterrupt:
