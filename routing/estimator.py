@@ -7,13 +7,17 @@ Two parts, both free of I/O:
   the arrival rate per queue and the abandonment hazard (abandons per second of waiting, the
   maximum-likelihood estimate for exponential patience). ``view()`` freezes them into a
   ``StatsView`` that goes into a routing snapshot.
-- ``expected_wait`` turns a caller's position and the servers able to take it into an
-  expected wait. For ``k`` callers ahead, servers draining the queue at a total rate ``R``
-  (sum of 1/handle time over the eligible members) and abandonment hazard ``theta``, the wait
-  is the time for ``k + 1`` departures from the head, where with ``j`` callers still ahead the
-  head moves at rate ``R + j * theta``:  E[W] = sum_{j=0..k} 1 / (R + j * theta).
-  This is exact for M/M/n+M with all servers busy (the Erlang-A model), and reduces to
-  (k + 1) * AHT / n without abandonment. Idle eligible servers absorb callers ahead first.
+- ``expected_wait`` turns a caller's position and the servers able to take it into the
+  expected wait *of a caller who is answered* — the wait ASA measures and the only one that
+  can be checked afterwards (an abandoned caller's wait to answer is never seen). For ``k``
+  callers ahead, busy servers draining the queue at a total rate ``R`` (sum of 1/handle time
+  over the eligible members) and abandonment hazard ``theta``: while ``j`` callers are still
+  ahead the caller moves up at rate ``R + j * theta``, a stage of an exponential length; being
+  answered means the caller's own patience outlasted every stage, which (for exponential
+  patience) tilts each stage's rate up by ``theta``:
+      E[W | answered] = sum_{j=0..k} 1 / (R + (j + 1) * theta).
+  Exact for M/M/n+M with all servers busy (the Erlang-A model); without abandonment it is
+  (k + 1) * AHT / n. Idle eligible servers absorb callers ahead first.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from dataclasses import dataclass, field
 
 
 def expected_wait(ahead: float, idle: int, rate: float, theta: float) -> float:
-    """Expected wait of a caller with ``ahead`` callers before it.
+    """Expected wait, until answered, of a caller with ``ahead`` callers before it.
 
     ``idle``: eligible servers idle now; ``rate``: total service rate (calls/s) of the
-    eligible servers when all are busy; ``theta``: abandonment hazard of the callers ahead.
+    eligible servers when all are busy; ``theta``: abandonment hazard (1/mean patience).
     A fractional ``ahead`` (a projected queue) interpolates between its neighbours.
     """
     k = ahead - idle
@@ -38,8 +42,8 @@ def expected_wait(ahead: float, idle: int, rate: float, theta: float) -> float:
     frac = k - whole
     if theta <= 0.0:
         return (k + 1.0) / rate
-    w = sum(1.0 / (rate + j * theta) for j in range(whole + 1))
-    return w + frac / (rate + (whole + 1) * theta)
+    w = sum(1.0 / (rate + (j + 1) * theta) for j in range(whole + 1))
+    return w + frac / (rate + (whole + 2) * theta)
 
 
 @dataclass(frozen=True, slots=True)

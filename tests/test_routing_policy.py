@@ -40,7 +40,8 @@ def test_expected_wait_formula() -> None:
     assert expected_wait(2, 3, 10 / AHT, 0.0) == 0.0          # an idle agent is free for it
     # Abandonment ahead shortens the wait, and the sum matches Erlang-A's position formula.
     r, th = 10 / AHT, 1 / 150
-    assert expected_wait(3, 0, r, th) == pytest.approx(sum(1 / (r + j * th) for j in range(4)))
+    assert expected_wait(3, 0, r, th) == pytest.approx(
+        sum(1 / (r + (j + 1) * th) for j in range(4)))
     assert expected_wait(3, 0, r, th) < expected_wait(3, 0, r, 0.0)
     assert math.isinf(expected_wait(0, 0, 0.0, 0.0))
     # A fractional (projected) position lies between its neighbours.
