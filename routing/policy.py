@@ -17,8 +17,8 @@ estimates) and answers three questions, each mapping 1:1 onto Asterisk:
     Queue penalties (AMI ``QueuePenalty``). A multi-skilled agent is offered to callers of a
     topic it is *less* proficient in only while that saves more wait than it costs: the
     expected wait of that queue's next caller (without this agent) must exceed the wait it
-    would cause its own callers by ``margin_s`` plus the proficiency cost. Otherwise its
-    membership there is parked at ``PARKED`` (outside every caller window), so an agent freed
+    would cause its own callers by the proficiency cost. Otherwise its membership there is
+    parked at ``PARKED`` + its penalty (outside every caller window), so an agent freed
     while its own callers wait serves them rather than whoever waited longest elsewhere.
 
 Member penalties encode proficiency: ``STRIDE * skill`` (+1 for agents with several skills when
@@ -41,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from routing.estimator import StatsView, expected_wait
 
 STRIDE = 2
+# A parked membership sits at PARKED + its routing penalty: outside every caller window, yet
+# its proficiency stays readable from the penalty alone (``skill_of``).
 PARKED = 1000
 
 
@@ -144,6 +146,14 @@ class PenaltyChange:
 def routing_penalty(skill: int, multi_skilled: bool, params: PolicyParams) -> int:
     """Member penalty for a proficiency level (the layout the live service provisions)."""
     return STRIDE * skill + (1 if multi_skilled and params.specialists_first else 0)
+
+
+def skill_of(penalty: int) -> int:
+    """Proficiency encoded in a member penalty, parked or not (for a live state that only
+    sees penalties)."""
+    if penalty >= PARKED:
+        penalty -= PARKED
+    return penalty // STRIDE
 
 
 def window_for(skill: int) -> int:
@@ -282,23 +292,24 @@ class RoutingPolicy:
         next_wait: dict[tuple[str, int], float] = {}
         for qv in snap.queues.values():
             for m in qv.members:
-                if m.skill == 0:
+                skill = skill_of(m.penalty) if m.penalty >= PARKED else m.skill
+                if skill == 0:
                     continue
-                base = routing_penalty(m.skill, m.agent in multi, p)
+                base = routing_penalty(skill, m.agent in multi, p)
                 want, why = base, "helper"
-                if m.skill > p.max_skill_penalty:
-                    want, why = PARKED, "beyond max proficiency"
+                if skill > p.max_skill_penalty:
+                    want, why = PARKED + base, "beyond max proficiency"
                 elif p.park_helpers:
-                    away = snap.stats.aht(qv.name, m.skill) if p.look_ahead else 0.0
-                    key = (qv.name, m.skill)
+                    away = snap.stats.aht(qv.name, skill) if p.look_ahead else 0.0
+                    key = (qv.name, skill)
                     if key not in next_wait:
                         # The next caller here, served only by the more proficient members.
                         next_wait[key] = self.wait_in(
-                            snap, qv.name, window_for(m.skill - 1), len(qv.waiting),
+                            snap, qv.name, window_for(skill - 1), len(qv.waiting),
                             horizon_s=away)
                     gain = next_wait[key] - self._blocking(snap, m.agent, away)
-                    if gain <= m.skill * p.proficiency_cost_s:
-                        want, why = PARKED, f"own callers first (gain {gain:.0f}s)"
+                    if gain <= skill * p.proficiency_cost_s:
+                        want, why = PARKED + base, f"own callers first (gain {gain:.0f}s)"
                 if want != m.penalty:
                     changes.append(PenaltyChange(qv.name, m.agent, want, why))
         return changes

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from routing.estimator import DecayedStats, StatsView, expected_wait
 from routing.policy import (PARKED, Caller, Member, PolicyParams, QueueView, RoutingPolicy,
-                            Snapshot, Waiting, caller_priority, window_for)
+                            Snapshot, Waiting, caller_priority, skill_of, window_for)
 
 AHT = 240.0
 
@@ -137,9 +137,18 @@ def _two_queues(own_waiting: int, own_idle: int, other_waiting: int) -> Snapshot
 def test_helper_parked_while_its_own_callers_wait() -> None:
     pol = RoutingPolicy(PolicyParams(proficiency_cost_s=10.0))
     ch = pol.member_penalties(_two_queues(own_waiting=2, own_idle=0, other_waiting=1))
-    assert [(c.queue, c.agent, c.penalty) for c in ch] == [("water", "x", PARKED)]
+    assert [(c.queue, c.agent, c.penalty) for c in ch] == [("water", "x", PARKED + 3)]
+    assert skill_of(PARKED + 3) == 1 == skill_of(3)
     # Own queue empty with spare colleagues, water congested: stays offered to water.
     assert pol.member_penalties(_two_queues(own_waiting=0, own_idle=2, other_waiting=3)) == []
+    # A parked membership as the live state sees it (skill read as penalty // STRIDE) is
+    # opened again when its queue needs it: the proficiency is decoded from the penalty.
+    s = _two_queues(own_waiting=0, own_idle=2, other_waiting=3)
+    water = s.queues["water"]
+    parked = Member("x", PARKED + 3, (PARKED + 3) // 2, False)
+    s2 = snap([s.queues["enterprise"],
+               QueueView("water", water.members[:-1] + (parked,), water.waiting)], s.home)
+    assert [(c.agent, c.penalty) for c in pol.member_penalties(s2)] == [("x", 3)]
     # Parking can be switched off from the console.
     pol.params = pol.params.replace(park_helpers=False)
     assert pol.member_penalties(_two_queues(own_waiting=2, own_idle=0, other_waiting=1)) == []
