@@ -1,8 +1,10 @@
-"""Case writes off the call's critical path, in order per call, surviving store hiccups.
+"""Case writes off the call's critical path, in order per call, surviving store outages.
 
 A call must never wait on, or fail because of, the database. The session hands writes to
-this recorder; a few worker tasks apply them, each call always to the same worker so its
-writes stay in order. A failing store is retried with backoff; the call goes on meanwhile.
+this recorder; each is journaled on local disk (``CaseJournal``), then a few worker tasks
+apply them, each call always to the same worker so its writes stay in order. A failing store
+is retried with backoff for as long as it takes; the call goes on meanwhile, and writes still
+unapplied when the service stops are replayed from the journal at the next start.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pydantic_core import to_jsonable_python
+
 from cases.schemas import CallStart, CaseView
+from ivr.case_journal import CaseJournal, CaseWrite
 
 log = logging.getLogger("hotline.cases")
 
@@ -69,14 +74,20 @@ class _Shard:
 class _Write:
     what: str
     op: Callable[[], Awaitable[Any]]
+    seq: int | None = None       # its journal entry
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class CaseRecorder:
-    def __init__(self, store: CaseStoreLike, *, workers: int = 4,
-                 retry_max_s: float = 5.0, give_up_after_s: float = 120.0) -> None:
+    def __init__(self, store: CaseStoreLike, *, journal: CaseJournal | None = None,
+                 workers: int = 4, retry_max_s: float = 5.0,
+                 give_up_after_s: float | None = None) -> None:
+        """``journal``: where writes wait durably; None keeps them in memory only.
+        ``give_up_after_s``: None retries a failing store until the service stops (the
+        journal keeps what is left for the next start)."""
         self.store = store
+        self.journal = journal
         # Per worker: new cases first (a caller's routing waits on them), then the rest.
         self._queues: list[_Shard] = [_Shard() for _ in range(workers)]
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,8 +95,15 @@ class CaseRecorder:
         self._give_up_after_s = give_up_after_s
         self.errors = 0          # writes that failed at least once
         self.lost = 0            # writes given up on (logged with what they carried)
+        self.replayed = 0        # writes from an earlier run's journal
 
     def start(self) -> None:
+        """Start the writers; first in line are the journal's writes from an earlier run."""
+        if self.journal is not None:
+            for seq, w in self.journal.open():
+                self._enqueue(w, seq)
+                self.replayed += 1
+            self.journal.start()
         self._tasks = [asyncio.create_task(self._work(q), name=f"case-writer-{i}")
                        for i, q in enumerate(self._queues)]
 
@@ -98,28 +116,50 @@ class CaseRecorder:
         return sum(q.size for q in self._queues)
 
     async def stop(self) -> None:
+        # With a journal, what is left waits on disk: a stopping service need not linger.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(2 if self.journal is not None else 10):
                 await self.drain()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.journal is not None:
+            if self.journal.unapplied:
+                log.warning("%d case write(s) kept in %s for the next start",
+                            self.journal.unapplied, self.journal.path)
+            await self.journal.close()
 
-    def _submit(self, call_id: str, what: str, op: Callable[[], Awaitable[Any]],
-                *, urgent: bool = False) -> _Write:
-        w = _Write(what, op)
+    def _submit(self, cw: CaseWrite, *, urgent: bool = False) -> _Write:
+        seq = self.journal.append(cw) if self.journal is not None else None
+        return self._enqueue(cw, seq, urgent=urgent)
+
+    def _enqueue(self, cw: CaseWrite, seq: int | None, *, urgent: bool = False) -> _Write:
+        w = _Write(f"{cw.kind} {cw.node}/{cw.call_id}", lambda: self._apply(cw), seq)
         # Failures are logged by the worker; mark them seen for writes nobody awaits.
         w.done.add_done_callback(lambda f: f.cancelled() or f.exception())
         # One call, one worker: its writes stay in order (its open is always first).
-        self._queues[zlib.crc32(call_id.encode()) % len(self._queues)].put(w, urgent)
+        self._queues[zlib.crc32(cw.call_id.encode()) % len(self._queues)].put(w, urgent)
         return w
+
+    async def _apply(self, w: CaseWrite) -> CaseView:
+        d = w.data
+        if w.kind == "open":
+            return await self.store.open_call_case(CallStart.model_validate(d))
+        if w.kind == "update":
+            return await self.store.update_call_case(w.node, w.call_id, **d)
+        return await self.store.finish_call(
+            w.node, w.call_id, d["outcome"], datetime.fromisoformat(d["ended_at"]),
+            wait_s=d.get("wait_s"), talk_s=d.get("talk_s"))
 
     # ---- what the call session uses ------------------------------------------------
     async def open(self, call: CallStart, *, wait_s: float) -> CaseView | None:
         """Create (or find, when resuming) the call's case; None if the store is slow or
         down, in which case the write still completes in the background."""
-        w = self._submit(call.call_id, "open", lambda: self.store.open_call_case(call),
-                         urgent=True)
+        if call.started_at is None:
+            # Fixed now: a write replayed later must not date the call to its replay.
+            call = call.model_copy(update={"started_at": datetime.now(UTC)})
+        w = self._submit(CaseWrite("open", call.node, call.call_id,
+                                   call.model_dump(mode="json")), urgent=True)
         try:
             async with asyncio.timeout(wait_s):
                 return await asyncio.shield(w.done)  # type: ignore[no-any-return]
@@ -128,46 +168,56 @@ class CaseRecorder:
             return None
 
     def update(self, node: str, call_id: str, **changes: Any) -> None:
-        self._submit(call_id, f"update {sorted(changes)}",
-                     lambda: self.store.update_call_case(node, call_id, **changes))
+        self._submit(CaseWrite("update", node, call_id, to_jsonable_python(changes)))
 
     def finish(self, node: str, call_id: str, outcome: str, ended_at: datetime,
                wait_s: float | None, talk_s: float | None) -> asyncio.Future[Any]:
-        return self._submit(call_id, f"finish {outcome}", lambda: self.store.finish_call(
-            node, call_id, outcome, ended_at, wait_s=wait_s, talk_s=talk_s)).done
+        return self._submit(CaseWrite("finish", node, call_id, {
+            "outcome": str(outcome), "ended_at": ended_at.isoformat(), "wait_s": wait_s,
+            "talk_s": talk_s})).done
 
     async def _work(self, q: _Shard) -> None:
         loop = asyncio.get_running_loop()
         while True:
             w = await q.get()
             try:
-                delay, started = 0.1, loop.time()
+                delay, started, attempt = 0.1, loop.time(), 0
                 while True:
                     try:
                         result = await w.op()
                     except ValueError as e:
                         # A bad value is a bug to fix, not an outage to wait out.
                         log.error("case write %s rejected: %s", w.what, e)
+                        self._applied(w)
                         self.lost += 1
                         if not w.done.done():
                             w.done.set_exception(e)
                         break
                     except Exception as e:
                         self.errors += 1
-                        if loop.time() - started > self._give_up_after_s:
+                        if (self._give_up_after_s is not None
+                                and loop.time() - started > self._give_up_after_s):
                             log.error("case write %s given up after %.0fs: %s", w.what,
                                       loop.time() - started, e)
                             self.lost += 1
                             if not w.done.done():
                                 w.done.set_exception(e)
                             break
-                        log.warning("case write %s failed (%s); retrying in %.1fs",
-                                    w.what, e, delay)
+                        # One warning per write; an outage of minutes must not flood the log.
+                        (log.warning if attempt == 0 else log.debug)(
+                            "case write %s failed (%s); retrying every %.0fs at most", w.what,
+                            e, self._retry_max_s)
+                        attempt += 1
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, self._retry_max_s)
                     else:
+                        self._applied(w)
                         if not w.done.done():
                             w.done.set_result(result)
                         break
             finally:
                 q.task_done()
+
+    def _applied(self, w: _Write) -> None:
+        if self.journal is not None and w.seq is not None:
+            self.journal.applied(w.seq)

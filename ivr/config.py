@@ -66,6 +66,18 @@ class AmiConfig(_Strict):
 class DatabaseConfig(_Strict):
     url: str = Field(min_length=1)
     secret_key: str = Field(min_length=8, repr=False)
+    # Case writes wait here while the database is away. "": hotline-<node>.case-journal
+    # beside a SQLite file, else in the working directory (one per node: one writer each).
+    journal: str = ""
+
+    def journal_path(self, node: str) -> Path:
+        if self.journal:
+            return Path(self.journal)
+        name = f"hotline-{node}.case-journal"
+        prefix = "sqlite+aiosqlite:///"
+        if self.url.startswith(prefix) and ":memory:" not in self.url:
+            return Path(self.url[len(prefix):].split("?", 1)[0]).parent / name
+        return Path(name)
 
     @field_validator("url")
     @classmethod

@@ -15,6 +15,7 @@ from cases.errors import CaseStoreUnavailable
 from cases.store import CaseStore
 from ivr.ami.link import AmiLink
 from ivr.calls import CallRegistry
+from ivr.case_journal import CaseJournal
 from ivr.case_recorder import CaseRecorder
 from ivr.config import HotlineConfig
 from ivr.heartbeat import Heartbeat
@@ -43,7 +44,8 @@ class HotlineService:
         self.audiosocket: AudioSocketServer | None = None
         self.store = CaseStore(config.database.url, secret_key=config.database.secret_key,
                                timezone=config.service.timezone)
-        self.recorder = CaseRecorder(self.store)
+        self.recorder = CaseRecorder(self.store, journal=CaseJournal(
+            config.database.journal_path(config.service.node)))
         self.link = AmiLink(config.ami, name=f"ami-{config.service.node}")
         self.catalogue = TopicCatalogue.from_config(config.topics)
         self.live = LiveQueues(clock or time.monotonic)

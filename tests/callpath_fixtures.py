@@ -68,7 +68,8 @@ def service_config(tmp_path: Path, port: int, *, secret: str = "s3cret",
                                           "ping_interval_s": 1.0, "action_timeout_s": 2.0,
                                           "reconnect_min_s": 0.05, "reconnect_max_s": 0.5}),
         "database": cfg.database.model_copy(update={
-            "url": db_url or f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"}),
+            "url": db_url or f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}",
+            "journal": str(tmp_path / "cases.journal")}),
         "ivr": cfg.ivr.model_copy(update={"input_timeout_ms": 3000, **ivr}),
     })
 
