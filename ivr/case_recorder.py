@@ -14,13 +14,13 @@ import contextlib
 import logging
 import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic_core import to_jsonable_python
 
+from cases.errors import CaseNotFound, CaseStoreUnavailable
 from cases.schemas import CallStart, CaseView
 from ivr.case_journal import CaseJournal, CaseWrite
 
@@ -35,31 +35,53 @@ class CaseStoreLike(Protocol):
 
 
 class _Shard:
-    """Two FIFOs, urgent first, with join() like asyncio.Queue."""
+    """Two FIFOs, urgent first, with join() like asyncio.Queue.
+
+    An update that finds the same call's previous write still waiting, and that write an
+    update too, is merged into it: when the database falls behind, a call's changes land in
+    fewer transactions instead of a growing backlog."""
 
     def __init__(self) -> None:
         self._urgent: deque[_Write] = deque()
         self._rest: deque[_Write] = deque()
+        self._last: dict[tuple[str, str], _Write] = {}   # each call's newest waiting write
         self._ready = asyncio.Event()
         self._unfinished = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.merged = 0
 
     @property
     def size(self) -> int:
         return len(self._urgent) + len(self._rest)
 
-    def put(self, w: _Write, urgent: bool) -> None:
+    def put(self, w: _Write, urgent: bool) -> _Write:
+        """Queue ``w``; returns the write that will carry it (``w`` or the one it joined)."""
+        key = (w.cw.node, w.cw.call_id)
+        last = self._last.get(key)
+        if (not urgent and last is not None and last.cw.kind == "update"
+                and w.cw.kind == "update"):
+            last.cw = CaseWrite("update", last.cw.node, last.cw.call_id,
+                                {**last.cw.data, **w.cw.data})
+            last.seqs.extend(w.seqs)
+            self.merged += 1
+            return last
         (self._urgent if urgent else self._rest).append(w)
+        self._last[key] = w
         self._unfinished += 1
         self._idle.clear()
         self._ready.set()
+        return w
 
     async def get(self) -> _Write:
         while not (self._urgent or self._rest):
             self._ready.clear()
             await self._ready.wait()
-        return self._urgent.popleft() if self._urgent else self._rest.popleft()
+        w = self._urgent.popleft() if self._urgent else self._rest.popleft()
+        key = (w.cw.node, w.cw.call_id)
+        if self._last.get(key) is w:      # taken: nothing may be merged into it any more
+            del self._last[key]
+        return w
 
     def task_done(self) -> None:
         self._unfinished -= 1
@@ -72,20 +94,24 @@ class _Shard:
 
 @dataclass(slots=True)
 class _Write:
-    what: str
-    op: Callable[[], Awaitable[Any]]
-    seq: int | None = None       # its journal entry
+    cw: CaseWrite
+    seqs: list[int]               # its journal entries (several once merged)
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def what(self) -> str:
+        return f"{self.cw.kind} {self.cw.node}/{self.cw.call_id}"
 
 
 class CaseRecorder:
     def __init__(self, store: CaseStoreLike, *, journal: CaseJournal | None = None,
                  workers: int = 4, retry_max_s: float = 5.0,
-                 give_up_after_s: float | None = None) -> None:
+                 give_up_after_s: float = 60.0) -> None:
         """``journal``: where writes wait durably; None keeps them in memory only.
-        ``give_up_after_s``: None retries a failing store until the service stops (the
-        journal keeps what is left for the next start)."""
+        ``give_up_after_s``: how long a write failing with anything but the store being
+        unavailable is retried (an unavailable store is waited for until the service stops;
+        the journal keeps what is left for the next start)."""
         self.store = store
         self.journal = journal
         # Per worker: new cases first (a caller's routing waits on them), then the rest.
@@ -134,12 +160,16 @@ class CaseRecorder:
         return self._enqueue(cw, seq, urgent=urgent)
 
     def _enqueue(self, cw: CaseWrite, seq: int | None, *, urgent: bool = False) -> _Write:
-        w = _Write(f"{cw.kind} {cw.node}/{cw.call_id}", lambda: self._apply(cw), seq)
+        w = _Write(cw, [] if seq is None else [seq])
         # Failures are logged by the worker; mark them seen for writes nobody awaits.
         w.done.add_done_callback(lambda f: f.cancelled() or f.exception())
         # One call, one worker: its writes stay in order (its open is always first).
-        self._queues[zlib.crc32(cw.call_id.encode()) % len(self._queues)].put(w, urgent)
-        return w
+        return self._queues[zlib.crc32(cw.call_id.encode()) % len(self._queues)].put(w, urgent)
+
+    @property
+    def merged(self) -> int:
+        """Updates that joined a waiting update of the same call."""
+        return sum(q.merged for q in self._queues)
 
     async def _apply(self, w: CaseWrite) -> CaseView:
         d = w.data
@@ -184,24 +214,22 @@ class CaseRecorder:
                 delay, started, attempt = 0.1, loop.time(), 0
                 while True:
                     try:
-                        result = await w.op()
-                    except ValueError as e:
-                        # A bad value is a bug to fix, not an outage to wait out.
+                        result = await self._apply(w.cw)
+                    except (ValueError, CaseNotFound) as e:
+                        # A bad value, or an update whose case was rejected: a bug to fix,
+                        # not an outage to wait out (and retrying would hold up the others).
                         log.error("case write %s rejected: %s", w.what, e)
-                        self._applied(w)
-                        self.lost += 1
-                        if not w.done.done():
-                            w.done.set_exception(e)
+                        self._gave_up(w, e)
                         break
                     except Exception as e:
                         self.errors += 1
-                        if (self._give_up_after_s is not None
+                        # An outage is waited out for as long as it lasts; anything else
+                        # for ``give_up_after_s``.
+                        if (not isinstance(e, CaseStoreUnavailable)
                                 and loop.time() - started > self._give_up_after_s):
-                            log.error("case write %s given up after %.0fs: %s", w.what,
+                            log.error("case write %s given up after %.0fs: %r", w.what,
                                       loop.time() - started, e)
-                            self.lost += 1
-                            if not w.done.done():
-                                w.done.set_exception(e)
+                            self._gave_up(w, e)
                             break
                         # One warning per write; an outage of minutes must not flood the log.
                         (log.warning if attempt == 0 else log.debug)(
@@ -218,6 +246,13 @@ class CaseRecorder:
             finally:
                 q.task_done()
 
+    def _gave_up(self, w: _Write, e: Exception) -> None:
+        self.lost += 1
+        self._applied(w)       # a write that can never succeed must not be replayed forever
+        if not w.done.done():
+            w.done.set_exception(e)
+
     def _applied(self, w: _Write) -> None:
-        if self.journal is not None and w.seq is not None:
-            self.journal.applied(w.seq)
+        if self.journal is not None:
+            for seq in w.seqs:
+                self.journal.applied(seq)

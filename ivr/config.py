@@ -45,6 +45,16 @@ class ServiceConfig(_Strict):
         return v
 
 
+class AmiNodeConfig(_Strict):
+    """Another Asterisk this service drives; keys not given are the [ami] section's."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str | None = Field(default=None, min_length=1)
+    secret: str | None = Field(default=None, min_length=1, repr=False)
+
+
 class AmiConfig(_Strict):
     host: str
     port: int = Field(ge=1, le=65535)
@@ -55,12 +65,26 @@ class AmiConfig(_Strict):
     reconnect_min_s: float = Field(gt=0)
     reconnect_max_s: float = Field(gt=0)
     heartbeat_interval_s: float = Field(gt=0)
+    # More Asterisk nodes (one AMI link each); calls are kept apart by node name.
+    nodes: list[AmiNodeConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> AmiConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ValueError("nodes: node names must be unique")
         return self
+
+    def endpoints(self, first_node: str) -> list[tuple[str, AmiConfig]]:
+        """(node name, its AMI settings) for every Asterisk: [ami] itself first."""
+        out = [(first_node, self.model_copy(update={"nodes": []}))]
+        for n in self.nodes:
+            out.append((n.name, self.model_copy(update={
+                "host": n.host, "port": n.port, "username": n.username or self.username,
+                "secret": n.secret or self.secret, "nodes": []})))
+        return out
 
 
 class DatabaseConfig(_Strict):
@@ -181,6 +205,9 @@ class HotlineConfig(_Strict):
         names = [t.name for t in self.topics]
         if len(set(names)) != len(names):
             raise ValueError("topics: topic names must be unique")
+        if self.service.node in {n.name for n in self.ami.nodes}:
+            raise ValueError(f"ami.nodes: {self.service.node!r} is already service.node, "
+                             "the [ami] section's own node")
         return self
 
     def group(self, name: str) -> GroupConfig:

@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from cases.errors import CaseStoreUnavailable
 from cases.store import CaseStore
-from ivr.ami.link import AmiLink
-from ivr.calls import CallRegistry
 from ivr.case_journal import CaseJournal
 from ivr.case_recorder import CaseRecorder
 from ivr.config import HotlineConfig
-from ivr.heartbeat import Heartbeat
-from ivr.session import SessionDeps
+from ivr.node import AsteriskNode
 from ivr.speech_input import SpeechInput
 from speech.audiosocket_server import AudioSocketServer
 from speech.engine import SpeechEngine, SpeechUnavailable
-from routing.live_state import LiveQueues, QueueStateFeed
-from routing.policy import RoutingPolicy
-from routing.rebalancer import PenaltyRebalancer
-from routing.router import Router
 from routing.topics import TopicCatalogue
 
 log = logging.getLogger("hotline.service")
@@ -46,22 +37,23 @@ class HotlineService:
                                timezone=config.service.timezone)
         self.recorder = CaseRecorder(self.store, journal=CaseJournal(
             config.database.journal_path(config.service.node)))
-        self.link = AmiLink(config.ami, name=f"ami-{config.service.node}")
         self.catalogue = TopicCatalogue.from_config(config.topics)
-        self.live = LiveQueues(clock or time.monotonic)
-        self.queue_feed = QueueStateFeed(self.link, self.live, config.routing.resync_interval_s)
-        policy = RoutingPolicy(config.routing.policy)
-        self.router = Router(self.catalogue, config.routing.groups, config.ivr.default_group,
-                             strategy=config.routing.strategy, policy=policy, live=self.live)
-        self.rebalancer = PenaltyRebalancer(self.link, self.live, policy,
-                                            config.routing.rebalance_interval_s)
-        deps = SessionDeps(link=self.link, recorder=self.recorder, catalogue=self.catalogue,
-                           router=self.router, ivr=config.ivr,
-                           agi_timeout_s=config.ami.action_timeout_s)
-        self.calls = CallRegistry(self.link, deps, node=config.service.node,
-                                  locale=config.service.locale)
-        self.heartbeat = Heartbeat(self.link, config.ami.heartbeat_interval_s)
+        # One per Asterisk, [ami] first; they share the store, recorder and speech.
+        self.nodes = [AsteriskNode(name, ami, config, recorder=self.recorder,
+                                   catalogue=self.catalogue, clock=clock)
+                      for name, ami in config.ami.endpoints(config.service.node)]
+        first = self.nodes[0]
+        # The first node's parts, for the web console and the demo (single-node views).
+        self.link, self.calls, self.live = first.link, first.calls, first.live
+        self.router, self.rebalancer = first.router, first.rebalancer
+        self.heartbeat, self.queue_feed = first.heartbeat, first.queue_feed
         self._store_opener: asyncio.Task[None] | None = None
+
+    def node(self, name: str) -> AsteriskNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
 
     async def start(self) -> None:
         try:
@@ -74,13 +66,11 @@ class HotlineService:
                                                      name="case-store-open")
         self.recorder.start()
         await self._start_speech()
-        self.link.start()
-        self.heartbeat.start()
-        self.queue_feed.start()
-        if config_uses_rebalancing(self.config):
-            self.rebalancer.start()
-        log.info("hotline node %r started: AMI %s:%s, cases in %s", self.config.service.node,
-                 self.config.ami.host, self.config.ami.port, _safe_url(self.config.database.url))
+        for node in self.nodes:
+            node.start()
+        log.info("hotline started: node(s) %s, cases in %s",
+                 ", ".join(repr(n.name) for n in self.nodes),
+                 _safe_url(self.config.database.url))
 
     async def _start_speech(self) -> None:
         cfg = self.config
@@ -106,8 +96,8 @@ class HotlineService:
         speech = SpeechInput(server, engine, self.catalogue, advertise=advertise,
                              max_utterance_s=cfg.speech.max_utterance_s,
                              transcription=mode)  # type: ignore[arg-type]
-        self.calls.deps = replace(self.calls.deps, speech=speech,
-                                  speech_locale=cfg.speech.locale)
+        for node in self.nodes:
+            node.use_speech(speech, cfg.speech.locale)
         log.info("speech: %s model %s, AudioSocket on %s:%s", cfg.speech.locale,
                  engine.model_path, cfg.audiosocket.listen_host, server.port)
 
@@ -129,19 +119,12 @@ class HotlineService:
         if self._store_opener is not None:
             self._store_opener.cancel()
             await asyncio.gather(self._store_opener, return_exceptions=True)
-        await self.heartbeat.stop()
-        await self.queue_feed.stop()
-        await self.rebalancer.stop()
-        await self.calls.stop()
-        await self.link.stop()
+        for node in self.nodes:
+            await node.stop()
         if self.audiosocket is not None:
             await self.audiosocket.stop()
         await self.recorder.stop()
         await self.store.close()
-
-
-def config_uses_rebalancing(cfg: HotlineConfig) -> bool:
-    return cfg.routing.strategy == "expected_wait" and cfg.routing.policy.park_helpers
 
 
 def _safe_url(url: str) -> str:

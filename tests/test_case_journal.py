@@ -161,3 +161,32 @@ async def test_a_second_process_cannot_share_a_journal(tmp_path: Path) -> None:
             CaseJournal(tmp_path / "j").open()
     finally:
         await first.close()
+
+
+async def test_updates_waiting_together_land_in_one_write(tmp_path: Path) -> None:
+    """When the database falls behind, a call's waiting updates are merged, not queued."""
+    store = CaseStore(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", secret_key=SECRET)
+    await store.open()
+    recorder = CaseRecorder(store, journal=CaseJournal(tmp_path / "j"))
+    recorder.start()
+    try:
+        opened = asyncio.create_task(recorder.open(CallStart(node="n", call_id="c2"),
+                                                   wait_s=5))
+        await asyncio.sleep(0)      # the open is queued first, as a session does
+        recorder.update("n", "c2", topic="water", ivr_path=["greeting:key:1"])
+        recorder.update("n", "c2", queue="water")
+        recorder.update("n", "c2", agent="agent1", wait_s=3.5)
+        recorder.update("n", "other", topic="x")        # another call is not merged in
+        assert recorder.merged == 2
+        assert (await opened) is not None
+        await recorder.drain()
+        case = await store.get_by_call("n", "c2")
+        assert case is not None
+        assert (case.topic, case.queue, case.agent, case.wait_s) == (
+            "water", "water", "agent1", 3.5)
+        assert list(case.ivr_path) == ["greeting:key:1"]
+        assert recorder.journal is not None
+        assert recorder.journal.unapplied == 0   # the merged writes' entries too
+    finally:
+        await recorder.stop()
+        await store.close()
