@@ -266,8 +266,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{source}: not valid TOML: {e}") from e
         data = _merge(data, user)
-    if env.get(DATABASE_URL_ENV):
-        data["database"] = {**data.get("database", {}), "url": env[DATABASE_URL_ENV]}
+    if env.get(DATABASE_URL_ENV) and isinstance(data.get("database"), dict):
+        # (Were [database] not a table, validation says so below.)
+        data["database"] = {**data["database"], "url": env[DATABASE_URL_ENV]}
     try:
         return HotlineConfig.model_validate(data)
     except ValidationError as e:
