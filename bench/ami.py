@@ -64,7 +64,10 @@ async def serve(payload: bytes, login: bool) -> tuple[asyncio.base_events.Server
             w.write(LOGIN_OK % aid)
         w.write(payload)
         await w.drain()
-        await r.read()        # keep the connection until the client goes
+        try:
+            await r.read()    # keep the connection until the client goes
+        except (asyncio.CancelledError, ConnectionError):
+            pass              # the server closing at the end of a round
         w.close()
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
