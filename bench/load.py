@@ -52,7 +52,8 @@ def queues_conf(cfg: HotlineConfig) -> str:
     return "\n".join(out)
 
 
-async def run(calls: int, concurrency: int, speed: float, agents: int) -> dict[str, object]:
+async def run(calls: int, concurrency: int, speed: float, agents: int,
+              talk_s: float) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="hotline-load-"))
     base = load_config(env={})
     qfile = work / "queues.conf"
@@ -68,7 +69,7 @@ async def run(calls: int, concurrency: int, speed: float, agents: int) -> dict[s
         "--queues", str(qfile), "--log-level", "WARNING", "--calls", str(calls),
         "--concurrency", str(concurrency), "--agents", str(agents),
         "--agent-queues", ",".join(topic_queues), "--keys", ",".join(k for k in keys if k),
-        "--talk-s", "20", "--start-after-login",
+        "--talk-s", str(talk_s), "--start-after-login",
         stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).resolve().parent.parent))
     await asyncio.sleep(1.0)   # let it bind
     cfg = base.model_copy(update={
@@ -123,7 +124,9 @@ async def run(calls: int, concurrency: int, speed: float, agents: int) -> dict[s
             "cpu_ms_per_call": round(cpu * 1000 / max(1, result["calls"]), 2),
             "rss_growth_mb": round(rss_end - warm["rss"], 1),
             "events_per_s": round(events / duration), "duration_s": round(duration, 1),
-            "concurrency": concurrency, "speed": speed}
+            "calls_per_s": round(result["calls"] / duration, 1),
+            "case_writes_merged": service.recorder.merged,
+            "concurrency": concurrency, "speed": speed, "talk_s": talk_s}
 
 
 def main() -> None:
@@ -133,11 +136,13 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=300)
     p.add_argument("--speed", type=float, default=20.0)
     p.add_argument("--agents", type=int, default=0, help="default: 90%% of concurrency")
+    p.add_argument("--talk-s", type=float, default=180.0,
+                   help="simulated talk time per answered call (a 12345 call: ~3 min)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = asyncio.run(run(args.calls, args.concurrency, args.speed,
-                          args.agents or max(1, int(args.concurrency * 0.9))))
+                          args.agents or max(1, int(args.concurrency * 0.9)), args.talk_s))
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -61,13 +62,27 @@ async def run(args: argparse.Namespace) -> None:
                 while sim.login_attempts == 0 and not stop.is_set():
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
-            result = await run_load(sim, plan)
-            print(json.dumps(result), flush=True)
+            load = asyncio.create_task(run_load(sim, plan))
+            orphaned = asyncio.create_task(_parent_gone())
+            done, _ = await asyncio.wait({load, orphaned}, return_when=asyncio.FIRST_COMPLETED)
+            orphaned.cancel()
+            if load in done:
+                print(json.dumps(load.result()), flush=True)
+            else:
+                # The benchmark that started us is gone: nobody will read the result.
+                load.cancel()
+                await asyncio.gather(load, return_exceptions=True)
             return
         await stop.wait()
     finally:
         logging.getLogger("pbxsim").info("shutting down")
         await sim.stop()
+
+
+async def _parent_gone() -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,6 +42,10 @@ async def run_load(sim: PbxSim, plan: LoadPlan) -> dict[str, object]:
     outcomes: list[dict[str, object]] = []
 
     async def one(n: int) -> None:
+        if n < plan.concurrency:
+            # The first wave arrives spread over one call's length, as callers do, rather
+            # than all in the same millisecond; later calls replace ones that end.
+            await sim.clock.sleep(n * plan.talk_s / plan.concurrency)
         async with gate:
             call = await sim.place_call(CitizenScript(
                 caller_num=f"139{n:08d}", keys=[(rng.choice(plan.keys), 0.0)] * 3,
