@@ -121,7 +121,14 @@ def build_app(service: HotlineService, *, settings: ConsoleSettings | None = Non
                            services=services_from_config(service.config),
                            jurisdiction_id=o311.jurisdiction_id or None)
     app.cleanup_ctx.append(_running)
+    app.on_shutdown.append(_close_websockets)
     return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    # Before the server waits for its handlers to end (up to a minute): every open screen is
+    # a handler that ends only when its socket closes. The pages reconnect on their own.
+    await app[CONSOLE].hub.close_all()
 
 
 async def _running(app: web.Application) -> AsyncIterator[None]:

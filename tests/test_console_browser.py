@@ -50,7 +50,9 @@ async def browser() -> AsyncIterator[object]:
 
 async def _login(browser: object, cr: ConsoleRig, name: str, password: str,
                  home: str) -> object:
-    page = await browser.new_page(viewport={"width": 1366, "height": 900})  # type: ignore[attr-defined]
+    # The screen in the centre's time zone, as at the centre (the board's clock and plots).
+    page = await browser.new_page(  # type: ignore[attr-defined]
+        viewport={"width": 1366, "height": 900}, timezone_id=cr.rig.config.service.timezone)
     page.on("dialog", lambda d: asyncio.ensure_future(d.dismiss()))
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -61,7 +61,7 @@
       el("td", { cls: "who" }, m.name, el("span", { cls: "iface mono", text: m.interface })),
       el("td", null, el("span", { cls: "badge " + (m.paused ? "paused" : m.busy ? "busy" : "on"), text: state })),
       el("td", null, pen, el("button", { type: "button", cls: "small", text: "set", onclick: () => member("penalty", q, m, { penalty: Number(pen.value) }) })),
-      el("td", null,
+      el("td", { cls: "acts" },
         m.paused ? el("button", { type: "button", cls: "small", text: "resume", onclick: () => member("resume", q, m) })
                  : el("button", { type: "button", cls: "small", text: "pause", onclick: () => member("pause", q, m, { reason: "supervisor" }) }),
         el("button", { type: "button", cls: "small danger", text: "remove", onclick: () => { if (confirm(`Remove ${m.name} from ${q}?`)) member("remove", q, m); } })));
@@ -183,7 +183,7 @@
       const rows = await api("GET", "/api/admin/audit");
       document.getElementById("audit-rows").replaceChildren(...rows.slice(0, 30).map((r) => el("tr", { cls: r.ok ? "" : "refused" },
         el("td", { text: clock(r.at) }), el("td", { text: r.actor }), el("td", { text: r.action }),
-        el("td", { cls: "mono", text: r.target }), el("td", { cls: "small", text: r.ok ? JSON.stringify(r.detail) : "refused: " + r.error }))));
+        el("td", { cls: "mono wrap", text: r.target }), el("td", { cls: "small wrap", text: r.ok ? JSON.stringify(r.detail) : "refused: " + r.error }))));
     } catch (e) { console.error(e); }
   }
 
