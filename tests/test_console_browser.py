@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from cases.schemas import CallStart
+from pbxsim import CitizenScript
+from speech.engine import SpeechEngine
 from tests.test_console_fixtures import ConsoleRig, caller, console_rig, wait_for
+from tests.test_speech_call import PHRASES, wav_of
 
 CHROMIUM = os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium")
 XSS = ('<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
@@ -115,6 +118,35 @@ async def test_screen_pop_with_transcript_as_text_and_the_form_saves(
         await p.screenshot(path=str(_shots(tmp_path) / "operator.png"), full_page=True)
         assert p.hotline_errors == []     # no CSP violation, no script error
         call.hangup()
+
+
+async def test_a_spoken_request_pops_with_what_vosk_heard(tmp_path: Path,
+                                                          browser: object) -> None:
+    """The transcript on the screen is the service's own: espeak-ng Korean spoken by the
+    pbxsim citizen over AudioSocket, heard by Vosk, routed by its topic."""
+    engine = SpeechEngine()
+    await engine.load()
+    await engine.load(fast=True)
+    try:
+        async with console_rig(tmp_path, speed=1.0, engine=engine, speech=True) as cr:
+            r = cr.rig
+            await r.add_agent(1001, "energy", talk_s=600.0, answer_s=1.0)
+            page = await _login(browser, cr, "agent1001", "pw", "/operator")
+            p = page  # type: ignore[assignment]
+            await p.wait_for_selector("#conn.on")
+            wav = wav_of(PHRASES["energy"], tmp_path / "energy.wav")
+            call = await r.sim.place_call(CitizenScript(speech_wav=wav, keys=[],
+                                                        caller_num="13900139000"))
+            await p.wait_for_selector("#pop-phase.phase-connected", timeout=60_000)
+            session = r.service.calls.sessions[call.ivr_uniqueid]
+            heard = session.state.transcript or session.state.live_transcript
+            assert heard     # Vosk's words for espeak's voice (not always the phrase)
+            assert await p.text_content("#pop-transcript") == heard
+            assert await p.text_content("#pop-topic") == "energy"
+            assert await p.text_content("#pop-caller") == "139****9000"
+            call.hangup()
+    finally:
+        engine.close()
 
 
 async def test_admin_board_changes_reach_pbxsim(tmp_path: Path, browser: object) -> None:
