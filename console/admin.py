@@ -6,6 +6,7 @@ the skill advisor. Every change is written to the audit log, refused ones too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any, Literal
@@ -61,12 +62,21 @@ async def board_ws(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def board_pusher(console: Console) -> None:
-    """Push the board to its screens every ``board_interval_s`` while any is open, and only
-    when it changed (one serialisation per tick, whatever the number of screens)."""
+async def board_pusher(console: Console, changed: asyncio.Event) -> None:
+    """Push the board to its screens while any is open, only when it changed (one
+    serialisation per push, whatever the number of screens).
+
+    ``changed`` is set by the queue events (a caller joins, an agent answers, a member is
+    paused...): the board goes out at once, then at most once per ``board_min_gap_s`` however
+    busy the queues are. Without events it is rebuilt every ``board_interval_s`` so that
+    waiting times keep counting up."""
+    settings = console.settings
     last = ""
     while True:
-        await asyncio.sleep(console.settings.board_interval_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.board_interval_s):
+                await changed.wait()
+        changed.clear()
         if not console.hub.subscribers(BOARD_TOPIC):
             last = ""
             continue
@@ -76,6 +86,7 @@ async def board_pusher(console: Console) -> None:
         if body != last:
             console.hub.publish(BOARD_TOPIC, text)
             last = body
+        await asyncio.sleep(settings.board_min_gap_s)
 
 
 def _ami_action(ch: MemberChange) -> tuple[str, dict[str, str]]:

@@ -1,5 +1,6 @@
 """The web app (aiohttp): login, the operator's screen pops, the supervisor's live board and
-queue controls, a department's cases, ``/metrics``, health.
+queue controls, a department's cases, ``/metrics``, health, and Open311 GeoReport v2 (the web
+and app channel of the case store, configured by ``[open311]``).
 
 Background work (the board pusher) runs in the app's ``cleanup_ctx``; everything the handlers
 share is one ``Console`` on the app (``console.context.CONSOLE``). AMI events reach the console
@@ -26,17 +27,30 @@ from console.board import QueueStats
 from console.context import CONSOLE, Console
 from console.department import add_department_routes
 from console.metrics import setup_metrics
+from console.open311 import add_open311_routes, services_from_config
 from console.operator import add_operator_routes
 from console.pages import add_page_routes
 from console.screenpop import PopTracker
 from console.security import security_headers, session_of, sessions_and_csrf
 from console.settings import ConsoleSettings
 from console.ws import Hub
-from ivr.ami.events import AmiEvent
+from ivr.ami.events import (
+    AgentEvent,
+    AmiEvent,
+    QueueCallerAbandon,
+    QueueCallerJoin,
+    QueueCallerLeave,
+    QueueMemberEvent,
+)
 from ivr.config import WebConfig
 from ivr.service import HotlineService
 
 log = logging.getLogger("hotline.web")
+
+# What changes the board: callers joining and leaving queues, agents ringing, answering and
+# hanging up, members added, removed, paused or re-penalised.
+BOARD_EVENTS = (QueueCallerJoin, QueueCallerLeave, QueueCallerAbandon, AgentEvent,
+                QueueMemberEvent)
 
 SERVICE: web.AppKey[HotlineService] = web.AppKey("service", HotlineService)
 
@@ -101,13 +115,26 @@ def build_app(service: HotlineService, *, settings: ConsoleSettings | None = Non
     add_admin_routes(app)
     add_department_routes(app)
     setup_metrics(app, console)
+    o311 = service.config.open311
+    if o311.enabled:
+        add_open311_routes(app, service.store, api_keys=set(o311.api_keys),
+                           services=services_from_config(service.config),
+                           jurisdiction_id=o311.jurisdiction_id or None)
     app.cleanup_ctx.append(_running)
+    app.on_shutdown.append(_close_websockets)
     return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    # Before the server waits for its handlers to end (up to a minute): every open screen is
+    # a handler that ends only when its socket closes. The pages reconnect on their own.
+    await app[CONSOLE].hub.close_all()
 
 
 async def _running(app: web.Application) -> AsyncIterator[None]:
     console = app[CONSOLE]
     active = True
+    board_changed = asyncio.Event()
 
     def on_event(ev: AmiEvent) -> None:
         # Registered after the call registry and the queue-state feed, so sessions and live
@@ -116,9 +143,11 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
             return
         console.stats.on_event(ev)
         console.pops.on_event(ev)
+        if isinstance(ev, BOARD_EVENTS):
+            board_changed.set()
 
     console.service.link.add_listener(on_event)
-    pusher = asyncio.create_task(board_pusher(console), name="board-pusher")
+    pusher = asyncio.create_task(board_pusher(console, board_changed), name="board-pusher")
     try:
         yield
     finally:

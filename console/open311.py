@@ -14,8 +14,13 @@ Endpoints under ``/open311/v2`` (``base`` to change it)::
     GET  requests/{id}.json       one request, as an array of one (as the spec shows it)
 
 Errors are the spec's: a JSON array of ``{"code": <HTTP status>, "description": "..."}`` with
-400 (bad or missing fields, unknown service code, too long a description), 403 (missing or
-unknown api key) and 404 (unknown request or path).
+400 (bad or missing fields: no location, too long a description, ...), 403 (missing or unknown
+api key; checked first) and 404 (unknown service code, request, jurisdiction or path). A
+request with several problems gets them all, each with its own code (status 400 when they
+differ).
+
+``[open311]`` in the configuration (``ivr.config.Open311Config``) sets the API keys, the
+jurisdiction and the services; ``console.app.build_app`` adds the routes with it.
 
 Privacy: submitters' details (name, e-mail, phone) go to the store encrypted or masked and are
 never part of a response. Only cases that came in through a public channel (``open311`` by
@@ -29,13 +34,16 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cases import CaseIntake, CaseStatus, CaseStore, CaseStoreUnavailable, CaseType, CaseView
 from cases.lifecycle import FINAL_STATES, OPEN_STATES
+
+if TYPE_CHECKING:
+    from ivr.config import HotlineConfig
 
 CHANNEL = "open311"
 MAX_DESCRIPTION = 4000
@@ -71,12 +79,23 @@ class Open311Service(BaseModel):
 
 class Open311Error(Exception):
     def __init__(self, status: int, *descriptions: str) -> None:
+        self.errors = [(status, d) for d in descriptions]
         super().__init__("; ".join(descriptions))
-        self.status, self.descriptions = status, descriptions
+        self.status = status
+
+    @classmethod
+    def several(cls, errors: list[tuple[int, str]]) -> Open311Error:
+        """Every problem of a request at once, each with its own code; the response's status
+        is theirs when they agree, else 400 (the request as a whole is bad)."""
+        codes = {code for code, _ in errors}
+        e = cls(codes.pop() if len(codes) == 1 else 400)
+        e.errors = list(errors)
+        e.args = ("; ".join(d for _, d in errors),)
+        return e
 
     def response(self) -> web.Response:
-        return web.json_response([{"code": self.status, "description": d}
-                                  for d in self.descriptions], status=self.status)
+        return web.json_response([{"code": code, "description": d} for code, d in self.errors],
+                                 status=self.status)
 
 
 class _Api:
@@ -148,7 +167,7 @@ class _Api:
     def _service(self, code: str) -> Open311Service:
         service = self.services.get(code)
         if service is None:
-            raise Open311Error(400, f"service_code {code} not found")
+            raise Open311Error(404, f"service_code {code} not found")
         return service
 
     def _date_range(self, start_s: str | None, end_s: str | None) -> tuple[datetime, datetime]:
@@ -168,12 +187,13 @@ class _Api:
 
     def _intake(self, form: Mapping[str, str]) -> tuple[CaseIntake, Open311Service]:
         problems: list[str] = []
+        missing_service: str | None = None   # the spec answers an unknown code with 404
         code = form.get("service_code", "").strip()
         service = self.services.get(code)
         if not code:
             problems.append("service_code is required")
         elif service is None:
-            problems.append(f"service_code {code} not found")
+            missing_service = f"service_code {code} not found"
         lat, lon = _float(form, "lat", 90, problems), _float(form, "long", 180, problems)
         address = form.get("address_string", "").strip() or None
         address_id = form.get("address_id", "").strip()
@@ -192,7 +212,9 @@ class _Api:
         if media_url is not None and not media_url.startswith(("http://", "https://")):
             problems.append("media_url must be an http or https URL")
         if problems or service is None:
-            raise Open311Error(400, *problems)
+            raise Open311Error.several(
+                ([(404, missing_service)] if missing_service else [])
+                + [(400, p) for p in problems])
         name = " ".join(p for p in (form.get("first_name", "").strip(),
                                     form.get("last_name", "").strip()) if p) or None
         try:
@@ -300,6 +322,20 @@ async def _submitted(request: web.Request) -> dict[str, str]:
         post = await request.post()
         fields.update({k: v for k, v in post.items() if isinstance(v, str)})
     return fields
+
+
+def services_from_config(cfg: HotlineConfig) -> list[Open311Service]:
+    """``[[open311.services]]``, or one service per IVR topic when there are none (the same
+    topics the phone line sorts calls into, with their keywords)."""
+    if cfg.open311.services:
+        return [Open311Service(**{**s.model_dump(), "keywords": tuple(s.keywords),
+                                  "case_type": CaseType(s.case_type)})
+                for s in cfg.open311.services]
+    return [Open311Service(service_code=t.name,
+                           service_name=t.name.replace("_", " ").capitalize(),
+                           keywords=tuple(dict.fromkeys(
+                               w for words in t.keywords.values() for w in words)))
+            for t in cfg.topics]
 
 
 def add_open311_routes(

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from cases.privacy import mask_number
@@ -188,7 +189,7 @@ class PopTracker:
             pop.detail = {
                 "type": "pop_detail", "uniqueid": pop.uniqueid,
                 "case": None if case is None else case_json(case),
-                "history": [history_json(c) for c in history
+                "history": [history_json(c, store.timezone) for c in history
                             if case is None or c.number != case.number],
                 "suggested_department": suggest_department(
                     pop.topic or (case.topic if case else None),
@@ -250,9 +251,11 @@ def case_json(c: CaseView) -> dict[str, Any]:
             "related_to": c.related_to, "repeat_count": c.repeat_count}
 
 
-def history_json(c: CaseView) -> dict[str, Any]:
+def history_json(c: CaseView, tz: tzinfo) -> dict[str, Any]:
     desc = c.description or ""
-    return {"number": c.number, "created_at": c.created_at.isoformat(timespec="minutes"),
+    # In the centre's time, as the case numbers and the operator's day are.
+    created = c.created_at.astimezone(tz).isoformat(timespec="minutes")
+    return {"number": c.number, "created_at": created,
             "topic": c.topic, "status": str(c.status),
             "outcome": None if c.outcome is None else str(c.outcome),
             "department": c.department,

@@ -24,7 +24,8 @@ class ConsoleSettings(BaseModel):
     audit_log: str = "var/console-audit.jsonl"
     service_level_s: float = Field(default=20.0, gt=0)   # "answered within" for the board
     ws_queue_size: int = Field(default=256, ge=8)         # messages a slow screen may lag
-    board_interval_s: float = Field(default=1.0, gt=0)
+    board_interval_s: float = Field(default=1.0, gt=0)    # rebuilt this often without events
+    board_min_gap_s: float = Field(default=0.1, ge=0)     # pushes at most this often
     # State-changing paths that authenticate otherwise (Open311's api_key), so need no CSRF
     # token: they never act on a browser session's cookie.
     csrf_exempt: tuple[str, ...] = ("/open311/",)

@@ -173,6 +173,47 @@ class TopicConfig(_Strict):
     emergency: bool = False
 
 
+class Open311ServiceConfig(_Strict):
+    """One ``[[open311.services]]``: a service of ``services.json`` and the cases it opens."""
+
+    service_code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    service_name: str = Field(min_length=1)
+    description: str = ""
+    group: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    type: Literal["realtime", "batch", "blackbox"] = "realtime"
+    topic: str | None = Field(default=None, max_length=64)   # case topic; default the code
+    case_type: Literal["consult", "help", "complaint", "report", "suggestion"] = "help"
+    notice: str | None = None   # service_notice: what the submitter can expect
+
+
+class Open311Config(_Strict):
+    """Open311 GeoReport v2 on the web console (``/open311/v2``)."""
+
+    enabled: bool = True
+    jurisdiction_id: str = ""   # set: a request naming another jurisdiction gets 404
+    # Keys that may POST requests; none: the API is read-only.
+    api_keys: list[str] = Field(default_factory=list, repr=False)
+    services: list[Open311ServiceConfig] = Field(default_factory=list)  # none: one per topic
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_keys(cls, v: list[str]) -> list[str]:
+        for i, key in enumerate(v):
+            if len(key) < 16:
+                # Only the index: the message must not print a secret into a log.
+                raise ValueError(f"api_keys[{i}] is shorter than 16 characters (guessable)")
+        return v
+
+    @field_validator("services")
+    @classmethod
+    def _unique_codes(cls, v: list[Open311ServiceConfig]) -> list[Open311ServiceConfig]:
+        codes = [s.service_code for s in v]
+        if len(set(codes)) != len(codes):
+            raise ValueError("service_code must be unique")
+        return v
+
+
 class HotlineConfig(_Strict):
     service: ServiceConfig
     ami: AmiConfig
@@ -183,6 +224,7 @@ class HotlineConfig(_Strict):
     ivr: IvrConfig
     routing: RoutingConfig
     topics: list[TopicConfig]
+    open311: Open311Config = Field(default_factory=Open311Config)
 
     @model_validator(mode="after")
     def _references(self) -> HotlineConfig:

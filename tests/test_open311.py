@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from cases import Action, CaseStore, CaseType
+from console.app import build_app
+from console.auth import demo_users
 from console.open311 import Open311Service, add_open311_routes
+from console.settings import ConsoleSettings
+from ivr.config import ConfigError, load_config
+from ivr.service import HotlineService
 from tests.cases_fixtures import (  # noqa: F401
     DEPARTMENTS,
     Backend,
@@ -202,7 +208,7 @@ async def test_list_filters(api: Api) -> None:
 POST_ERRORS: list[tuple[dict[str, str | None], int, list[str]]] = [
     ({"api_key": None}, 403, ["api_key"]),
     ({"api_key": "wrong"}, 403, ["api_key"]),
-    ({"service_code": "unicorn"}, 400, ["service_code unicorn not found"]),
+    ({"service_code": "unicorn"}, 404, ["service_code unicorn not found"]),
     ({"service_code": None}, 400, ["service_code is required"]),
     ({"lat": None, "long": None}, 400, ["a location is required"]),
     ({"long": None}, 400, ["lat and long go together"]),
@@ -211,9 +217,8 @@ POST_ERRORS: list[tuple[dict[str, str | None], int, list[str]]] = [
     ({"description": "x" * 4001}, 400, ["description is 4001 characters; at most 4000"]),
     ({"media_url": "javascript:alert(1)"}, 400, ["media_url"]),
     ({"jurisdiction_id": "beijing"}, 404, ["jurisdiction_id beijing not found"]),
-    # Several problems are reported together.
-    ({"service_code": "unicorn", "lat": None, "long": None, "description": "x" * 4001}, 400,
-     ["service_code unicorn", "a location is required", "description is 4001"]),
+    ({"lat": None, "long": None, "description": "x" * 4001}, 400,
+     ["a location is required", "description is 4001"]),
 ]
 
 
@@ -223,6 +228,13 @@ async def test_post_errors(api: Api) -> None:
         data = {k: v for k, v in (FORM | change).items() if v is not None}
         status, body = await post(client, data)
         assert_error(status, body, code, *fragments)
+    # Several problems of different kinds: all reported, each with its own code.
+    data = {k: v for k, v in FORM.items() if k not in ("lat", "long")}
+    status, body = await post(client, data | {"service_code": "unicorn"})
+    assert status == 400
+    assert body == [{"code": 404, "description": "service_code unicorn not found"},
+                    {"code": 400, "description": "a location is required: lat and long, "
+                                                 "address_string or address_id"}]
     assert await store.count() == 0  # no refused request left a case
 
 
@@ -230,7 +242,7 @@ async def test_get_errors(api: Api) -> None:
     client, _, _ = api
     for path, params, code, fragment in [
         ("requests/20260310000001.json", {}, 404, "20260310000001 not found"),
-        ("requests.json", {"service_code": "unicorn"}, 400, "service_code unicorn not found"),
+        ("requests.json", {"service_code": "unicorn"}, 404, "service_code unicorn not found"),
         ("requests.json", {"status": "pending"}, 400, "status must be open or closed"),
         ("requests.json", {"start_date": "yesterday"}, 400, "start_date is not a W3C datetime"),
         ("requests.json", {"end_date": "2026-03-10T10:00:00"}, 400, "needs a time zone"),
@@ -246,3 +258,78 @@ async def test_get_errors(api: Api) -> None:
     async with client.post(f"{BASE}/requests.json", data="{not json",
                            headers={"Content-Type": "application/json"}) as r:
         assert_error(r.status, await r.json(), 400, "not valid JSON")
+
+
+# ---- through the console app, configured by [open311] ------------------------------------
+
+WIRED_KEY = "k-wired-0123456789abcdef"
+OPEN311_TOML = f"""
+[open311]
+jurisdiction_id = "hz12345"
+api_keys = ["{WIRED_KEY}"]
+"""
+
+
+async def test_the_console_serves_open311_as_configured(tmp_path: Path) -> None:
+    path = tmp_path / "hotline.toml"
+    path.write_text(OPEN311_TOML + f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+""", encoding="utf-8")
+    cfg = load_config(path, env={})
+    service = HotlineService(cfg)      # its AMI link is never started: not needed here
+    await service.store.open()
+    app = build_app(service, settings=ConsoleSettings(audit_log=str(tmp_path / "audit.jsonl")),
+                    users=demo_users())
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        # No [[open311.services]]: one service per IVR topic, with its keywords.
+        status, services = await get(client, "services.json")
+        assert status == 200
+        assert [s["service_code"] for s in services] == [t.name for t in cfg.topics]
+        water = services[0]
+        assert water["service_name"] == "Water" and "停水" in water["keywords"].split(",")
+
+        good = {"api_key": WIRED_KEY, "service_code": "water", "lat": "30.27",
+                "long": "120.15", "description": "停水 since the morning",
+                "jurisdiction_id": "hz12345"}
+        # The spec's errors, as a client without a browser session sends them (no cookie,
+        # no CSRF token: the key is the credential).
+        for change, code, fragment in [
+            ({"service_code": "unicorn"}, 404, "service_code unicorn not found"),
+            ({"lat": None, "long": None}, 400, "a location is required"),
+            ({"description": "长" * 4001}, 400, "description is 4001 characters"),
+            ({"api_key": "k-wired-0123456789abcdeX"}, 403, "api_key"),
+            ({"api_key": None}, 403, "api_key"),
+            ({"jurisdiction_id": "sh"}, 404, "jurisdiction_id sh not found"),
+        ]:
+            data = {k: v for k, v in (good | change).items() if v is not None}
+            status, body = await post(client, data)
+            assert_error(status, body, code, fragment)
+        assert await service.store.count() == 0
+
+        status, [created] = await post(client, good)
+        assert status == 200
+        status, [req] = await get(client, f"requests/{created['service_request_id']}.json")
+        assert status == 200
+        assert (req["service_code"], req["status"], req["lat"]) == ("water", "open", 30.27)
+        # The console's own pages still need a login; Open311 never hands out a session.
+        async with client.get("/api/board") as r:
+            assert r.status in (401, 403)
+    finally:
+        await client.close()
+        await service.store.close()
+
+
+def test_open311_config_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "hotline.toml"
+    path.write_text('[open311]\napi_keys = ["short"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(path, env={})
+    assert str(path) in str(e.value) and "open311.api_keys" in str(e.value)
+    assert "shorter than 16" in str(e.value) and "short\"" not in str(e.value)
+    path.write_text('[[open311.services]]\nservice_code = "a"\nservice_name = "A"\n'
+                    'case_type = "praise"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="open311.services.0.case_type"):
+        load_config(path, env={})

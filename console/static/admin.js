@@ -4,6 +4,9 @@
 
 (() => {
   const { el, text, api, live, connBadge, secs } = hl;
+  // The board's times carry the centre's offset, the audit log's are UTC: show both on the
+  // screen's clock so they compare.
+  const clock = (iso) => new Date(iso).toTimeString().slice(0, 8);
   const SVG = "http://www.w3.org/2000/svg";
   let groupsSeen = "";
 
@@ -26,7 +29,7 @@
     g.append(svg("title", { text: "calls and mean wait per 15 minutes" }));
     series.forEach((s, i) => {
       const h = (H - T - B) * s.calls / maxCalls;
-      g.append(svg("rect", { x: L + i * bw + 1, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: "bar" },
+      if (s.calls) g.append(svg("rect", { x: L + i * bw + 1, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: "bar" },
                    svg("title", { text: `${s.t}: ${s.calls} calls, ${s.answered} answered, ${s.abandoned} abandoned` })));
       if (i % 8 === 0) g.append(svg("text", { x: L + i * bw, y: H - 4, class: "axis", text: s.t }));
     });
@@ -54,28 +57,66 @@
   function memberRow(q, m) {
     const pen = el("input", { type: "number", min: "0", value: m.penalty, cls: "narrow", "aria-label": "penalty" });
     const state = m.paused ? "paused" + (m.reason ? " (" + m.reason + ")" : "") : m.busy ? "on call" : "available";
-    return el("tr", { "data-member": m.name, "data-queue": q },
-      el("td", { text: m.name }), el("td", { cls: "mono small", text: m.interface }),
+    return el("tr", { "data-member": m.name, "data-queue": q, "data-sig": JSON.stringify(m) },
+      el("td", { cls: "who" }, m.name, el("span", { cls: "iface mono", text: m.interface })),
       el("td", null, el("span", { cls: "badge " + (m.paused ? "paused" : m.busy ? "busy" : "on"), text: state })),
       el("td", null, pen, el("button", { type: "button", cls: "small", text: "set", onclick: () => member("penalty", q, m, { penalty: Number(pen.value) }) })),
-      el("td", null,
+      el("td", { cls: "acts" },
         m.paused ? el("button", { type: "button", cls: "small", text: "resume", onclick: () => member("resume", q, m) })
                  : el("button", { type: "button", cls: "small", text: "pause", onclick: () => member("pause", q, m, { reason: "supervisor" }) }),
         el("button", { type: "button", cls: "small danger", text: "remove", onclick: () => { if (confirm(`Remove ${m.name} from ${q}?`)) member("remove", q, m); } })));
   }
 
+  // Put exactly `wanted` into `parent`, in order, moving or removing only what differs: a
+  // node that stays is never detached, so a half-typed penalty, the focus and a click in
+  // progress survive the board's updates (several a second when calls come and go).
+  function reconcile(parent, wanted) {
+    wanted.forEach((node, i) => { if (parent.children[i] !== node) parent.insertBefore(node, parent.children[i] || null); });
+    while (parent.children.length > wanted.length) parent.lastElementChild.remove();
+  }
+
+  function groupCard(queue) {
+    const card = el("article", { cls: "card group", id: "group-" + queue });
+    card.hl = { title: el("h2"), stats: el("div", { cls: "stats" }), plot: el("div", { cls: "plotbox" }),
+                rows: el("tbody"), series: "" };
+    card.append(el("div", { cls: "row" }, card.hl.title, el("span", { cls: "muted mono", text: queue })),
+                card.hl.stats, card.hl.plot, el("table", { cls: "table small members" }, card.hl.rows));
+    return card;
+  }
+
+  function updateGroup(card, g, b) {
+    const h = card.hl;
+    h.title.textContent = g.group;
+    h.stats.replaceChildren(
+      stat("waiting", g.waiting, g.waiting ? "warn" : ""), stat("longest wait", secs(g.longest_wait_s)),
+      stat("available", g.agents.available), stat("on call", g.agents.on_call), stat("paused", g.agents.paused),
+      stat("ASA", secs(g.asa_s)), stat(`SL ${b.service_level_s}s`, pct(g.service_level)),
+      stat("abandoned today", `${g.abandoned} (${pct(g.abandon_rate)})`));
+    const series = JSON.stringify(g.series);
+    if (series !== h.series) { h.series = series; h.plot.replaceChildren(plot(g.series)); }
+    const old = new Map([...h.rows.children].map((tr) => [tr.dataset.member, tr]));
+    reconcile(h.rows, g.members.map((m) => {
+      const tr = old.get(m.name);
+      if (tr && tr.dataset.sig === JSON.stringify(m)) return tr;   // unchanged: keep it as it is
+      const fresh = memberRow(g.queue, m);
+      const typed = tr && tr.querySelector("input");
+      // The member changed under an edit (e.g. went on a call): keep what was being typed.
+      if (typed && (typed === document.activeElement || typed.value !== typed.getAttribute("value"))) {
+        fresh.querySelector("input").value = typed.value;
+      }
+      return fresh;
+    }));
+  }
+
   function renderBoard(b) {
-    text("board-at", "as of " + b.at.slice(11, 19));
+    text("board-at", "as of " + clock(b.at));
     const root = document.getElementById("board");
-    root.replaceChildren(...b.groups.map((g) => el("article", { cls: "card group", id: "group-" + g.queue },
-      el("div", { cls: "row" }, el("h2", { text: g.group }), el("span", { cls: "muted mono", text: g.queue })),
-      el("div", { cls: "stats" },
-        stat("waiting", g.waiting, g.waiting ? "warn" : ""), stat("longest wait", secs(g.longest_wait_s)),
-        stat("available", g.agents.available), stat("on call", g.agents.on_call), stat("paused", g.agents.paused),
-        stat("ASA", secs(g.asa_s)), stat(`SL ${b.service_level_s}s`, pct(g.service_level)),
-        stat("abandoned today", `${g.abandoned} (${pct(g.abandon_rate)})`)),
-      plot(g.series),
-      el("table", { cls: "table small" }, el("tbody", null, ...g.members.map((m) => memberRow(g.queue, m)))))));
+    const cards = new Map([...root.children].map((c) => [c.id, c]));
+    reconcile(root, b.groups.map((g) => {
+      const card = cards.get("group-" + g.queue) || groupCard(g.queue);
+      updateGroup(card, g, b);
+      return card;
+    }));
     const names = b.groups.map((g) => g.queue).join(",");
     if (names !== groupsSeen) {
       groupsSeen = names;
@@ -141,8 +182,8 @@
     try {
       const rows = await api("GET", "/api/admin/audit");
       document.getElementById("audit-rows").replaceChildren(...rows.slice(0, 30).map((r) => el("tr", { cls: r.ok ? "" : "refused" },
-        el("td", { text: r.at.slice(11, 19) }), el("td", { text: r.actor }), el("td", { text: r.action }),
-        el("td", { cls: "mono", text: r.target }), el("td", { cls: "small", text: r.ok ? JSON.stringify(r.detail) : "refused: " + r.error }))));
+        el("td", { text: clock(r.at) }), el("td", { text: r.actor }), el("td", { text: r.action }),
+        el("td", { cls: "mono wrap", text: r.target }), el("td", { cls: "small wrap", text: r.ok ? JSON.stringify(r.detail) : "refused: " + r.error }))));
     } catch (e) { console.error(e); }
   }
 
