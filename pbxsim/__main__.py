@@ -64,8 +64,11 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.5)
             load = asyncio.create_task(run_load(sim, plan))
             orphaned = asyncio.create_task(_parent_gone())
-            done, _ = await asyncio.wait({load, orphaned}, return_when=asyncio.FIRST_COMPLETED)
+            stopped = asyncio.create_task(stop.wait())      # SIGTERM/SIGINT
+            done, _ = await asyncio.wait({load, orphaned, stopped},
+                                         return_when=asyncio.FIRST_COMPLETED)
             orphaned.cancel()
+            stopped.cancel()
             if load in done:
                 print(json.dumps(load.result()), flush=True)
             else:

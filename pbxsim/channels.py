@@ -117,6 +117,9 @@ class ChannelRegistry:
     def __init__(self, clock: SimClock) -> None:
         self._clock = clock
         self._channels: dict[str, Channel] = {}
+        # Live channels per device: member status lookups must not scan every channel
+        # (hundreds of members x hundreds of channels per QueueStatus under load).
+        self._by_device: dict[str, dict[str, Channel]] = {}
         # Variables of recently ended channels, for tests that look after the hangup.
         self.ended_variables: dict[str, dict[str, str]] = {}
         self._seq = 0
@@ -135,11 +138,17 @@ class ChannelRegistry:
         chan = Channel(name=name, uniqueid=uniqueid, linkedid=linkedid or uniqueid, created=now,
                        tech=tech, context=context, exten=exten, state=state)
         self._channels[name] = chan
+        self._by_device.setdefault(chan.device, {})[name] = chan
         return chan
 
     def remove(self, chan: Channel) -> None:
         if self._channels.get(chan.name) is chan:
             del self._channels[chan.name]
+            on_device = self._by_device.get(chan.device)
+            if on_device is not None:
+                on_device.pop(chan.name, None)
+                if not on_device:
+                    del self._by_device[chan.device]
         self.ended_variables[chan.name] = chan.variables
         while len(self.ended_variables) > ENDED_KEPT:
             del self.ended_variables[next(iter(self.ended_variables))]
@@ -163,7 +172,7 @@ class ChannelRegistry:
         return sorted(self._channels.values(), key=lambda c: ast_str_hash(c.name) % CHANNEL_BUCKETS)
 
     def live_on_device(self, device: str) -> list[Channel]:
-        return [c for c in self._channels.values() if c.device == device]
+        return list(self._by_device.get(device, {}).values())
 
 
 def receiver_of(chan: Channel) -> Channel | None:
