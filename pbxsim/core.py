@@ -37,6 +37,7 @@ class PbxCore:
         self.dialplan = Dialplan.parse(config.dialplan if config.dialplan is not None
                                        else DEFAULT_DIALPLAN)
         self.globals: dict[str, str] = dict(self.dialplan.globals)
+        # By lower-cased interface: Asterisk matches interfaces case-insensitively.
         self.agents: dict[str, AgentSpec] = {}
         self.devices = DeviceTracker(self)
         self.queues = QueueManager(self, queue_configs(config.queues, DEFAULT_QUEUES))

@@ -65,7 +65,7 @@ class DeviceTracker:
     def reachable(self, interface: str) -> bool:
         """Whether dialing the interface can create a call at all."""
         core = self._core
-        if interface.lower() in {a.lower() for a in core.agents}:
+        if interface.lower() in core.agents:
             return True
         loc = local_device(interface)
         return loc is not None and core.dialplan.exists(loc[1], loc[0])

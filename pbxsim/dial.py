@@ -38,8 +38,7 @@ class Leg:
 
 
 def find_agent(core: PbxCore, interface: str) -> AgentSpec | None:
-    low = interface.lower()
-    return next((a for i, a in core.agents.items() if i.lower() == low), None)
+    return core.agents.get(interface.lower())
 
 
 def _called_events(core: PbxCore, caller: Channel, near: Channel, q: CallQueue,

@@ -79,7 +79,7 @@ class PbxSim:
         return self.core.globals
 
     def add_agent(self, spec: AgentSpec) -> None:
-        self.core.agents[spec.interface] = spec
+        self.core.agents[spec.interface.lower()] = spec
 
     def queue_add(self, queue: str, interface: str, penalty: int = 0,
                   member_name: str | None = None, paused: bool = False,
