@@ -111,4 +111,4 @@ class DeviceTracker:
             else:
                 state = "NOT_INUSE"
             self.publish(device, state)
-        self._core.queues.refresh_member_status()
+        self._core.queues.refresh_member_status(device)

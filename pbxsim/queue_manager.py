@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import logging
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .devices import INVALID, NOT_INUSE, UNAVAILABLE, UNKNOWN, status_available
+from .devices import INVALID, NOT_INUSE, UNAVAILABLE, UNKNOWN, local_device, status_available
 from .queues import (
     CallQueue,
     QueueCaller,
@@ -61,10 +63,16 @@ class QueueManager:
         self._core.emit_fields([("Event", event), ("Privilege", "agent,all"),
                                 *member_event_fields(q, m, status)])
 
-    def refresh_member_status(self) -> None:
-        """QueueMemberStatus for members whose device state changed."""
+    def refresh_member_status(self, device: str | None = None) -> None:
+        """QueueMemberStatus for members whose device state changed (``device``: only the
+        members on that device can have changed; None: look at every member)."""
+        # A Local device's state is its channels' (narrowed to it); other technologies'
+        # member status also follows ring/in-call use, so look at everyone then.
+        wanted = device.lower() if device is not None and local_device(device) else None
         for q in self.queues.values():
             for m in q.members.values():
+                if wanted is not None and _device_key(m.state_interface) != wanted:
+                    continue
                 status = self.status(m)
                 if m.last_status != -1 and status != m.last_status:
                     self._member_event("QueueMemberStatus", q, m)
@@ -210,3 +218,10 @@ class QueueManager:
         chosen = scored[0]
         q.rr_next = chosen[1] + 1
         return [chosen[2]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_key(state_interface: str) -> str:
+    """The device whose state a member's state interface follows, lower-cased."""
+    loc = local_device(state_interface)
+    return (f"Local/{loc[0]}@{loc[1]}" if loc is not None else state_interface).lower()
