@@ -82,6 +82,7 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 def caller(keys: str = "1", number: str = "13800138000", patience_s: float = 60.0,
-           **kw: Any) -> CitizenScript:
+           key_delay_s: float = 0.3, **kw: Any) -> CitizenScript:
     return CitizenScript(caller_num=number, caller_name="李先生",
-                         keys=[(keys, 0.3)] if keys else [], patience_s=patience_s, **kw)
+                         keys=[(keys, key_delay_s)] if keys else [], patience_s=patience_s,
+                         **kw)
