@@ -18,6 +18,7 @@ from ivr.calls import CallRegistry
 from ivr.case_recorder import CaseRecorder
 from ivr.config import HotlineConfig
 from ivr.heartbeat import Heartbeat
+from ivr.menus.survey import SurveyDialer
 from ivr.session import SessionDeps
 from ivr.speech_input import SpeechInput
 from speech.audiosocket_server import AudioSocketServer
@@ -55,10 +56,14 @@ class HotlineService:
                                             config.routing.rebalance_interval_s)
         deps = SessionDeps(link=self.link, recorder=self.recorder, catalogue=self.catalogue,
                            router=self.router, ivr=config.ivr,
-                           agi_timeout_s=config.ami.action_timeout_s)
+                           agi_timeout_s=config.ami.action_timeout_s, cases=self.store,
+                           group_queues={g.name: g.queue for g in config.routing.groups})
         self.calls = CallRegistry(self.link, deps, node=config.service.node,
                                   locale=config.service.locale)
         self.heartbeat = Heartbeat(self.link, config.ami.heartbeat_interval_s)
+        # 回访: the centre calls a citizen about a handled case (surveys.call(number)).
+        self.surveys = SurveyDialer(self.link, self.store, config.ivr.survey,
+                                    config.ivr.menu_for)
         self._store_opener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

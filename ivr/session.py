@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -27,7 +27,14 @@ from ivr.ami.events import AgentEvent, AmiEvent, Hangup, QueueCallerAbandon, Que
 from ivr.ami.link import AmiLink
 from ivr.case_recorder import CaseRecorder
 from ivr.config import IvrConfig
-from ivr.menus.engine import Defaults, MenuEngine, MenuOutcome, channel_language
+from ivr.menus.engine import (
+    MENU_MARK,
+    Defaults,
+    MenuEngine,
+    MenuOutcome,
+    channel_language,
+    menu_path,
+)
 from ivr.menus.io import ALL_KEYS as _ALL_KEYS
 from ivr.menus.io import HUMAN_KEY as _HUMAN_KEY
 from ivr.menus.io import CaseStatusInfo
@@ -40,7 +47,6 @@ from ivr.menus.survey import (
     ask_score,
 )
 from ivr.menus.waiting import exit_key as queue_exit_key
-from ivr.menus.waiting import offer_callback, should_announce
 from ivr.speech_input import SpeechInput
 from routing.router import RouteDecision, Router
 from routing.topics import Classification, TopicCatalogue
@@ -110,6 +116,8 @@ class SessionDeps:
     # The case store for status lookups and surveys; None: the recorder's store.
     cases: SurveyStore | None = None
     clock: Callable[[], datetime] = _utcnow   # opening hours
+    # Routing group -> its queue, for menu actions that route to a group.
+    group_queues: Mapping[str, str] = field(default_factory=dict)
 
 
 class CallSession:
@@ -261,6 +269,8 @@ class CallSession:
                 self._menu_name = s.menu = engine.menu_name
                 self._update(locale=self.deps.ivr.menus[engine.menu_name].language)
         s.menu_outcome = outcome.kind
+        # The path's summary for the case and the demo's menu_paths.
+        s.ivr_path.append(f"{MENU_MARK}{menu_path(outcome, s.ivr_path)}")
         return outcome
 
     async def _carry_out(self, o: MenuOutcome) -> None:
@@ -291,12 +301,10 @@ class CallSession:
             await self.agi.hangup()
 
     def _group(self, name: str, reason: str) -> RouteDecision:
-        # Router exposes no group lookup yet; the configuration check made sure it exists.
-        groups = getattr(self.deps.router, "_groups", {})
-        g = groups.get(name)
-        if g is None:
+        queue = self.deps.group_queues.get(name)
+        if queue is None:      # the configuration check makes sure it exists
             return self.deps.router.default(f"no group {name}")
-        return RouteDecision(g.name, g.queue, reason)
+        return RouteDecision(name, queue, reason)
 
     def _on_partial(self, text: str) -> None:
         self.state.live_transcript = text
@@ -333,6 +341,10 @@ class CallSession:
     async def _queue(self, decision: RouteDecision) -> None:
         s = self.state
         s.decision = decision
+        if self._case_open is not None and not self._case_open.done():
+            # The case number goes on the channel for the agent's screen; its write is
+            # bounded by CASE_OPEN_WAIT_S, so a slow store only delays the queue that long.
+            await asyncio.wait({self._case_open})
         s.ivr_path.append(f"route:{decision.group}")
         self._update(topic=s.topic, queue=decision.queue, ivr_path=list(s.ivr_path))
         if s.case_number:
@@ -343,8 +355,6 @@ class CallSession:
             await self._step(functools.partial(self.agi.set_variable, name, value))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
                  decision.queue, decision.reason)
-        if await self._callback_instead(decision):
-            return
         args = f"{decision.queue},,,,{self.deps.ivr.queue_timeout_s}"
         result = await self._step(lambda: self.agi.exec("Queue", args, timeout=None))
         if result.result == "-1" or s.hung_up or s.agent is not None or s.abandoned:
@@ -359,23 +369,6 @@ class CallSession:
                 "Queue", f"{fallback.queue},,,,{self.deps.ivr.queue_timeout_s}", timeout=None))
         if s.agent is None:
             await self.agi.hangup()
-
-    async def _callback_instead(self, decision: RouteDecision) -> bool:
-        """Callers with others ahead of them hear their position and expected wait and may
-        ask for a callback instead of waiting."""
-        menu = self.deps.ivr.menus.get(self._menu_name)
-        if menu is None or menu.waiting is None or self.state.emergency:
-            return False
-        live = self.deps.router.live
-        position = 1 + (len(live.waiting.get(decision.queue, {})) if live is not None else 0)
-        if not should_announce(menu.waiting, position, decision.expected_wait_s):
-            return False
-        name = self._menu_name
-        if not await offer_callback(self.io, menu.waiting, lambda p: menu.sound_of(name, p),
-                                    position, decision.expected_wait_s, self.state.ivr_path):
-            return False
-        await self.io.play([menu.sound_of(name, menu.waiting.confirm)])
-        return await self._booked_callback("before the queue")
 
     async def _left_with_callback_key(self) -> bool:
         """app_queue's exit key (queues.conf ``context``): Queue() returned after a jump to

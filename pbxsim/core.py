@@ -22,6 +22,7 @@ from .tasks import TaskOwner
 
 if TYPE_CHECKING:
     from .agents import AgentSpec
+    from .citizens import CallHandle, CitizenScript
 
 T = TypeVar("T")
 log = logging.getLogger("pbxsim")
@@ -38,6 +39,10 @@ class PbxCore:
                                        else DEFAULT_DIALPLAN)
         self.globals: dict[str, str] = dict(self.dialplan.globals)
         self.agents: dict[str, AgentSpec] = {}
+        # (context, exten) of a Local channel an Originate will dial -> the citizen who
+        # answers it, and where to hand the call's handle.
+        self.expected_calls: dict[tuple[str, str],
+                                  tuple[CitizenScript, asyncio.Future[CallHandle]]] = {}
         self.devices = DeviceTracker(self)
         self.queues = QueueManager(self, queue_configs(config.queues, DEFAULT_QUEUES))
         self.sounds = SoundLibrary(config)

@@ -55,7 +55,7 @@ def _prompt_refs(menu: MenuConfig) -> Iterator[tuple[str, str]]:
 _SECTION_PROMPTS = {
     "status": ("ask", "not_found", "intro", "deadline", "unknown_status"),
     "message": ("intro", "thanks", "failed"),
-    "waiting": ("position", "wait", "minutes", "offer", "confirm"),
+    "waiting": ("offer", "confirm"),
     "survey": ("intro", "ask", "thanks", "sorry"),
 }
 
@@ -106,7 +106,7 @@ def _one_menu(menu: MenuConfig, menus: Mapping[str, MenuConfig], topics: Mapping
         elif a.do == "emergency" and a.topic is not None and not topics[a.topic]:
             yield f"{path}: topic {a.topic!r} is not an emergency topic"
         if a.group is not None and a.group not in groups:
-            yield f"{path}: group {a.group!r} is not a routing group"
+            yield f"{path}: group {a.group!r} is not a routing group (no queue for it)"
         if a.menu is not None and a.menu not in menus:
             yield f"{path}: menu {a.menu!r} does not exist"
         needs = {"status": menu.status, "message": menu.message}

@@ -10,7 +10,7 @@ the menu's ``after_hours`` node runs instead of its start.
 
 The engine does no I/O of its own and never routes: the session turns the ``MenuOutcome``
 into a queue. Each step it takes is appended to ``trail`` (the case's ``ivr_path``) as
-``<node>:key:<k>``, ``<node>:no-input``, ``<node>:speech:<topic or ?>``, ``emergency:...``,
+``<node>:key:<k>``, ``<node>:no-input``, ``loop:menu``, ``<node>:speech:<topic or ?>``, ``emergency:...``,
 ``status:...``, ``message:...``, ``lang:<menu>`` and ``hours:closed``.
 """
 
@@ -81,6 +81,37 @@ class _Jump:
     node: str
 
 
+# ivr_path entry summing up where the menu left the call: "menu:<path>" (see menu_path).
+MENU_MARK = "menu:"
+
+
+def menu_path(o: MenuOutcome, trail: list[str]) -> str:
+    """The outcome's name in ``hotline demo``'s ``menu_paths``: ``topic``, ``group``,
+    ``human``, ``emergency``, ``status`` (served by the status lookup), ``message``,
+    ``callback`` or ``hangup``."""
+    if o.emergency:
+        return "emergency"
+    if o.kind == "route":
+        return "topic" if o.topic is not None else "group"
+    if o.kind == "done":
+        return "status" if any(t.startswith("status:found") for t in trail) else "hangup"
+    return o.kind
+
+
+def paths_of(ivr_path: list[str] | tuple[str, ...]) -> str:
+    """The menu path of a finished call from its case's ``ivr_path``: the menu's own mark,
+    else what the trail shows (a caller who hung up inside the menu: ``emergency`` when
+    told to dial 119/110, ``hangup`` otherwise)."""
+    for step in ivr_path:
+        if step.startswith(MENU_MARK):
+            return step.removeprefix(MENU_MARK)
+    if any(step.startswith("emergency:") for step in ivr_path):
+        return "emergency"
+    if any(step.startswith("survey:") for step in ivr_path):
+        return "survey"
+    return "hangup"
+
+
 def channel_language(locale: str) -> str:
     """CHANNEL(language) of a locale (``zh-CN`` -> ``zh_CN``), as the generated sounds
     directories expect it."""
@@ -127,7 +158,7 @@ class MenuEngine:
             node = step.node
         log.warning("call %s: menu %s visited %d nodes; to a person", self._call, menu,
                     MAX_STEPS)
-        self.trail.append("menu:loop")
+        self.trail.append("loop:menu")
         return self._human("menu loop")
 
     def _human(self, reason: str) -> MenuOutcome:

@@ -55,7 +55,8 @@ _ACTION_FIELDS: dict[str, tuple[set[str], set[str]]] = {
 class ActionConfig(_Strict):
     """What a key (or the end of a node's attempts) does.
 
-    ``goto`` a node; ``route`` to a topic or a routing group; ``human`` (the default group);
+    ``goto`` a node; ``route`` to a topic or a routing group (its queue); ``human`` (the
+    default group);
     ``emergency`` for an emergency topic; ``status`` (case status lookup, 过程查询);
     ``message`` (leave a recorded message); ``callback`` (ask to be called back);
     ``hangup``; ``language`` (switch to another menu). ``prompt`` is played first.
@@ -152,19 +153,22 @@ class MessageConfig(_Strict):
 
 
 class WaitingConfig(_Strict):
-    """Before the caller joins a busy queue: position, expected wait and the callback offer."""
+    """While the caller waits in the queue: the callback offer and its key.
 
-    position: Name                        # "you are number" (then the position)
-    wait: Name | None = None              # "the expected wait is" (then the minutes)
-    minutes: Name | None = None           # "minutes"
+    app_queue announces position and expected wait itself; ``offer`` ("press 5 to be called
+    back instead") is spoken after the hold announcement it repeats, and ``callback_key``
+    leaves the queue (its exit context). ``confirm`` is played before the call ends."""
+
     offer: Name                           # "press 5 to be called back instead"
     confirm: Name                         # "we will call you back; goodbye"
     callback_key: Key = "5"
-    # Announced when the router expects at least this wait (and knows it: expected-wait
-    # routing) and the caller is at least this far back; app_queue announces the rest.
-    min_wait_s: float = Field(default=60.0, ge=0)
-    from_position: int = Field(default=1, ge=1)
-    offer_timeout_ms: int = Field(default=2500, ge=500, le=10000)
+
+    @model_validator(mode="after")
+    def _key(self) -> WaitingConfig:
+        if self.callback_key in ("0", "#", "*"):
+            raise ValueError("callback_key: 0 reaches a person, # and * are not "
+                             "extensions; use a digit 1-9")
+        return self
 
 
 class SurveyConfig(_Strict):
