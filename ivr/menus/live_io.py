@@ -91,7 +91,13 @@ class AgiCallIO:
             self.speech_failed = True
             return None
         if utt.ended_by == "hangup" and not utt.text:
-            raise AgiHangup(f"{self._agi.channel} hung up while speaking")
+            # The audio stream went away with nothing said: the caller hanging up, or
+            # AudioSocket giving up on a slow service (the channel lives on in AGI). The
+            # next AGI command tells which; meanwhile this call goes on with keys.
+            log.warning("call %s: AudioSocket closed while listening; keys only",
+                        self._call)
+            self.speech_failed = True
+            return None
         if not utt.digits and not utt.no_speech and self._on_heard is not None:
             self._on_heard(utt)
         return Heard(utt.text, utt.topic, utt.confidence, utt.keywords, utt.digits,
