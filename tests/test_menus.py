@@ -312,3 +312,39 @@ keys = { "6" = { do = "goto", node = "status" } }
     assert "ivr.menus.ko-KR.nodes.greeting.keys.6" in lines[0]
     assert "node 'status' does not exist" in lines[0]
     assert "started" not in r.stderr
+
+
+@pytest.mark.parametrize(("toml", "error"), [
+    # A menu in a file replaces the shipped one whole: each of these is a whole menu.
+    ('prompts = ["greeting", "nowhere"]',
+     "key 'ivr.menus.ko-KR.nodes.greeting.prompts.1': prompt 'nowhere' does not exist"),
+    ('prompts = ["greeting"]\nkeys = { "1" = { do = "route", topic = "parking" } }',
+     "key 'ivr.menus.ko-KR.nodes.greeting.keys.1': topic 'parking' does not exist"),
+    ('prompts = ["greeting"]\nkeys = { "1" = { do = "route", group = "police" } }',
+     "key 'ivr.menus.ko-KR.nodes.greeting.keys.1': group 'police' is not a routing group"),
+    ('prompts = ["greeting"]\nkeys = { "6" = { do = "status" } }',
+     "key 'ivr.menus.ko-KR.nodes.greeting.keys.6': action 'status' needs the menu's [status] "
+     "section"),
+    ('prompts = ["greeting"]\nkeys = { "2" = { do = "goto" } }',
+     "key 'ivr.menus.ko-KR.nodes.greeting.keys.2': action 'goto' needs node"),
+])
+def test_menu_reference_errors_name_the_path(tmp_path: Path, toml: str, error: str) -> None:
+    from ivr.config import ConfigError, load_config
+    path = tmp_path / "hotline.toml"
+    path.write_text(f"""
+[ivr.menus.ko-KR]
+language = "ko-KR"
+[ivr.menus.ko-KR.prompts]
+greeting = "안녕하세요"
+e = "119"
+[ivr.menus.ko-KR.emergency]
+gas_leak = {{ mode = "advise", prompt = "e" }}
+fire = {{ mode = "advise", prompt = "e" }}
+crime = {{ mode = "advise", prompt = "e" }}
+[ivr.menus.ko-KR.nodes.greeting]
+{toml}
+""", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert error in str(err.value)
+    assert str(err.value).count("\n") == 0          # one error, one line

@@ -1,7 +1,7 @@
-"""Speech-first IVR menus: configuration (``model``, ``check``), the engine that walks a menu
-against a ``CallIO`` (``engine``, with ``status`` lookup and ``survey``), the live ``CallIO``
-over async AGI (``live_io``), the wait announcement (``waiting``) and a scripted harness for
-tests (``harness``). ``ASTERISK.md`` lists what a real Asterisk needs for them.
+"""Speech-first IVR menus: configuration (``model``, ``check``, ``hours``), the engine that
+walks a menu against a ``CallIO`` (``engine``, with ``status`` lookup), the live ``CallIO``
+over async AGI (``live_io``), the callback survey (``survey``) and the queue's callback key
+(``waiting``). ``tests/menu_harness.py`` runs the menus against scripted callers on pbxsim.
 
 Nothing here is imported by ``ivr.menus`` itself, so loading the configuration (which uses
 ``model`` and ``check``) stays light.

@@ -2,8 +2,8 @@
 
 ``CallIO`` is everything the engine does with the caller; ``MenuServices`` is what it asks
 the rest of the service (the clock, the case store). The live call implements them over async
-AGI (``ivr.menus.live_io``); tests use the scripted ones in ``ivr.menus.harness``. Prompt
-arguments are Asterisk sound names, already resolved from the menu's prompt names.
+AGI (``ivr.menus.live_io``). Prompt arguments are Asterisk sound names, already resolved from
+the menu's prompt names.
 """
 
 from __future__ import annotations
