@@ -277,6 +277,9 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
         if want is not None:
             topic_total += 1
             topic_correct += case.topic == want
+            if case.topic != want:
+                log.warning("demo: a caller pressed the key of %s; case %s has topic %s "
+                            "(path %s)", want, case.number, case.topic, list(case.ivr_path))
         if outcome.answered_by and case.wait_s is not None:
             waits.append(case.wait_s)
     return DemoSummary(calls=len(pending), answered=answered,
