@@ -23,7 +23,8 @@ def test_demo_20_calls_6_agents(tmp_path: Path) -> None:
         summary["answered"] + summary["abandoned"])
     assert summary["errors"] == 0
     assert summary["answered"] > 0 and summary["topic_total"] > 0
-    assert summary["topic_correct"] == summary["topic_total"]   # keys are unambiguous
+    assert summary["topic_correct"] == summary["topic_total"], [   # keys are unambiguous
+        line for line in r.stderr.splitlines() if "demo: a caller" in line]
     # Routing on expected wait beats static routing on the same callers (issue: live part).
     assert summary["routing"] == "expected_wait" and summary["asa_s_static"] is not None
     assert summary["asa_s"] <= summary["asa_s_static"]
