@@ -233,14 +233,16 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
     intended: dict[str, str | None] = {}
     pending = []
     callback_key = (_callback_keys(cfg) or [""])[0]
-    for n in range(opts.calls):
-        kind = _pick_kind(rng)
+    for n, kind in enumerate(_caller_kinds(opts.calls, rng)):
         topic = rng.choice(keyed) if kind == "topic" and keyed else None
-        key_delay = rng.uniform(0.2, 0.8)
+        # Early in the 1 s prompt: a key pressed at its very end misses it (the 100 ms tone
+        # ends after the prompt), and at the demo's speed a busy CPU delays presses.
+        key_delay = rng.uniform(0.1, 0.5)
         queue_keys: list[tuple[str, float]] = []
         if topic is not None and topic.key:
-            # A caller asked again presses again (a key can land between two prompts).
-            keys = [(topic.key, key_delay)] * cfg.ivr.max_attempts
+            # A caller asked again presses again (a key can land between two prompts): once
+            # per prompt that takes keys (a retry is the retry prompt, then the question).
+            keys = [(topic.key, key_delay)] * (2 * cfg.ivr.max_attempts)
             if callback_key and rng.random() < QUEUE_CALLBACK_SHARE:
                 queue_keys = [(callback_key, rng.uniform(20.0, 60.0))]
         else:
@@ -289,17 +291,16 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
                        routing=cfg.routing.strategy, menu_paths=dict(sorted(menu_paths.items())))
 
 
-def _pick_kind(rng: random.Random) -> str:
-    """What this caller wants: a topic, silence, or one of the other menu paths."""
-    x = rng.random()
-    if x < SILENT_SHARE:
-        return "silent"
-    x -= SILENT_SHARE
-    for kind, share in MENU_SHARES:
-        if x < share:
-            return kind
-        x -= share
-    return "topic"
+def _caller_kinds(calls: int, rng: random.Random) -> list[str]:
+    """What each caller wants, in arrival order: every menu path its share of the calls (at
+    least one each from 10 calls on, so a short demo shows them all), topics for the rest."""
+    kinds: list[str] = []
+    for kind, share in (("silent", SILENT_SHARE), *MENU_SHARES):
+        kinds += [kind] * max(round(share * calls), 1 if calls >= 10 else 0)
+    kinds = kinds[:calls]
+    kinds += ["topic"] * (calls - len(kinds))
+    rng.shuffle(kinds)
+    return kinds
 
 
 async def _menu_keys(kind: str, service: HotlineService, rng: random.Random,
