@@ -205,12 +205,12 @@ async def test_callback_key_in_the_queue_books_a_callback(tmp_path: Path) -> Non
 
 
 # ---- the callback survey (回访) -----------------------------------------------------------
-@pytest.mark.parametrize(("key", "status", "prompt"), [
-    ("5", "revisited", "survey_thanks"),
-    ("2", "processing", "survey_sorry"),        # unsatisfied: reopened
+@pytest.mark.parametrize(("key", "status", "prompt", "via"), [
+    ("5", "revisited", "survey_thanks", "service"),
+    ("2", "processing", "survey_sorry", "cli"),        # unsatisfied: reopened
 ])
 async def test_survey_call_records_the_score(tmp_path: Path, key: str, status: str,
-                                             prompt: str) -> None:
+                                             prompt: str, via: str) -> None:
     cfg = menu_config(tmp_path)
     cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
         "survey": cfg.ivr.survey.model_copy(update={"dial": "Local/{number}@citizens"})})})
@@ -223,7 +223,27 @@ async def test_survey_call_records_the_score(tmp_path: Path, key: str, status: s
             await store.transition(number, action, actor="agent-1", **kw)
         answered = r.sim.expect_call("13900002222", "citizens",
                                      CitizenScript(keys=[(key, 0.3)]))
-        assert await r.service.surveys.call(number)
+        if via == "service":
+            assert await r.service.surveys.call(number)
+        else:
+            # `hotline cases survey` beside the running service, which answers the call.
+            conf = tmp_path / "hotline.toml"
+            conf.write_text(f"""
+[ami]
+port = {r.config.ami.port}
+secret = "{r.config.ami.secret}"
+[database]
+url = "{r.config.database.url}"
+[ivr.survey]
+dial = "Local/{{number}}@citizens"
+""", encoding="utf-8")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ivr.cli", "cases", "survey", number, "--config",
+                str(conf), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            assert f"survey call for case {number} placed" in out.decode()
         handle = await asyncio.wait_for(answered, 10)
         await asyncio.wait_for(handle.done, 30)
         await r.settle()
