@@ -186,7 +186,7 @@ class _QueueCall:
 
     # -- the wait loop ---------------------------------------------------------------------------
     async def _loop(self) -> int:
-        core, chan = self.core, self.chan
+        core = self.core
         while True:
             while not core.queues.is_our_turn(self.q, self.caller):
                 if self._expired():

@@ -17,7 +17,7 @@ into a queue. Each step it takes is appended to ``trail`` (the case's ``ivr_path
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -98,10 +98,11 @@ def menu_path(o: MenuOutcome, trail: list[str]) -> str:
     return o.kind
 
 
-def paths_of(ivr_path: list[str] | tuple[str, ...]) -> str:
+def paths_of(trail: Iterable[object]) -> str:
     """The menu path of a finished call from its case's ``ivr_path``: the menu's own mark,
     else what the trail shows (a caller who hung up inside the menu: ``emergency`` when
     told to dial 119/110, ``hangup`` otherwise)."""
+    ivr_path = [step for step in trail if isinstance(step, str)]
     for step in ivr_path:
         if step.startswith(MENU_MARK):
             return step.removeprefix(MENU_MARK)
