@@ -73,8 +73,9 @@ async def test_screen_pop_with_transcript_as_text_and_the_form_saves(
             node=r.config.service.node, call_id="earlier-1", caller_number="13800138000"))
         await store.update_call_case(r.config.service.node, "earlier-1", topic="water",
                                      description="停水三天 (earlier)")
-        # The phone rings for 2 s (20 simulated), long enough to see the ringing pop.
-        await r.add_agent(1001, "water", talk_s=600.0, answer_s=20.0)
+        # The phone rings for 1 s (10 simulated, within the queue's 15 s ring timeout),
+        # long enough to see the ringing pop.
+        await r.add_agent(1001, "water", talk_s=600.0, answer_s=10.0)
         page = await _login(browser, cr, "agent1001", "pw", "/operator")
         p = page  # type: ignore[assignment]
         await p.wait_for_selector("#conn.on")
