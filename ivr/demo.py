@@ -250,6 +250,8 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
         script = CitizenScript(
             caller_num=f"138{rng.randrange(10**8):08d}", caller_name="",
             dnid="12345", context="ivr", keys=keys, keys_in_queue=queue_keys,
+            # A key that missed the prompt is pressed again while the IVR listens.
+            keys_during_speech=keys[:1],
             patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
         call = await sim.place_call(script)
         pending.append((call, topic.name if topic else None))
