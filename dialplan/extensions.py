@@ -14,6 +14,7 @@ import math
 from dialplan.common import DialplanError, channel_language, default_queue, header
 from ivr.config import AmiConfig, HotlineConfig
 from ivr.heartbeat import VARIABLE as HEARTBEAT_VARIABLE
+from ivr.menus.waiting import EXIT_CONTEXT
 
 CONTEXT = "hotline"
 # Marks a call that bypassed the IVR (no case was opened for it); inherited by the agent's
@@ -39,11 +40,37 @@ def stale_after_s(ami: AmiConfig) -> int:
 
 
 def called_numbers(config: HotlineConfig) -> dict[str, str]:
-    """Extension of the hotline entry -> the locale its callers are greeted in. The
-    configuration names no numbers yet, so every number routed into the context is the
-    hotline's, in the service's locale; when it does (the menus' numbers), one entry per
-    number with its menu's language, and these catch-alls for the rest."""
-    return {number: config.service.locale for number in ANY_NUMBER}
+    """Extension of the hotline entry -> the locale its callers are greeted in: one entry
+    per number a menu lists (``ivr.menus.<menu>.numbers``), in that menu's language, and the
+    catch-alls for every other number, in the default menu's language."""
+    menus = config.ivr.menus
+    default = menus[config.ivr.default_menu].language if config.ivr.default_menu in menus \
+        else config.service.locale
+    numbers = {number: default for number in ANY_NUMBER}
+    for menu in menus.values():
+        for number in menu.numbers:
+            numbers[number] = menu.language
+    return numbers
+
+
+def exit_keys(config: HotlineConfig) -> list[str]:
+    """The menus' callback keys: app_queue's exit context (queues.conf ``context``) lists
+    them, so a waiting caller pressing one leaves the queue back to the service."""
+    return sorted({m.waiting.callback_key for m in config.ivr.menus.values()
+                   if m.waiting is not None})
+
+
+def render_exit_context(config: HotlineConfig) -> list[str]:
+    keys = exit_keys(config)
+    if not keys:
+        return []
+    lines = ["", f"[{EXIT_CONTEXT}]",
+             "; app_queue jumps here when a waiting caller presses the callback key; the",
+             "; service, which ran Queue() over AGI, books the callback. Reached in the dialplan",
+             "; only without the service: nobody can book it, so back to the queue."]
+    for key in keys:
+        lines += [f"exten => {key},1,Goto({CONTEXT},s,queue)"]
+    return lines
 
 
 def guard_expression(stale_s: int) -> str:
@@ -112,4 +139,5 @@ def render_extensions(config: HotlineConfig) -> str:
             lines.append("")
         lines.extend(_entry(number, language=channel_language(locale), stale_s=stale_s,
                             queue=queue, timeout_s=config.ivr.queue_timeout_s))
+    lines.extend(render_exit_context(config))
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 from dialplan.extensions import render_extensions
 from dialplan.manager import render_manager
 from dialplan.phrases import phrases_for
-from dialplan.prompts import HOLD_PROMPT, Prompt, config_prompts, prompt_files
+from dialplan.prompts import HOLD_PROMPT, Prompt, config_prompts, digit_sounds, prompt_files
 from dialplan.queues import penalty_rules, render_queuerules, render_queues
 from dialplan.synth import synthesize_wav
 from ivr.config import HotlineConfig
@@ -35,7 +35,7 @@ def build_text(config: HotlineConfig) -> dict[str, bytes]:
 
 def build_audio(config: HotlineConfig) -> dict[str, bytes]:
     """Every prompt as WAV: relative path -> bytes."""
-    prompts = config_prompts(config)
+    prompts = config_prompts(config) + digit_sounds(config)
     files = prompt_files(config, prompts)
 
     def synth(p: Prompt) -> bytes:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dialplan.common import DialplanError, default_queue, header
+from dialplan.extensions import exit_keys
 from ivr.config import HotlineConfig
+from ivr.menus.waiting import EXIT_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ def render_queues(config: HotlineConfig, hold_prompt: str,
     lines = [header("queues.conf: one queue per routing group", [
         ("Agents join and leave over AMI (QueueAdd/QueueRemove from the console): no static "
          f"members. Waiting callers hear music on hold and, every {s.hold_announce_every_s} s, "
-         f"the '{hold_prompt}' prompt in their language. Position and hold-time announcements "
-         "are off: Asterisk's own recordings of them exist only in the core sound languages."),
+         f"the '{hold_prompt}' prompt in their language, which ends with the menu's callback "
+         "offer; the callback key leaves the queue through the exit context (context=). "
+         "Position and hold-time announcements are off: Asterisk's own recordings of them "
+         "exist only in the core sound languages."),
     ]),
         "[general]",
         # Memberships survive an Asterisk restart; the service resyncs with QueueStatus.
@@ -84,6 +88,8 @@ def render_queues(config: HotlineConfig, hold_prompt: str,
                   "announce-holdtime=no",
                   f"periodic-announce={hold_prompt}",
                   f"periodic-announce-frequency={s.hold_announce_every_s}"]
+        if exit_keys(config):
+            lines.append(f"context={EXIT_CONTEXT}")
         if rules:
             lines.append(f"defaultrule={rules[0].name}")
     return "\n".join(lines) + "\n"

@@ -59,6 +59,24 @@ class AgiChannel:
         r = await self.command(f"GET VARIABLE {name}")
         return r.data if r.result == "1" else None
 
+    async def get_full_variable(self, expression: str, *,
+                                timeout: float | None = -1.0) -> str | None:
+        """``expression`` evaluated on the channel (``${VAR}``, functions, several at once)."""
+        r = await self.command(f"GET FULL VARIABLE {_quote(expression)}", timeout=timeout)
+        return r.data if r.result == "1" else None
+
+    async def record_file(self, path: str, fmt: str, escape_digits: str, max_ms: int,
+                          silence_s: int) -> AgiResult:
+        """Record on the Asterisk host (``path`` without extension, relative to its
+        spool or absolute) after a beep, until an escape digit, ``silence_s`` of silence
+        or ``max_ms``. Raises AgiHangup, and AgiCommandError where RECORD FILE is missing."""
+        r = await self.command(
+            f"RECORD FILE {_quote(path)} {fmt} {_quote(escape_digits)} {max_ms} BEEP "
+            f"s={silence_s}", timeout=self._timeout + max_ms / 1000 + 5)
+        if r.result == "-1":
+            raise AgiHangup(f"{self.channel} hung up during RECORD FILE")
+        return r
+
     async def exec(self, app: str, args: str, *, timeout: float | None = -1.0) -> AgiResult:
         return await self.command(f"EXEC {app} {_quote(args)}", timeout=timeout)
 

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--today", action="store_true", help="only today's cases (centre time)")
     lst.add_argument("--json", action="store_true", help="a JSON array")
     lst.add_argument("--limit", type=int, default=500)
+    survey = cases_sub.add_parser(
+        "survey", help="call the citizen of a handled case for the satisfaction survey (回访)")
+    _add_config(survey)
+    survey.add_argument("number", metavar="CASE", help="case number")
     return parser
 
 
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from dialplan.cli import cmd_dialplan
             return cmd_dialplan(cfg, Path(args.out))
+        if args.command == "cases" and args.cases_command == "survey":
+            return asyncio.run(_cases_survey(cfg, args.number))
         if args.command == "cases":
             return asyncio.run(_cases_list(cfg, args.today, args.json, args.limit))
     except KeyboardInterrupt:
@@ -151,6 +157,35 @@ async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int
             print(f"{c.number}  {str(c.status):<10} {c.topic or '-':<16} {c.caller_masked:<12} "
                   f"{c.queue or '-':<16} {str(c.outcome or '-'):<10} {c.agent or '-'}")
         print(f"{len(cases)} case(s)")
+    return 0
+
+
+async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
+    """Place the survey call over AMI; the running service answers it (the answered call
+    runs ``ivr.survey.context``/``exten``, which parks it in async AGI) and records the
+    score."""
+    from cases.store import CaseStore
+    from ivr.ami.link import AmiLink
+    from ivr.menus.survey import SurveyDialer
+    store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
+                      timezone=cfg.service.timezone)
+    link = AmiLink(cfg.ami, name="ami-survey")
+    await store.open()
+    link.start()
+    try:
+        await link.wait_up(timeout=cfg.ami.action_timeout_s)
+        placed = await SurveyDialer(link, store, cfg.ivr.survey, cfg.ivr.menu_for).call(number)
+    except TimeoutError:
+        print(f"hotline: AMI {cfg.ami.host}:{cfg.ami.port} not reachable", file=sys.stderr)
+        return 1
+    finally:
+        await link.stop()
+        await store.close()
+    if not placed:
+        print(f"hotline: survey call for case {number} not placed (see the log)",
+              file=sys.stderr)
+        return 1
+    print(f"survey call for case {number} placed")
     return 0
 
 

@@ -12,9 +12,11 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr.menus.check import first_menu_error
+from ivr.menus.model import MenuConfig, SurveyCallConfig
 from routing.policy import PolicyParams
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -136,11 +138,29 @@ class WebConfig(_Strict):
 
 
 class IvrConfig(_Strict):
+    # The dialplan generator's topic greeting; the menus carry their own prompts.
     greeting_prompt: str = Field(min_length=1)
-    input_timeout_ms: int = Field(ge=500, le=60000)
-    max_attempts: int = Field(ge=1, le=5)
+    input_timeout_ms: int = Field(ge=500, le=60000)   # a node's default timeout
+    max_attempts: int = Field(ge=1, le=5)             # a node's default attempts
     queue_timeout_s: int = Field(ge=1)
     default_group: str = Field(min_length=1)
+    # Opening hours are read in this zone; "" takes service.timezone.
+    timezone: str = ""
+    # The menu of calls to numbers no menu lists; "" takes service.locale.
+    default_menu: str = ""
+    # Menus by name (see ivr.menus.model); a menu in a file replaces the default one whole.
+    menus: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], MenuConfig] = Field(
+        default_factory=dict)
+    survey: SurveyCallConfig = Field(default_factory=SurveyCallConfig)
+    # Recorded messages (after hours) when the service records them itself (AudioSocket).
+    messages_dir: str = "var/messages"
+
+    def menu_for(self, dnid: str) -> str:
+        """The menu of a called number: the menu listing it, else the default menu."""
+        for name, menu in self.menus.items():
+            if dnid and dnid in menu.numbers:
+                return name
+        return self.default_menu
 
 
 class GroupConfig(_Strict):
@@ -226,6 +246,22 @@ class HotlineConfig(_Strict):
     topics: list[TopicConfig]
     open311: Open311Config = Field(default_factory=Open311Config)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ivr_follows_service(cls, data: Any) -> Any:
+        # Opening hours and the default menu follow the centre's zone and locale unless the
+        # file says otherwise.
+        if isinstance(data, dict) and isinstance(data.get("ivr"), dict) and \
+                isinstance(data.get("service"), dict):
+            ivr = dict(data["ivr"])
+            service = data["service"]
+            if not ivr.get("timezone") and isinstance(service.get("timezone"), str):
+                ivr["timezone"] = service["timezone"]
+            if not ivr.get("default_menu") and isinstance(service.get("locale"), str):
+                ivr["default_menu"] = service["locale"]
+            data = {**data, "ivr": ivr}
+        return data
+
     @model_validator(mode="after")
     def _references(self) -> HotlineConfig:
         groups = [g.name for g in self.routing.groups]
@@ -250,6 +286,15 @@ class HotlineConfig(_Strict):
         if self.service.node in {n.name for n in self.ami.nodes}:
             raise ValueError(f"ami.nodes: {self.service.node!r} is already service.node, "
                              "the [ami] section's own node")
+        try:
+            ZoneInfo(self.ivr.timezone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"ivr.timezone: unknown time zone {self.ivr.timezone!r}") from e
+        # One error, the first in file order: the path names the menu, node and key.
+        menu_error = first_menu_error(self.ivr.menus, self.ivr.default_menu,
+                                      {t.name: t.emergency for t in self.topics}, set(groups))
+        if menu_error is not None:
+            raise ValueError(menu_error)
         return self
 
     def group(self, name: str) -> GroupConfig:
@@ -264,11 +309,18 @@ def _defaults() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+# Tables whose entries a file replaces whole instead of merging: a menu given in a file is
+# that menu, so a default node or key the file leaves out does not linger in it.
+_REPLACE_ENTRIES = {("ivr", "menus")}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any],
+           path: tuple[str, ...] = ()) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and \
+                path not in _REPLACE_ENTRIES:
+            out[k] = _merge(out[k], v, (*path, k))
         else:
             out[k] = v
     return out
@@ -281,7 +333,7 @@ def _describe(source: str, err: ValidationError) -> str:
         reason = e["msg"].removeprefix("Value error, ")
         if not key:
             # Cross-field checks phrase their message as "<key>: <reason>".
-            m = re.match(r"^([\w\[\].]+): (.*)$", reason, re.S)
+            m = re.match(r"^([\w\[\].*#-]+): (.*)$", reason, re.S)
             key, reason = (m.group(1), m.group(2)) if m else ("(top level)", reason)
         if e["type"] == "extra_forbidden":
             reason = "unknown key (misspelt?)"

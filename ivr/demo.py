@@ -10,11 +10,16 @@ import asyncio
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ivr.config import HotlineConfig
+from ivr.menus.engine import paths_of
+from ivr.menus.waiting import EXIT_CONTEXT
 from ivr.service import HotlineService
 from pbxsim import AgentSpec, CitizenScript, PbxSim, SimConfig
+from pbxsim.config import DEFAULT_DIALPLAN
 from speech.engine import SpeechEngine, SpeechUnavailable
 
 log = logging.getLogger("hotline.demo")
@@ -24,6 +29,12 @@ TALK_MEAN_S = 90.0
 LOAD = 0.85
 PATIENCE_MEAN_S = 240.0
 SILENT_SHARE = 0.1      # callers who press nothing and go to the general group
+# Callers who use the rest of the menu instead of a topic key (shares of all callers): a
+# person (0), the case status lookup (6 and the number of an earlier case), an emergency (7,
+# then 1-3), a callback instead of waiting (8 at the greeting). Of the topic callers, some
+# press the callback key once they have waited in the queue a while.
+MENU_SHARES = (("human", 0.05), ("status", 0.06), ("emergency", 0.05), ("callback", 0.05))
+QUEUE_CALLBACK_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,10 @@ class DemoSummary:
     errors: int
     routing: str = ""
     asa_s_static: float | None = None
+    # Where the menus left the calls: topic, human, status, emergency, callback, ... (see
+    # ivr.menus.engine.menu_path); a caller who pressed the callback key in the queue
+    # counts as "callback".
+    menu_paths: dict[str, int] = field(default_factory=dict)
 
 
 class _ErrorCounter(logging.Handler):
@@ -59,12 +74,28 @@ class _ErrorCounter(logging.Handler):
         self.count += 1
 
 
+def _callback_keys(cfg: HotlineConfig) -> list[str]:
+    return sorted({m.waiting.callback_key for m in cfg.ivr.menus.values()
+                   if m.waiting is not None})
+
+
 def _queues_conf(cfg: HotlineConfig) -> str:
     parts = ["[general]\npersistentmembers = no\n"]
+    # The callback key leaves the queue as in the generated queues.conf (exit context).
+    exit_context = f"context = {EXIT_CONTEXT}\n" if _callback_keys(cfg) else ""
     for g in cfg.routing.groups:
         parts.append(f"[{g.queue}]\nstrategy = leastrecent\ntimeout = 15\nretry = 1\n"
-                     "wrapuptime = 5\njoinempty = yes\nleavewhenempty = no\nringinuse = no\n")
+                     "wrapuptime = 5\njoinempty = yes\nleavewhenempty = no\nringinuse = no\n"
+                     + exit_context)
     return "\n".join(parts)
+
+
+def _dialplan(cfg: HotlineConfig) -> str:
+    keys = _callback_keys(cfg)
+    if not keys:
+        return DEFAULT_DIALPLAN
+    return DEFAULT_DIALPLAN + f"[{EXIT_CONTEXT}]\n" + "".join(
+        f"exten => {k},1,Hangup()\n" for k in keys)
 
 
 async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
@@ -79,11 +110,16 @@ async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
         update={"listen_port": 0})})
     engine = await _load_engine(cfg)
     runs = [("ours", cfg)]
+    # The comparison run's cases are not the demo's: they go to a scratch database, so the
+    # configured one holds one case per simulated call.
+    scratch = tempfile.TemporaryDirectory(prefix="hotline-demo-")
     if cfg.routing.strategy != "static":
         runs.append(("static", cfg.model_copy(update={
             "routing": cfg.routing.model_copy(update={"strategy": "static"}),
             # Another node name: both pbxsims number their channels alike.
             "service": cfg.service.model_copy(update={"node": f"{cfg.service.node}-static"}),
+            "database": cfg.database.model_copy(update={
+                "url": f"sqlite+aiosqlite:///{Path(scratch.name) / 'static.db'}"}),
         })))
     stacks = [_Stack(c, opts, engine) for _, c in runs]
     try:
@@ -114,6 +150,7 @@ async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
             await st.stop()
         if engine is not None:
             engine.close()
+        scratch.cleanup()
         logging.getLogger().removeHandler(errors)
 
 
@@ -138,7 +175,7 @@ class _Stack:
                  engine: SpeechEngine | None) -> None:
         self.sim = PbxSim(SimConfig(host="127.0.0.1", port=0, username=cfg.ami.username,
                                     secret=cfg.ami.secret, speed=opts.speed,
-                                    queues=_queues_conf(cfg)))
+                                    queues=_queues_conf(cfg), dialplan=_dialplan(cfg)))
         self.cfg = cfg
         self.engine = engine
         self.service: HotlineService | None = None
@@ -195,14 +232,26 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
     rate = LOAD * opts.agents / TALK_MEAN_S          # calls per sim second
     intended: dict[str, str | None] = {}
     pending = []
-    for n in range(opts.calls):
-        topic = None if (not keyed or rng.random() < SILENT_SHARE) else rng.choice(keyed)
+    callback_key = (_callback_keys(cfg) or [""])[0]
+    for n, kind in enumerate(_caller_kinds(opts.calls, rng)):
+        topic = rng.choice(keyed) if kind == "topic" and keyed else None
+        # Early in the 1 s prompt: a key pressed at its very end misses it (the 100 ms tone
+        # ends after the prompt), and at the demo's speed a busy CPU delays presses.
+        key_delay = rng.uniform(0.1, 0.5)
+        queue_keys: list[tuple[str, float]] = []
+        if topic is not None and topic.key:
+            # A caller asked again presses again (a key can land between two prompts): once
+            # per prompt that takes keys (a retry is the retry prompt, then the question).
+            keys = [(topic.key, key_delay)] * (2 * cfg.ivr.max_attempts)
+            if callback_key and rng.random() < QUEUE_CALLBACK_SHARE:
+                queue_keys = [(callback_key, rng.uniform(20.0, 60.0))]
+        else:
+            keys = await _menu_keys(kind, service, rng, key_delay)
         script = CitizenScript(
             caller_num=f"138{rng.randrange(10**8):08d}", caller_name="",
-            dnid="12345", context="ivr",
-            # A caller asked again presses again (a key can land between two prompts).
-            keys=[(topic.key, rng.uniform(0.2, 0.8))] * cfg.ivr.max_attempts
-            if topic and topic.key else [],
+            dnid="12345", context="ivr", keys=keys, keys_in_queue=queue_keys,
+            # A key that missed the prompt is pressed again while the IVR listens.
+            keys_during_speech=keys[:1],
             patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
         call = await sim.place_call(script)
         pending.append((call, topic.name if topic else None))
@@ -218,6 +267,7 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
     await service.recorder.drain()
     answered = sum(1 for o in outcomes if o.answered_by)
     cases = 0
+    menu_paths: dict[str, int] = {}
     topic_correct = topic_total = 0
     waits: list[float] = []
     for (call, want), outcome in zip(pending, outcomes, strict=True):
@@ -225,17 +275,54 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
         if case is None:
             continue
         cases += 1
+        path = "callback" if "wait:callback" in case.ivr_path else paths_of(case.ivr_path)
+        menu_paths[path] = menu_paths.get(path, 0) + 1
         intended[case.number] = want
         if want is not None:
             topic_total += 1
             topic_correct += case.topic == want
+            if case.topic != want:
+                log.warning("demo: a caller pressed the key of %s; case %s has topic %s "
+                            "(path %s)", want, case.number, case.topic, list(case.ivr_path))
         if outcome.answered_by and case.wait_s is not None:
             waits.append(case.wait_s)
     return DemoSummary(calls=len(pending), answered=answered,
                        abandoned=len(pending) - answered, cases_created=cases,
                        topic_correct=topic_correct, topic_total=topic_total,
                        asa_s=round(sum(waits) / len(waits), 2) if waits else 0.0, errors=0,
-                       routing=cfg.routing.strategy)
+                       routing=cfg.routing.strategy, menu_paths=dict(sorted(menu_paths.items())))
+
+
+def _caller_kinds(calls: int, rng: random.Random) -> list[str]:
+    """What each caller wants, in arrival order: every menu path its share of the calls (at
+    least one each from 10 calls on, so a short demo shows them all), topics for the rest."""
+    kinds: list[str] = []
+    for kind, share in (("silent", SILENT_SHARE), *MENU_SHARES):
+        kinds += [kind] * max(round(share * calls), 1 if calls >= 10 else 0)
+    kinds = kinds[:calls]
+    kinds += ["topic"] * (calls - len(kinds))
+    rng.shuffle(kinds)
+    return kinds
+
+
+async def _menu_keys(kind: str, service: HotlineService, rng: random.Random,
+                     delay: float) -> list[tuple[str, float]]:
+    """The keys of a caller who uses the shipped menu's other options."""
+    if kind == "human":
+        return [("0", delay)]
+    if kind == "emergency":
+        return [("7", delay), (rng.choice("123"), delay)]
+    if kind == "callback":
+        return [("8", delay)]
+    if kind == "status":
+        # The number of an earlier caller's case; a caller who mistypes it (or calls before
+        # anyone else did) is asked again, then goes to a person.
+        earlier = await service.store.list_cases(limit=10)
+        number = rng.choice(earlier).number if earlier else "20000101000001"
+        if rng.random() < 0.3:
+            number = number[:-3] + "999"
+        return [("6", delay), (number + "#", delay), (number + "#", delay)]
+    return []
 
 
 def _print(s: DemoSummary, opts: DemoOptions) -> None:
@@ -243,5 +330,6 @@ def _print(s: DemoSummary, opts: DemoOptions) -> None:
           f"{s.abandoned} abandoned; "
           f"{s.cases_created} cases; topics {s.topic_correct}/{s.topic_total} right; "
           f"ASA {s.asa_s:.1f}s; {s.errors} errors", flush=True)
+    print("menu paths: " + ", ".join(f"{k} {v}" for k, v in s.menu_paths.items()), flush=True)
     if opts.as_json:
         print(json.dumps(asdict(s)), flush=True)

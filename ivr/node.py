@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from cases.store import CaseStore
 from ivr.ami.link import AmiLink
 from ivr.calls import CallRegistry
 from ivr.case_recorder import CaseRecorder
@@ -30,7 +31,7 @@ log = logging.getLogger("hotline.service")
 
 class AsteriskNode:
     def __init__(self, name: str, ami: AmiConfig, config: HotlineConfig, *,
-                 recorder: CaseRecorder, catalogue: TopicCatalogue,
+                 recorder: CaseRecorder, store: CaseStore, catalogue: TopicCatalogue,
                  clock: Callable[[], float] | None = None) -> None:
         self.name = name
         self.ami = ami
@@ -44,7 +45,8 @@ class AsteriskNode:
                                             config.routing.rebalance_interval_s)
         deps = SessionDeps(link=self.link, recorder=recorder, catalogue=catalogue,
                            router=self.router, ivr=config.ivr,
-                           agi_timeout_s=ami.action_timeout_s)
+                           agi_timeout_s=ami.action_timeout_s, cases=store,
+                           group_queues={g.name: g.queue for g in config.routing.groups})
         self.calls = CallRegistry(self.link, deps, node=name, locale=config.service.locale)
         self.heartbeat = Heartbeat(self.link, ami.heartbeat_interval_s)
         self._rebalance = (config.routing.strategy == "expected_wait"

@@ -14,6 +14,7 @@ from cases.store import CaseStore
 from ivr.case_journal import CaseJournal
 from ivr.case_recorder import CaseRecorder
 from ivr.config import HotlineConfig
+from ivr.menus.survey import SurveyDialer
 from ivr.node import AsteriskNode
 from ivr.speech_input import SpeechInput
 from speech.audiosocket_server import AudioSocketServer
@@ -40,13 +41,17 @@ class HotlineService:
         self.catalogue = TopicCatalogue.from_config(config.topics)
         # One per Asterisk, [ami] first; they share the store, recorder and speech.
         self.nodes = [AsteriskNode(name, ami, config, recorder=self.recorder,
-                                   catalogue=self.catalogue, clock=clock)
+                                   store=self.store, catalogue=self.catalogue, clock=clock)
                       for name, ami in config.ami.endpoints(config.service.node)]
         first = self.nodes[0]
         # The first node's parts, for the web console and the demo (single-node views).
         self.link, self.calls, self.live = first.link, first.calls, first.live
         self.router, self.rebalancer = first.router, first.rebalancer
         self.heartbeat, self.queue_feed = first.heartbeat, first.queue_feed
+        # 回访: the centre calls a citizen about a handled case (surveys.call(number)), on
+        # the first node.
+        self.surveys = SurveyDialer(self.link, self.store, config.ivr.survey,
+                                    config.ivr.menu_for)
         self._store_opener: asyncio.Task[None] | None = None
 
     def node(self, name: str) -> AsteriskNode:

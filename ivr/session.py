@@ -1,36 +1,71 @@
-"""One call, from AsyncAGIStart to hangup: greet, learn the need, open and fill the case,
-queue the caller, follow the queue until the call ends.
+"""One call, from AsyncAGIStart to hangup: walk the caller's menu, open and fill the case,
+queue the caller (or end the call the menu settled), follow the queue until the call ends.
 
-Failure policy: whatever breaks (classifier, case store, a bad key), the caller is queued to
-the default group; a call is only ever ended by the caller, the agent or Asterisk.
+Failure policy: whatever breaks (classifier, case store, a bad key, a menu step), the caller
+is queued to the default group; a call is only ever ended by the caller, the agent, Asterisk,
+or the menu once it has served the caller (status heard, message left, callback booked).
+
+Menus (``ivr.menus``) decide what the caller needs; this module carries it out: routing and
+the queue, the case record, and the survey calls the centre places (回访).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from cases.schemas import CallStart
+from cases.schemas import CallStart, CaseView
 from ivr.agi import AgiChannel
 from ivr.ami.errors import AgiHangup, AgiResultLost, AmiDisconnected, AmiNotConnected
 from ivr.ami.events import AgentEvent, AmiEvent, Hangup, QueueCallerAbandon, QueueCallerJoin
 from ivr.ami.link import AmiLink
 from ivr.case_recorder import CaseRecorder
 from ivr.config import IvrConfig
+from ivr.menus.engine import (
+    MENU_MARK,
+    Defaults,
+    MenuEngine,
+    MenuOutcome,
+    channel_language,
+    menu_path,
+)
+from ivr.menus.io import ALL_KEYS as _ALL_KEYS
+from ivr.menus.io import HUMAN_KEY as _HUMAN_KEY
+from ivr.menus.io import CaseStatusInfo
+from ivr.menus.live_io import AgiCallIO
+from ivr.menus.survey import (
+    MENU_VARIABLE,
+    SURVEY_VARIABLE,
+    SurveyStore,
+    apply_score,
+    ask_score,
+)
+from ivr.menus.waiting import exit_key as queue_exit_key
 from ivr.speech_input import SpeechInput
 from routing.router import RouteDecision, Router
 from routing.topics import Classification, TopicCatalogue
+from speech.capture import Utterance
 
 log = logging.getLogger("hotline.call")
 
-HUMAN_KEY = "0"
-ALL_KEYS = "0123456789*#"
+HUMAN_KEY = _HUMAN_KEY
+ALL_KEYS = _ALL_KEYS
+# How long a call's first write may take before the call goes on without its number.
+CASE_OPEN_WAIT_S = 2.0
+# A call taken up after a restart may still be running a command (a prompt) queued by the
+# previous service: the first command of ours waits behind it this long at most.
+RESUME_WAIT_S = 120.0
 T = TypeVar("T")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +88,8 @@ class CallState:
     topic: str | None = None
     transcript: str | None = None
     live_transcript: str = ""
+    menu: str | None = None           # the menu (hotline and language) the caller is in
+    menu_outcome: str | None = None   # what the menu settled (MenuOutcome.kind)
     decision: RouteDecision | None = None
     queue_joined: str | None = None
     agent: str | None = None
@@ -60,6 +97,9 @@ class CallState:
     talk_time_s: float | None = None
     abandoned: bool = False
     hung_up: bool = False
+    emergency: str | None = None      # the emergency topic, if the call was one
+    final: str | None = None          # an outcome the session settled itself (callback, ...)
+    survey_of: str | None = None      # a survey call: the case it is about
     outcome: str | None = None
 
 
@@ -73,6 +113,11 @@ class SessionDeps:
     agi_timeout_s: float = 10.0
     speech: SpeechInput | None = None     # None: keys only (disabled or unavailable)
     speech_locale: str = ""
+    # The case store for status lookups and surveys; None: the recorder's store.
+    cases: SurveyStore | None = None
+    clock: Callable[[], datetime] = _utcnow   # opening hours
+    # Routing group -> its queue, for menu actions that route to a group.
+    group_queues: Mapping[str, str] = field(default_factory=dict)
 
 
 class CallSession:
@@ -83,7 +128,14 @@ class CallSession:
         self.state = CallState()
         self.agi = AgiChannel(deps.link, info.channel, command_timeout_s=deps.agi_timeout_s)
         self.finished = asyncio.Event()
-        self._speech_failed = False
+        self._case_open: asyncio.Task[CaseView | None] | None = None
+        self._dnid = info.dnid
+        self._menu_name = ""
+        self._engine: MenuEngine | None = None
+        self.io = AgiCallIO(self.agi, deps.link, call_id=info.uniqueid, step=self._step,
+                            speech=deps.speech, speech_locale=deps.speech_locale,
+                            locale=self._locale, messages_dir=deps.ivr.messages_dir,
+                            on_partial=self._on_partial, on_heard=self._on_heard)
 
     # ---- AMI events for this caller (called in arrival order by the registry) ---------
     def on_event(self, ev: AmiEvent) -> None:
@@ -95,10 +147,8 @@ class CallSession:
             if ev.name == "AgentConnect":
                 s.agent = ev.member_name
                 s.hold_time_s = float(ev.hold_time)
-                self.deps.recorder.update(
-                    self.info.node, self.info.uniqueid, agent=ev.member_name,
-                    queue=ev.queue, wait_s=float(ev.hold_time),
-                    answered_at=datetime.now(UTC))
+                self._update(agent=ev.member_name, queue=ev.queue, wait_s=float(ev.hold_time),
+                             answered_at=datetime.now(UTC))
             elif ev.name == "AgentComplete":
                 s.talk_time_s = float(ev.talk_time)
                 s.hold_time_s = float(ev.hold_time)
@@ -111,106 +161,169 @@ class CallSession:
     # ---- the call script ---------------------------------------------------------------
     async def run(self) -> None:
         info = self.info
+        handed_back = False
         try:
             log.info("call %s from %s on %s%s", info.uniqueid, _mask(info.caller_num),
                      info.channel, " (resumed)" if self.resumed else "")
-            case = await self.deps.recorder.open(CallStart(
+            if not self._dnid and await self._survey_call():
+                return
+            # The case is written while the caller hears the greeting: the database is
+            # never on the caller's path (a resumed call needs its case's topic first).
+            self._case_open = asyncio.create_task(self.deps.recorder.open(CallStart(
                 node=info.node, call_id=info.uniqueid, channel=info.channel,
                 caller_number=info.caller_num or None, caller_name=info.caller_name or None,
-                dnid=info.dnid or None, locale=info.locale), wait_s=2.0)
-            if case is not None:
-                self.state.case_number = case.number
-                if self.resumed and case.topic:
-                    self.state.topic = case.topic
-            decision = await self._decide()
-            await self._queue(decision)
+                dnid=self._dnid or None, locale=info.locale), wait_s=CASE_OPEN_WAIT_S),
+                name=f"case-open-{info.uniqueid}")
+            self._case_open.add_done_callback(self._case_opened)
+            if self.resumed:
+                await asyncio.wait({self._case_open})
+            await self._carry_out(await self._walk_menu())
         except AgiHangup:
             self.state.hung_up = True
         except asyncio.CancelledError:
+            # The service is stopping, not the call: the channel stays parked in Asterisk
+            # and the next service instance resumes it, so no outcome is recorded here.
+            log.info("call %s handed back to Asterisk (service stopping)", info.uniqueid)
+            handed_back = True
+            if self._case_open is not None and not self._case_open.done():
+                self._case_open.cancel()
             raise
         except Exception:
             log.exception("call %s: unexpected error; the caller stays with Asterisk",
                           info.uniqueid)
         finally:
-            self._finish()
+            if not handed_back:
+                self._finish()
 
-    async def _decide(self) -> RouteDecision:
-        if self.state.topic is not None:
-            return self.deps.router.route(Classification(self.state.topic, 1.0, (), "resumed"),
-                                          caller_id=self.info.uniqueid)
+    def _case_opened(self, task: asyncio.Task[CaseView | None]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        case = task.result()
+        if case is not None:
+            self.state.case_number = case.number
+            if self.resumed and case.topic and self.state.topic is None:
+                self.state.topic = case.topic
+
+    async def _survey_call(self) -> bool:
+        """A call without a called number is one the centre placed (a survey) or one taken
+        up after a restart: the channel says which, and its called number. True when the
+        survey was this call."""
+        expression = f"${{{SURVEY_VARIABLE}}}|${{{MENU_VARIABLE}}}|${{CALLERID(dnid)}}"
         try:
-            c = await self._ask_topic()
-        except (AgiHangup, asyncio.CancelledError):
+            marks = await self._step(lambda: self.agi.get_full_variable(
+                expression, timeout=RESUME_WAIT_S if self.resumed else -1.0)) or ""
+        except AgiHangup:
             raise
         except Exception as e:
-            log.warning("call %s: IVR step failed (%s); routing to the default group",
+            # Not knowing is no reason to drop a caller: take it for an inbound call.
+            log.warning("call %s: channel variables unreadable (%s); an inbound call",
                         self.info.uniqueid, e)
-            return self.deps.router.default("ivr failure")
-        if c is None:
-            return self.deps.router.default("caller asked for a person")
-        return self.deps.router.route(c, caller_id=self.info.uniqueid)
+            return False
+        survey, menu, dnid = (marks.split("|") + ["", "", ""])[:3]
+        self._dnid = dnid
+        if not survey:
+            return False
+        await self._survey(survey, menu)
+        return True
 
-    async def _ask_topic(self) -> Classification | None:
-        cfg = self.deps.ivr
-        for attempt in range(1, cfg.max_attempts + 1):
-            digits, heard = await self._listen_once()
-            if heard is not None:
-                self.state.ivr_path.append(f"greeting:speech:{heard.topic or '?'}")
-                if heard.topic is not None:
-                    self.state.topic = heard.topic
-                    return heard
-                continue
-            if digits is None:
-                self.state.ivr_path.append("greeting:no-input")
-                continue
-            digits = digits[0]
-            self.state.ivr_path.append(f"greeting:key:{digits}")
-            if digits == HUMAN_KEY:
-                return None
-            c = self.deps.catalogue.by_key(digits)
-            if c.topic is not None:
-                self.state.topic = c.topic
-                return c
-            log.info("call %s: key %r matches no topic (attempt %d)", self.info.uniqueid,
-                     digits, attempt)
-        return Classification(None, 0.0, (), "none")
+    # ---- the menu ------------------------------------------------------------------------
+    def _locale(self) -> str:
+        # The engine's menu changes when the caller picks another language.
+        name = self._engine.menu_name if self._engine is not None else self._menu_name
+        menu = self.deps.ivr.menus.get(name or self._menu_name)
+        return menu.language if menu is not None else self.info.locale
 
-    async def _listen_once(self) -> tuple[str | None, Classification | None]:
-        """One greeting: keys always work; speech too when the call is in the model's
-        language. Returns (keys pressed, what was heard)."""
-        cfg = self.deps.ivr
-        speech = self.deps.speech
-        if speech is None or self._speech_failed or self.info.locale != self.deps.speech_locale:
-            return await self._step(lambda: self.agi.get_data(
-                cfg.greeting_prompt, cfg.input_timeout_ms, 1)), None
-        key = await self._step(lambda: self.agi.stream_file(cfg.greeting_prompt, ALL_KEYS))
-        if key is not None:
-            return key, None
+    def _new_engine(self) -> MenuEngine:
+        ivr = self.deps.ivr
+        return MenuEngine(ivr.menus, self.deps.catalogue, _Services(self._store(),
+                                                                     self.deps.clock),
+                          Defaults(ivr.input_timeout_ms, ivr.max_attempts),
+                          timezone=ivr.timezone or "UTC", trail=self.state.ivr_path,
+                          call_id=self.info.uniqueid)
+
+    async def _enter_menu(self, name: str) -> None:
+        self._menu_name = self.state.menu = name
+        language = self.deps.ivr.menus[name].language
+        if language != self.info.locale:
+            # Prompts, SAY DIGITS and app_queue's announcements follow the channel language.
+            await self.io.set_var("CHANNEL(language)", channel_language(language))
+            self._update(locale=language)
+
+    async def _walk_menu(self) -> MenuOutcome:
+        s = self.state
+        if s.topic is not None:         # resumed: the case knows what the caller needs
+            return MenuOutcome("route", self._menu_name, topic=s.topic, source="resumed")
+        name = self.deps.ivr.menu_for(self._dnid)
+        engine = self._engine = self._new_engine()
         try:
-            utt = await speech.listen(self.agi, self.info.locale, self._on_partial)
+            await self._enter_menu(name)
+            outcome = await engine.run(self.io, name)
         except (AgiHangup, asyncio.CancelledError):
             raise
         except Exception as e:
-            # Vosk or AudioSocket broke: this call goes on with keys only.
-            log.warning("call %s: speech unavailable (%s: %s); keys only",
+            log.warning("call %s: IVR step failed (%s: %s); routing to the default group",
                         self.info.uniqueid, type(e).__name__, e)
-            self._speech_failed = True
-            return await self._step(lambda: self.agi.get_data(
-                cfg.greeting_prompt, cfg.input_timeout_ms, 1)), None
-        if utt.ended_by == "hangup" and not utt.text:
-            raise AgiHangup(f"{self.info.channel} hung up while speaking")
-        if utt.digits:
-            return utt.digits, None
-        if utt.no_speech:
-            return None, None
-        self.state.transcript = utt.text
-        self.deps.recorder.update(self.info.node, self.info.uniqueid,
-                                  transcript=utt.text or None,
-                                  topic_confidence=utt.confidence if utt.topic else None)
-        return None, Classification(utt.topic, utt.confidence, utt.keywords, "speech")
+            return MenuOutcome("human", self._menu_name, reason="ivr failure")
+        finally:
+            if engine.menu_name and engine.menu_name != self._menu_name:
+                self._menu_name = s.menu = engine.menu_name
+                self._update(locale=self.deps.ivr.menus[engine.menu_name].language)
+        s.menu_outcome = outcome.kind
+        # The path's summary for the case and the demo's menu_paths.
+        s.ivr_path.append(f"{MENU_MARK}{menu_path(outcome, s.ivr_path)}")
+        return outcome
+
+    async def _carry_out(self, o: MenuOutcome) -> None:
+        s = self.state
+        if o.topic is not None and o.kind in ("route", "transferred"):
+            s.topic = o.topic
+        if o.emergency:
+            s.emergency = o.topic
+            self._update(topic=o.topic, urgency="critical")
+        if o.kind == "route" and o.topic is not None:
+            c = Classification(o.topic, o.confidence, o.keywords, o.source)
+            await self._queue(self.deps.router.route(c, caller_id=self.info.uniqueid))
+        elif o.kind == "route" and o.group is not None:
+            await self._queue(self._group(o.group, o.reason))
+        elif o.kind == "route" or o.kind == "human":
+            await self._queue(self.deps.router.default(o.reason or "caller asked for a person"))
+        elif o.kind == "transferred":
+            s.final = "transferred"
+        else:
+            if o.kind == "message" and o.recording is not None:
+                r = o.recording
+                s.transcript = r.transcript
+                self._update(transcript=r.transcript, topic=r.topic,
+                             topic_confidence=r.confidence if r.topic else None,
+                             description=f"voice message ({r.seconds:.0f} s): {r.location}")
+            s.final = "self_service" if o.kind == "done" else "callback"
+            log.info("call %s: %s (%s)", self.info.uniqueid, o.kind, o.reason)
+            await self.agi.hangup()
+
+    def _group(self, name: str, reason: str) -> RouteDecision:
+        queue = self.deps.group_queues.get(name)
+        if queue is None:      # the configuration check makes sure it exists
+            return self.deps.router.default(f"no group {name}")
+        return RouteDecision(name, queue, reason)
 
     def _on_partial(self, text: str) -> None:
         self.state.live_transcript = text
+
+    def _on_heard(self, utt: Utterance) -> None:
+        self.state.transcript = utt.text
+        self._update(transcript=utt.text or None,
+                     topic_confidence=utt.confidence if utt.topic else None)
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _store(self) -> SurveyStore | None:
+        if self.deps.cases is not None:
+            return self.deps.cases
+        store = self.deps.recorder.store
+        return store if isinstance(store, SurveyStore) else None
+
+    def _update(self, **changes: object) -> None:
+        if self.state.survey_of is None:     # a survey call has no case of its own
+            self.deps.recorder.update(self.info.node, self.info.uniqueid, **changes)
 
     async def _step(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run one AGI step; if the AMI link drops meanwhile, wait for it and run it again
@@ -224,23 +337,29 @@ class CallSession:
                 await self.deps.link.wait_up()
         return await op()
 
+    # ---- the queue -------------------------------------------------------------------------
     async def _queue(self, decision: RouteDecision) -> None:
         s = self.state
         s.decision = decision
+        if self._case_open is not None and not self._case_open.done():
+            # The case number goes on the channel for the agent's screen; its write is
+            # bounded by CASE_OPEN_WAIT_S, so a slow store only delays the queue that long.
+            await asyncio.wait({self._case_open})
         s.ivr_path.append(f"route:{decision.group}")
-        self.deps.recorder.update(self.info.node, self.info.uniqueid, topic=s.topic,
-                                  queue=decision.queue, ivr_path=list(s.ivr_path))
+        self._update(topic=s.topic, queue=decision.queue, ivr_path=list(s.ivr_path))
         if s.case_number:
             await self._step(lambda: self.agi.set_variable("HOTLINE_CASE", s.case_number or ""))
         if s.topic:
             await self._step(lambda: self.agi.set_variable("HOTLINE_TOPIC", s.topic or ""))
         for name, value in decision.channel_vars().items():
-            await self._step(lambda n=name, v=value: self.agi.set_variable(n, v))
+            await self._step(functools.partial(self.agi.set_variable, name, value))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
                  decision.queue, decision.reason)
         args = f"{decision.queue},,,,{self.deps.ivr.queue_timeout_s}"
         result = await self._step(lambda: self.agi.exec("Queue", args, timeout=None))
         if result.result == "-1" or s.hung_up or s.agent is not None or s.abandoned:
+            return
+        if await self._left_with_callback_key():
             return
         # The queue timed out with nobody answering: one more try in the default group.
         fallback = self.deps.router.default("queue timeout")
@@ -251,19 +370,99 @@ class CallSession:
         if s.agent is None:
             await self.agi.hangup()
 
-    def _finish(self) -> None:
+    async def _left_with_callback_key(self) -> bool:
+        """app_queue's exit key (queues.conf ``context``): Queue() returned after a jump to
+        the key's extension in the exit context."""
+        menu = self.deps.ivr.menus.get(self._menu_name)
+        if menu is None or menu.waiting is None:
+            return False
+        where = await self._step(lambda: self.agi.get_full_variable("${CONTEXT},${EXTEN}"))
+        if not where or not queue_exit_key(where, menu.waiting.callback_key):
+            return False
+        self.state.ivr_path.append("wait:callback")
+        await self.io.play([menu.sound_of(self._menu_name, menu.waiting.confirm)])
+        return await self._booked_callback("from the queue")
+
+    async def _booked_callback(self, where: str) -> bool:
+        self.state.final = "callback"
+        log.info("call %s: callback requested %s", self.info.uniqueid, where)
+        await self.agi.hangup()
+        return True
+
+    # ---- survey calls (回访) -------------------------------------------------------------
+    async def _survey(self, number: str, menu_name: str) -> None:
         s = self.state
-        s.outcome = "answered" if s.agent is not None else "abandoned"
-        self.deps.recorder.update(self.info.node, self.info.uniqueid,
-                                  ivr_path=list(s.ivr_path))
-        self.deps.recorder.finish(self.info.node, self.info.uniqueid, s.outcome,
-                                  datetime.now(UTC), wait_s=s.hold_time_s,
-                                  talk_s=s.talk_time_s)
+        s.survey_of = number
+        s.ivr_path.append(f"survey:{number}")
+        ivr = self.deps.ivr
+        name = menu_name if menu_name in ivr.menus else ivr.default_menu
+        menu = ivr.menus.get(name)
+        store = self._store()
+        if menu is None or menu.survey is None or store is None:
+            log.error("survey call %s for case %s: no survey menu or no case store; "
+                      "hanging up", self.info.uniqueid, number)
+            await self.agi.hangup()
+            return
+        await self._enter_menu(name)
+        answer = await ask_score(self.io, menu.survey, lambda p: menu.sound_of(name, p),
+                                 s.ivr_path, store.config.unsatisfied_below)
+        if answer.score is not None:
+            try:
+                done = await apply_score(store, number, answer.score)
+            except Exception as e:
+                # The score must not be lost with the error: it is in this line.
+                log.error("survey of case %s: score %d not recorded (%s: %s)", number,
+                          answer.score, type(e).__name__, e)
+            else:
+                log.info("survey of case %s: score %d, %s", number, answer.score, done)
+        if answer.human:
+            await self._queue(self.deps.router.default("survey: the citizen asked for a person"))
+            return
+        s.final = "self_service"
+        await self.agi.hangup()
+
+    def _finish(self) -> None:
+        # The open write itself lives on in the recorder; only the wait for it is dropped.
+        if self._case_open is not None and not self._case_open.done():
+            self._case_open.cancel()
+        s = self.state
+        if s.final is not None and s.agent is None:
+            s.outcome = s.final
+        elif s.agent is not None:
+            s.outcome = "answered"
+        elif s.emergency is not None and s.queue_joined is None:
+            s.outcome = "transferred"      # told to call 119/110, and hung up to do so
+        else:
+            s.outcome = "abandoned"
+        if s.survey_of is None:
+            self.deps.recorder.update(self.info.node, self.info.uniqueid,
+                                      ivr_path=list(s.ivr_path))
+            self.deps.recorder.finish(self.info.node, self.info.uniqueid, s.outcome,
+                                      datetime.now(UTC), wait_s=s.hold_time_s,
+                                      talk_s=s.talk_time_s)
         log.info("call %s ended: %s%s", self.info.uniqueid, s.outcome,
                  f" by {s.agent} after {s.hold_time_s:.0f}s" if s.agent else "")
         self.finished.set()
 
 
+class _Services:
+    """What the menu engine asks of the service: the clock and case statuses."""
+
+    def __init__(self, store: SurveyStore | None, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    async def case_status(self, number: str) -> CaseStatusInfo | None:
+        if self._store is None:
+            raise RuntimeError("no case store to look the case up in")
+        case = await self._store.get(number)
+        if case is None:
+            return None
+        return CaseStatusInfo(case.number, str(case.status), case.deadline)
+
+
 def _mask(number: str) -> str:
     return number[:3] + "****" + number[-4:] if len(number) >= 8 else "***"
-

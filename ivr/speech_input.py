@@ -2,27 +2,56 @@
 
 The session asks Asterisk to ``EXEC AudioSocket <uuid>,<host:port>``; the stream registered
 under that uuid is captured until the caller stops talking (or presses a key), then closed,
-which ends the AudioSocket application and hands the channel back to async AGI.
+which ends the AudioSocket application and hands the channel back to async AGI. A message
+(after hours) is recorded the same way, only longer, and transcribed from the whole audio.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import logging
+import math
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from ivr.agi import AgiChannel
 from routing.topics import TopicCatalogue
-from speech.audiosocket_server import AudioSocketServer
+from speech.audiosocket import AudioFrame, DtmfFrame
+from speech.audiosocket_server import AudioSocketServer, AudioStream
 from speech.capture import Utterance, capture_utterance
-from speech.decoder import Mode
+from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode
 from speech.engine import SpeechEngine
+from speech.files import FileTranscript, transcribe_pcm
 
 log = logging.getLogger("hotline.speech")
 
 CONNECT_TIMEOUT_S = 5.0
+SILENCE_DBFS = -40.0          # below this a frame is silence (telephone noise is ~-60 dBFS)
+END_KEY = "#"                 # ends a message
+
+
+def beep(seconds: float = 0.3, hz: float = 1000.0) -> bytes:
+    """The tone after which the caller speaks (8 kHz slin)."""
+    n = int(SAMPLE_RATE * seconds)
+    samples = array.array("h", (int(8000 * math.sin(2 * math.pi * hz * i / SAMPLE_RATE))
+                                for i in range(n)))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+def _loud(pcm: bytes) -> bool:
+    samples = array.array("h")
+    samples.frombytes(pcm[: len(pcm) & ~1])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    if not samples:
+        return False
+    rms = math.sqrt(math.fsum(s * s for s in samples) / len(samples))
+    return rms >= 32768.0 * 10 ** (SILENCE_DBFS / 20)
 
 
 class SpeechInput:
@@ -39,17 +68,34 @@ class SpeechInput:
     async def listen(self, agi: AgiChannel, locale: str,
                      on_partial: Callable[[str], None] | None = None) -> Utterance:
         """One utterance. Raises on any failure; the caller of this falls back to keys."""
+        async with self._audiosocket(agi, self._max_s) as stream:
+            return await capture_utterance(stream, self._engine, self._catalogue, locale,
+                                           self._max_s, on_partial,
+                                           transcription=self._transcription)
+
+    async def record(self, agi: AgiChannel, max_s: float, silence_s: float) -> bytes:
+        """A message: 8 kHz slin from the tone until '#', ``silence_s`` of silence after
+        speech, ``max_s`` of audio, or the caller hanging up. Raises on failure."""
+        async with self._audiosocket(agi, max_s) as stream:
+            stream.play(beep())
+            return await _record_pcm(stream, max_s, silence_s)
+
+    async def transcribe(self, pcm: bytes, locale: str) -> FileTranscript:
+        """Transcript and topic of recorded audio (``speech.files``)."""
+        return await transcribe_pcm(self._engine, pcm, self._catalogue, locale,
+                                    fast=self._transcription == "transcription_fast")
+
+    @contextlib.asynccontextmanager
+    async def _audiosocket(self, agi: AgiChannel, max_s: float) -> AsyncIterator[AudioStream]:
         sid = uuid.uuid4()
         stream = self._server.expect(sid)
         exec_task = asyncio.create_task(
             agi.exec("AudioSocket", f"{sid},{self._advertise}",
-                     timeout=self._max_s + CONNECT_TIMEOUT_S + 10),
+                     timeout=max_s + CONNECT_TIMEOUT_S + 10),
             name=f"audiosocket-{sid}")
         try:
             await stream.wait_connected(CONNECT_TIMEOUT_S)
-            return await capture_utterance(stream, self._engine, self._catalogue, locale,
-                                           self._max_s, on_partial,
-                                           transcription=self._transcription)
+            yield stream
         finally:
             await stream.close()       # hangup frame: AudioSocket() returns to the AGI loop
             try:
@@ -60,3 +106,32 @@ class SpeechInput:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await exec_task
                 log.debug("AudioSocket exec on %s ended with %s", agi.channel, e)
+
+
+async def _record_pcm(stream: AudioStream, max_s: float, silence_s: float) -> bytes:
+    chunks: list[bytes] = []
+    audio_s = quiet_s = 0.0
+    spoken = False
+    # Asterisk paces audio in real time; the wall clock only matters if it stops sending.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max_s + 2.0):
+            async for frame in stream:
+                if isinstance(frame, DtmfFrame):
+                    if frame.digit == END_KEY:
+                        break
+                    continue
+                if not isinstance(frame, AudioFrame):
+                    continue
+                chunks.append(frame.pcm)
+                seconds = len(frame.pcm) / BYTES_PER_S
+                audio_s += seconds
+                if _loud(frame.pcm):
+                    spoken, quiet_s = True, 0.0
+                else:
+                    quiet_s += seconds
+                if audio_s >= max_s or (spoken and quiet_s >= silence_s):
+                    break
+    pcm = b"".join(chunks)
+    log.info("message %s: %.1f s recorded (%s)", stream.uuid, audio_s,
+             "speech" if spoken else "silence only")
+    return pcm if spoken else b""

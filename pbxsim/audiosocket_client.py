@@ -99,8 +99,10 @@ async def audiosocket_exec(core: PbxCore, chan: Channel, data: str) -> int:
         log.error("%s: AudioSocket(%s): channel not answered or bad service", chan.name, data)
         return -1
     try:
-        reader, writer = await core.clock.timeout(asyncio.open_connection(host, int(port_s)),
-                                                  CONNECT_TIMEOUT_S)
+        # A TCP connect takes real time, whatever the simulated clock's speed: its timeout
+        # is wall-clock, as res_audiosocket's is.
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port_s)),
+                                                CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
         log.error("%s: AudioSocket cannot connect to %s:%s: %s", chan.name, host, port_s, exc)
         return -1

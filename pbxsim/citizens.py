@@ -38,6 +38,10 @@ class CitizenScript:
     speech_wav: Path | None = None
     speech_delay_s: float = 0.3
     keys_during_speech: Sequence[tuple[str, float]] = ()
+    # Pressed after joining a queue (app_queue's exit keys), each (digits, delay) once.
+    keys_in_queue: Sequence[tuple[str, float]] = ()
+    # A call the centre places to this citizen (PbxSim.expect_call) is answered this late.
+    answer_after_s: float = 1.0
     patience_s: float = 120.0
     hangup_after_s: float | None = None
     hangup_after_talk_s: float | None = 1.0
@@ -81,8 +85,12 @@ class CallHandle:
 
 
 class Citizen:
-    def __init__(self, core: PbxCore, script: CitizenScript, phone: Channel, ivr: Channel) -> None:
+    def __init__(self, core: PbxCore, script: CitizenScript, phone: Channel, ivr: Channel,
+                 *, called: bool = False) -> None:
         self.core, self.script, self.phone, self.ivr = core, script, phone, ivr
+        # Called by the centre (Originate): the dialer reports the answer, not the phone.
+        self.called = called
+        self._queue_keys = list(script.keys_in_queue)
         self._notices: list[Notice] = []
         self._wake = asyncio.Event()
         self._hangup = False
@@ -137,6 +145,9 @@ class Citizen:
                 self._helper(self._press(digits, delay), "keys")
         elif n.kind == "queue_join":
             self.queue, self.in_queue_since = n.queue, now
+            for digits, delay in self._queue_keys:
+                self._helper(self._press(digits, delay), "queue keys")
+            self._queue_keys = []
         elif n.kind in ("queue_leave", "connected") and self.in_queue_since is not None:
             self.wait_s += now - self.in_queue_since
             self.in_queue_since = None
@@ -169,7 +180,9 @@ class Citizen:
                     break
                 if not answered and phone.answered.is_set():
                     answered = True
-                    core.emit("DialEnd", "call", None, [("DialStatus", "ANSWER")], dest=phone)
+                    if not self.called:
+                        core.emit("DialEnd", "call", None, [("DialStatus", "ANSWER")],
+                                  dest=phone)
                 notices, self._notices = self._notices, []
                 for n in notices:
                     self._handle(n, now)
@@ -194,6 +207,26 @@ class Citizen:
                     phone.name, self.ivr.name, self.ivr.uniqueid, self.answered_by, self.queue,
                     self.abandoned, round(self.wait_s, 3), round(self.talk_s, 3), phone.hangupcause,
                     self.by_citizen, self.pressed, self.speech_sessions))
+
+
+async def _answer_later(core: PbxCore, phone: Channel, delay_s: float) -> None:
+    if await lifecycle.sleep(core, phone, delay_s):
+        lifecycle.answer(core, phone)      # the ;2 half: chan_local answers ;1, the dialer
+
+
+def answer_call(core: PbxCore, script: CitizenScript, dialer: Channel, phone: Channel
+                ) -> CallHandle:
+    """A citizen picks up a call the centre placed: ``phone`` is the ``;2`` half of the
+    originated Local channel (no dialplan runs on it), ``dialer`` the ``;1`` half that runs
+    the Originate's context once answered."""
+    citizen = Citizen(core, script, phone, dialer, called=True)
+    phone.endpoint = citizen
+    loop = asyncio.get_running_loop()
+    handle = CallHandle(phone.name, dialer.name, dialer.uniqueid, loop.create_future(), citizen)
+    core.spawn(citizen.run(handle.done), f"citizen {phone.name}")
+    citizen._helper(_answer_later(core, phone, script.answer_after_s), "answer")
+    log.info("citizen %s is called via %s", script.caller_num, dialer.name)
+    return handle
 
 
 def place_call(core: PbxCore, script: CitizenScript) -> CallHandle:

@@ -22,6 +22,7 @@ from .tasks import TaskOwner
 
 if TYPE_CHECKING:
     from .agents import AgentSpec
+    from .citizens import CallHandle, CitizenScript
 
 T = TypeVar("T")
 log = logging.getLogger("pbxsim")
@@ -39,6 +40,10 @@ class PbxCore:
         self.globals: dict[str, str] = dict(self.dialplan.globals)
         # By lower-cased interface: Asterisk matches interfaces case-insensitively.
         self.agents: dict[str, AgentSpec] = {}
+        # (context, exten) of a Local channel an Originate will dial -> the citizen who
+        # answers it, and where to hand the call's handle.
+        self.expected_calls: dict[tuple[str, str],
+                                  tuple[CitizenScript, asyncio.Future[CallHandle]]] = {}
         self.devices = DeviceTracker(self)
         self.queues = QueueManager(self, queue_configs(config.queues, DEFAULT_QUEUES))
         self.sounds = SoundLibrary(config)

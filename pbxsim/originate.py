@@ -11,6 +11,7 @@ from . import lifecycle
 from .ami_codec import Fields
 from .apps import execute
 from .channels import Channel
+from .citizens import answer_call
 from .local import create_pair, emit_local_bridge, parse_local
 from .variables import set_callerid, set_connected, set_variable
 
@@ -78,7 +79,9 @@ async def originate(core: PbxCore, req: OriginateRequest, *, publish_response: b
             core.emit_fields(_response_event(req, False, REASON_FAILURE, None))
         return False
     exten, context, _opts = parse_local(data)
-    if not core.dialplan.exists(context, exten):
+    # A simulated citizen waiting for this call (PbxSim.expect_call) picks it up.
+    called = core.expected_calls.pop((context, exten), None)
+    if called is None and not core.dialplan.exists(context, exten):
         # chan_local refuses the call: the response comes first, then both halves go away
         if publish_response:
             core.emit_fields(_response_event(req, False, REASON_FAILURE, None))
@@ -110,7 +113,11 @@ async def originate(core: PbxCore, req: OriginateRequest, *, publish_response: b
     core.emit("DialBegin", "call", None, [("DialString", data)], dest=one)
     from .pbx import run_pbx
 
-    core.spawn(run_pbx(core, two), f"pbx {two.name}")
+    if called is not None:
+        script, handle_future = called
+        handle_future.set_result(answer_call(core, script, one, two))
+    else:
+        core.spawn(run_pbx(core, two), f"pbx {two.name}")
     idx = await lifecycle.wait_any(core, [one.answered, one.interrupted], req.timeout_s)
     if idx != 0:
         status = "NOANSWER" if idx is None else "CANCEL"

@@ -141,6 +141,40 @@ class _QueueCall:
         log.info("%s leaves queue %s: %s after %d s", chan.name, self.q.name, status, hold)
         return 0
 
+    async def _wait(self, seconds: float) -> int | None:
+        """Wait between checks; the Queue() result when the caller left meanwhile (hung up,
+        or pressed an exit key of the queue's ``context``), None to go on waiting."""
+        core, chan, context = self.core, self.chan, self.q.config.context
+        if not context:
+            return None if await lifecycle.sleep(core, chan, seconds) else self._abandon()
+        end = core.clock.now() + seconds
+        while (left := end - core.clock.now()) > 0:
+            digit, stopped = await lifecycle.read_digit(core, chan, left)
+            if stopped:
+                return self._abandon()
+            if digit is None:
+                return None
+            if core.dialplan.exists(context, digit):
+                return self._exit_with_key(context, digit)
+        return None
+
+    def _exit_with_key(self, context: str, digit: str) -> int:
+        """app_queue's valid_exit: the caller leaves (QueueCallerLeave, no QUEUESTATUS) and
+        the channel's location becomes ``digit@context`` (priority 1 next, as
+        ast_goto_if_exists leaves it for a channel in the PBX)."""
+        core, chan = self.core, self.chan
+        hold = self._hold()
+        core.emit("MusicOnHoldStop", "call", chan)
+        set_variable(core, chan, "QUEUEWAIT", str(hold))
+        set_variable(core, chan, "QUEUEWAIT_MS", str(hold * 1000))
+        pos = self._leave()
+        set_variable(core, chan, "QUEUEPOSITION", str(pos))
+        chan.context, chan.exten, chan.priority = context, digit, 0
+        notify_far(chan, Notice("queue_leave", queue=self.q.name, reason="exitwithkey"))
+        log.info("%s leaves queue %s with key %s after %d s", chan.name, self.q.name, digit,
+                 hold)
+        return 0
+
     def _expired(self) -> bool:
         exp = self.caller.expire
         return exp is not None and self.core.clock.now() >= exp
@@ -152,15 +186,16 @@ class _QueueCall:
 
     # -- the wait loop ---------------------------------------------------------------------------
     async def _loop(self) -> int:
-        core, chan = self.core, self.chan
+        core = self.core
         while True:
             while not core.queues.is_our_turn(self.q, self.caller):
                 if self._expired():
                     return self._exit("TIMEOUT")
                 if self._empty():
                     return self._exit("LEAVEEMPTY")
-                if not await lifecycle.sleep(core, chan, RECHECK_S):
-                    return self._abandon()
+                left = await self._wait(RECHECK_S)
+                if left is not None:
+                    return left
             while True:
                 if self._expired():
                     return self._exit("TIMEOUT")
@@ -171,8 +206,9 @@ class _QueueCall:
                     return result
                 if self._expired():
                     return self._exit("TIMEOUT")
-                if not await lifecycle.sleep(core, chan, float(self.q.config.retry)):
-                    return self._abandon()
+                left = await self._wait(float(self.q.config.retry))
+                if left is not None:
+                    return left
                 if not core.queues.is_our_turn(self.q, self.caller):
                     break
 

@@ -45,6 +45,9 @@ class QueueConfig:
     weight: int = 0
     autofill: bool = True
     musicclass: str = "default"
+    # app_queue's exit context: a caller pressing a key that is a one-digit extension there
+    # leaves the queue and continues at that extension (EXITWITHKEY).
+    context: str = ""
     members: list[tuple[str, int, str, str]] = field(default_factory=list)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Self
@@ -93,6 +94,15 @@ class PbxSim:
 
     async def place_call(self, script: CitizenScript) -> CallHandle:
         return place_call(self.core, script)
+
+    def expect_call(self, exten: str, context: str, script: CitizenScript
+                    ) -> asyncio.Future[CallHandle]:
+        """The next Originate of ``Local/<exten>@<context>`` reaches a simulated citizen
+        (``script``: keys for its prompts, ``answer_after_s``) instead of the dialplan; the
+        future gets the call's handle once it is dialled."""
+        fut: asyncio.Future[CallHandle] = asyncio.get_running_loop().create_future()
+        self.core.expected_calls[(context, exten)] = (script, fut)
+        return fut
 
     def drop_ami_connections(self) -> int:
         return self._ami.drop_all()

@@ -1,0 +1,314 @@
+"""Walks a menu against a ``CallIO`` until the caller's need is settled: a topic or group to
+queue to, a person, an emergency handled, a message left, a callback asked for, or a
+self-service end (status heard).
+
+What every caller gets, whatever the menu says: a key stops a prompt (barge-in); no input
+and wrong keys are retried (``attempts``), then the node's ``on_failure`` (a person unless
+configured otherwise); ``0`` reaches a person from every node; a topic flagged as an
+emergency, by key or by speech, gets the menu's emergency handling; outside the opening hours
+the menu's ``after_hours`` node runs instead of its start.
+
+The engine does no I/O of its own and never routes: the session turns the ``MenuOutcome``
+into a queue. Each step it takes is appended to ``trail`` (the case's ``ivr_path``) as
+``<node>:key:<k>``, ``<node>:no-input``, ``loop:menu``, ``<node>:speech:<topic or ?>``, ``emergency:...``,
+``status:...``, ``message:...``, ``lang:<menu>`` and ``hours:closed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from ivr.menus.hours import OpeningHours
+from ivr.menus.io import (
+    ALL_KEYS,
+    HUMAN_KEY,
+    CallIO,
+    Heard,
+    MenuServices,
+    Recording,
+    TransferTarget,
+)
+from ivr.menus.model import HUMAN, ActionConfig, MenuConfig, NodeConfig
+from ivr.menus.status import read_status
+from routing.topics import TopicCatalogue
+
+log = logging.getLogger("hotline.menu")
+
+MAX_STEPS = 30          # node visits per call: a menu that loops sends the caller to a person
+
+OutcomeKind = Literal["route", "human", "transferred", "message", "callback", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class MenuOutcome:
+    """Where the menu leaves the call. ``route``: to ``topic`` (or ``group``); ``human``: the
+    default group; ``transferred``: an emergency handed over; ``message``: a message was left
+    (``recording``); ``callback``: the caller asked to be called back; ``done``: served by the
+    IVR itself (status heard, goodbye)."""
+    kind: OutcomeKind
+    menu: str
+    topic: str | None = None
+    group: str | None = None
+    reason: str = ""
+    confidence: float = 1.0
+    keywords: tuple[str, ...] = ()
+    source: str = "key"              # "key" or "speech": how the topic was chosen
+    emergency: bool = False
+    recording: Recording | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    timeout_ms: int                   # ivr.input_timeout_ms
+    attempts: int                     # ivr.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    action: ActionConfig
+    source: str = "key"
+    confidence: float = 1.0
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Jump:
+    menu: str
+    node: str
+
+
+# ivr_path entry summing up where the menu left the call: "menu:<path>" (see menu_path).
+MENU_MARK = "menu:"
+
+
+def menu_path(o: MenuOutcome, trail: list[str]) -> str:
+    """The outcome's name in ``hotline demo``'s ``menu_paths``: ``topic``, ``group``,
+    ``human``, ``emergency``, ``status`` (served by the status lookup), ``message``,
+    ``callback`` or ``hangup``."""
+    if o.emergency:
+        return "emergency"
+    if o.kind == "route":
+        return "topic" if o.topic is not None else "group"
+    if o.kind == "done":
+        return "status" if any(t.startswith("status:found") for t in trail) else "hangup"
+    return o.kind
+
+
+def paths_of(trail: Iterable[object]) -> str:
+    """The menu path of a finished call from its case's ``ivr_path``: the menu's own mark,
+    else what the trail shows (a caller who hung up inside the menu: ``emergency`` when
+    told to dial 119/110, ``hangup`` otherwise)."""
+    ivr_path = [step for step in trail if isinstance(step, str)]
+    for step in ivr_path:
+        if step.startswith(MENU_MARK):
+            return step.removeprefix(MENU_MARK)
+    if any(step.startswith("emergency:") for step in ivr_path):
+        return "emergency"
+    if any(step.startswith("survey:") for step in ivr_path):
+        return "survey"
+    return "hangup"
+
+
+def channel_language(locale: str) -> str:
+    """CHANNEL(language) of a locale (``zh-CN`` -> ``zh_CN``), as the generated sounds
+    directories expect it."""
+    return locale.replace("-", "_")
+
+
+class MenuEngine:
+    def __init__(self, menus: Mapping[str, MenuConfig], catalogue: TopicCatalogue,
+                 services: MenuServices, defaults: Defaults, *, timezone: str,
+                 trail: list[str], call_id: str = "") -> None:
+        self._menus = menus
+        self._catalogue = catalogue
+        self._services = services
+        self._defaults = defaults
+        self._zone = ZoneInfo(timezone)
+        self.trail = trail
+        self._call = call_id
+        self.menu_name = ""
+
+    # ---- the walk ----------------------------------------------------------------------
+    @property
+    def menu(self) -> MenuConfig:
+        return self._menus[self.menu_name]
+
+    def sound(self, prompt: str) -> str:
+        return self.menu.sound_of(self.menu_name, prompt)
+
+    async def run(self, io: CallIO, menu: str) -> MenuOutcome:
+        self.menu_name = menu
+        m = self.menu
+        node = m.start
+        hours = OpeningHours.of(m.hours, m.holidays, m.workdays, str(self._zone))
+        if not hours.always_open and not hours.is_open(self._services.now()):
+            self.trail.append("hours:closed")
+            log.info("call %s: outside the opening hours of menu %s", self._call, menu)
+            node = m.after_hours or m.start
+        for _ in range(MAX_STEPS):
+            step = await self._act(io, await self._node(io, node))
+            if isinstance(step, MenuOutcome):
+                return step
+            if step.menu != self.menu_name:
+                self.menu_name = step.menu
+                await io.set_var("CHANNEL(language)", channel_language(self.menu.language))
+            node = step.node
+        log.warning("call %s: menu %s visited %d nodes; to a person", self._call, menu,
+                    MAX_STEPS)
+        self.trail.append("loop:menu")
+        return self._human("menu loop")
+
+    def _human(self, reason: str) -> MenuOutcome:
+        return MenuOutcome("human", self.menu_name, reason=reason)
+
+    # ---- one node ------------------------------------------------------------------------
+    def _keymap(self, node: NodeConfig) -> dict[str, ActionConfig]:
+        keys: dict[str, ActionConfig] = {}
+        if node.topic_keys:
+            for t in self._catalogue.topics:
+                if t.key:
+                    keys[t.key] = ActionConfig(do="route", topic=t.name)
+        keys.update(node.keys)
+        keys.setdefault(HUMAN_KEY, HUMAN)       # a person from every node
+        return keys
+
+    async def _node(self, io: CallIO, name: str) -> _Choice:
+        node = self.menu.nodes[name]
+        keys = self._keymap(node)
+        attempts = node.attempts or self._defaults.attempts
+        timeout = node.timeout_ms or self._defaults.timeout_ms
+        retry: str | None = None
+        for attempt in range(1, attempts + 1):
+            prompts = [self.sound(p) for p in ([retry] if retry else []) + node.prompts]
+            key, heard = await self._collect(io, node, prompts, timeout)
+            if heard is not None:
+                self.trail.append(f"{name}:speech:{heard.topic or '?'}")
+                if any(w and w in heard.text for w in self.menu.human_words):
+                    return _Choice(HUMAN, "speech")
+                if heard.topic is not None:
+                    return _Choice(ActionConfig(do="route", topic=heard.topic), "speech",
+                                   heard.confidence, heard.keywords)
+                retry = self.menu.retry_invalid
+                continue
+            if key is None:
+                self.trail.append(f"{name}:no-input")
+                retry = self.menu.retry_no_input
+                continue
+            self.trail.append(f"{name}:key:{key}")
+            if key in keys:
+                return _Choice(keys[key])
+            log.info("call %s: key %r means nothing at %s (attempt %d)", self._call, key,
+                     name, attempt)
+            retry = self.menu.retry_invalid
+        return _Choice(node.on_failure, "failure")
+
+    async def _collect(self, io: CallIO, node: NodeConfig, prompts: list[str], timeout: int
+                       ) -> tuple[str | None, Heard | None]:
+        """One attempt: (key, None), (None, what was heard) or (None, None) for silence."""
+        if node.speech and io.can_listen:
+            key = await io.play(prompts, ALL_KEYS)
+            if key is not None:
+                return key, None
+            heard = await io.listen()
+            if heard is None:
+                # Speech broke for this call: the same question again, with keys.
+                return await io.ask(prompts[-1], timeout, 1), None
+            if heard.digits:
+                return heard.digits[0], None
+            if heard.no_speech:
+                return None, None
+            return None, heard
+        if len(prompts) > 1:
+            key = await io.play(prompts[:-1], ALL_KEYS)
+            if key is not None:
+                return key, None
+        got = await io.ask(prompts[-1], timeout, 1)
+        return (got[0] if got else None), None
+
+    # ---- what a choice does ----------------------------------------------------------------
+    async def _act(self, io: CallIO, choice: _Choice) -> MenuOutcome | _Jump:
+        a = choice.action
+        if a.prompt is not None:
+            await io.play([self.sound(a.prompt)])
+        if a.do == "goto":
+            assert a.node is not None
+            return _Jump(self.menu_name, a.node)
+        if a.do == "language":
+            assert a.menu is not None
+            self.trail.append(f"lang:{a.menu}")
+            return _Jump(a.menu, self._menus[a.menu].start)
+        if a.do == "route" and a.topic is not None:
+            if a.topic in self._catalogue and self._catalogue.get(a.topic).emergency:
+                return await self._emergency(io, a.topic)
+            return MenuOutcome("route", self.menu_name, topic=a.topic,
+                               reason=f"{choice.source}: {a.topic}",
+                               confidence=choice.confidence, keywords=choice.keywords,
+                               source=choice.source)
+        if a.do == "route":
+            return MenuOutcome("route", self.menu_name, group=a.group,
+                               reason=f"menu: group {a.group}")
+        if a.do == "emergency":
+            assert a.topic is not None
+            return await self._emergency(io, a.topic)
+        if a.do == "status":
+            return await self._status(io)
+        if a.do == "message":
+            return await self._message(io)
+        if a.do == "callback":
+            self.trail.append("callback:asked")
+            return MenuOutcome("callback", self.menu_name, reason="caller asked for a callback")
+        if a.do == "hangup":
+            return MenuOutcome("done", self.menu_name, reason="menu ended the call")
+        return self._human("no valid input" if choice.source == "failure"
+                           else "caller asked for a person")
+
+    async def _emergency(self, io: CallIO, topic: str) -> MenuOutcome:
+        em = self.menu.emergency.get(topic)
+        self.trail.append(f"emergency:{topic}")
+        log.warning("call %s: emergency %s", self._call, topic)
+        if em is not None:
+            if em.mode == "advise":
+                # Marked before the advice: a caller who hangs up during it did as told.
+                self.trail.append("emergency:advised")
+            await io.play([self.sound(em.prompt)])
+            if em.mode == "transfer":
+                to = (TransferTarget("dial", em.dial, em.dial_timeout_s) if em.dial
+                      else TransferTarget("redirect", em.redirect or ""))
+                if await io.transfer(to):
+                    self.trail.append("emergency:transferred")
+                    return MenuOutcome("transferred", self.menu_name, topic=topic,
+                                       emergency=True, reason=f"emergency {topic} transferred")
+                self.trail.append("emergency:transfer-failed")
+        # Still on the line: a person, ahead of the others (the router knows the topic).
+        return MenuOutcome("route", self.menu_name, topic=topic, emergency=True,
+                           reason=f"emergency {topic}, caller stayed on the line")
+
+    async def _status(self, io: CallIO) -> MenuOutcome | _Jump:
+        cfg = self.menu.status
+        assert cfg is not None       # the configuration check makes sure of it
+        found = await read_status(io, cfg, self.sound, self._services, self._zone,
+                                  self._defaults.timeout_ms, self.trail)
+        if not found:
+            return self._human("case status: no case found")
+        if cfg.then is not None:
+            return _Jump(self.menu_name, cfg.then)
+        return MenuOutcome("done", self.menu_name, reason="case status read back")
+
+    async def _message(self, io: CallIO) -> MenuOutcome:
+        cfg = self.menu.message
+        assert cfg is not None
+        await io.play([self.sound(cfg.intro)])
+        rec = await io.record(cfg.max_s, cfg.silence_s)
+        if rec is None:
+            self.trail.append("message:failed")
+            await io.play([self.sound(cfg.failed)])
+            return MenuOutcome("callback", self.menu_name, reason="message not recorded")
+        self.trail.append("message:recorded")
+        await io.play([self.sound(cfg.thanks)])
+        return MenuOutcome("message", self.menu_name, topic=rec.topic,
+                           confidence=rec.confidence, recording=rec, source="speech",
+                           reason=f"message of {rec.seconds:.0f}s")

@@ -1,0 +1,129 @@
+"""The callback survey (回访): after a case was handled, the centre calls the citizen and asks
+for a 1-5 satisfaction key; an unsatisfied score reopens the case.
+
+* ``SurveyDialer.call(case)`` places the call with AMI Originate. The answered call runs the
+  configured dialplan location (``ivr.survey.context``/``exten``), which parks it in
+  ``AGI(agi:async)`` like an inbound call; the channel variables ``HOTLINE_SURVEY`` (the case
+  number) and ``HOTLINE_MENU`` tell the session it is a survey.
+* ``ask_score`` is the caller's side (intro, the 1-5 question, thanks or apology).
+* ``apply_score`` writes the result through the case lifecycle: a replied case is revisited
+  with the score (the lifecycle reopens it below ``cases.unsatisfied_below``); a closed or
+  revisited case is reopened when the score is low. A satisfied score on an already closed case
+  has no field to go to yet and is only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ivr.ami.link import AmiLink
+from ivr.menus.io import HUMAN_KEY, CallIO
+from ivr.menus.model import SurveyCallConfig, SurveyConfig
+
+log = logging.getLogger("hotline.survey")
+
+SURVEY_VARIABLE = "HOTLINE_SURVEY"
+MENU_VARIABLE = "HOTLINE_MENU"
+SCORES = "12345"
+ACTOR = "ivr-survey"
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyAnswer:
+    score: int | None                # None: no valid key
+    human: bool = False              # the citizen pressed 0
+
+
+@runtime_checkable
+class SurveyStore(Protocol):
+    """What the IVR needs of ``cases.CaseStore`` (status lookup, surveys)."""
+
+    @property
+    def config(self) -> Any: ...     # ``CasesConfig``: ``unsatisfied_below``
+
+    async def get(self, number: str) -> Any: ...
+    async def transition(self, number: str, action: Any, *, actor: str,
+                         reason: str | None = None, satisfaction: int | None = None
+                         ) -> Any: ...
+    async def reveal_number(self, number: str, *, actor: str, reason: str) -> str | None: ...
+
+
+async def ask_score(io: CallIO, cfg: SurveyConfig, sound: Callable[[str], str],
+                    trail: list[str], unsatisfied_below: int) -> SurveyAnswer:
+    await io.play([sound(cfg.intro)])
+    for _ in range(cfg.attempts):
+        key = await io.ask(sound(cfg.ask), cfg.timeout_ms, 1)
+        if key is None:
+            trail.append("survey:no-input")
+            continue
+        trail.append(f"survey:key:{key}")
+        if key == HUMAN_KEY:
+            return SurveyAnswer(None, human=True)
+        if key in SCORES:
+            score = int(key)
+            await io.play([sound(cfg.sorry if score < unsatisfied_below else cfg.thanks)])
+            return SurveyAnswer(score)
+    return SurveyAnswer(None)
+
+
+async def apply_score(store: SurveyStore, number: str, score: int) -> str:
+    """Record ``score`` for case ``number``; returns what was done (for the log)."""
+    from cases import Action  # the store's vocabulary; imported here to keep config light
+
+    case = await store.get(number)
+    if case is None:
+        return "no such case"
+    status = str(case.status)
+    low = score < store.config.unsatisfied_below
+    reason = f"回访 callback survey: {score}/5"
+    if status == "replied":
+        after = await store.transition(number, Action.REVISIT, actor=ACTOR, reason=reason,
+                                       satisfaction=score)
+        return f"revisited -> {after.status}"
+    if low and status in ("closed", "revisited"):
+        after = await store.transition(number, Action.REOPEN, actor=ACTOR, reason=reason)
+        return f"reopened -> {after.status}"
+    # Nowhere to store a score of a case in this state (see the module docstring).
+    return f"score {score} not stored: case is {status}"
+
+
+class SurveyDialer:
+    """Places survey calls. Built by the composition root with the AMI link and the store."""
+
+    def __init__(self, link: AmiLink, store: SurveyStore, cfg: SurveyCallConfig,
+                 menu_for: Callable[[str], str]) -> None:
+        self._link = link
+        self._store = store
+        self._cfg = cfg
+        self._menu_for = menu_for
+
+    async def call(self, number: str) -> bool:
+        """Originate the survey call of case ``number``; False when it cannot be placed
+        (no such case, caller number withheld, Originate refused). The call's answer and
+        the score arrive later, on the survey call's session."""
+        case = await self._store.get(number)
+        if case is None:
+            log.warning("survey of case %s: no such case", number)
+            return False
+        plain = await self._store.reveal_number(number, actor=ACTOR,
+                                                reason="回访 callback survey call")
+        if not plain:
+            log.info("survey of case %s: the caller's number is withheld", number)
+            return False
+        cfg = self._cfg
+        menu = cfg.menu or self._menu_for(case.dnid or "")
+        fields: dict[str, str | list[str]] = {
+            "Channel": cfg.dial.format(number=plain), "Context": cfg.context,
+            "Exten": cfg.exten, "Priority": "1", "Timeout": str(cfg.ring_timeout_s * 1000),
+            "CallerID": cfg.caller_id, "Async": "true",
+            "Variable": [f"{SURVEY_VARIABLE}={number}", f"{MENU_VARIABLE}={menu}"],
+        }
+        res = await self._link.action("Originate", fields, check=False)
+        if not res.success:
+            log.warning("survey of case %s: Originate refused: %s", number, res.message)
+            return False
+        log.info("survey of case %s: calling the citizen (menu %s)", number, menu)
+        return True
