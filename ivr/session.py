@@ -56,8 +56,11 @@ log = logging.getLogger("hotline.call")
 
 HUMAN_KEY = _HUMAN_KEY
 ALL_KEYS = _ALL_KEYS
-# How long a call's first write may take before the call goes on without its number.
-CASE_OPEN_WAIT_S = 2.0
+# How long the session follows its case's first write (in the background: the caller never
+# waits for it) before going on without the number; the write itself goes on in the recorder.
+CASE_OPEN_WAIT_S = 60.0
+# A resumed call does wait, for the topic its case holds, but no longer than this.
+RESUMED_CASE_WAIT_S = 2.0
 # A call taken up after a restart may still be running a command (a prompt) queued by the
 # previous service: the first command of ours waits behind it this long at most.
 RESUME_WAIT_S = 120.0
@@ -129,6 +132,7 @@ class CallSession:
         self.agi = AgiChannel(deps.link, info.channel, command_timeout_s=deps.agi_timeout_s)
         self.finished = asyncio.Event()
         self._case_open: asyncio.Task[CaseView | None] | None = None
+        self._background: set[asyncio.Task[object]] = set()   # cancelled when the call ends
         self._dnid = info.dnid
         self._menu_name = ""
         self._engine: MenuEngine | None = None
@@ -176,7 +180,7 @@ class CallSession:
                 name=f"case-open-{info.uniqueid}")
             self._case_open.add_done_callback(self._case_opened)
             if self.resumed:
-                await asyncio.wait({self._case_open})
+                await asyncio.wait({self._case_open}, timeout=RESUMED_CASE_WAIT_S)
             await self._carry_out(await self._walk_menu())
         except AgiHangup:
             self.state.hung_up = True
@@ -187,6 +191,8 @@ class CallSession:
             handed_back = True
             if self._case_open is not None and not self._case_open.done():
                 self._case_open.cancel()
+            for t in self._background:
+                t.cancel()
             raise
         except Exception:
             log.exception("call %s: unexpected error; the caller stays with Asterisk",
@@ -194,6 +200,32 @@ class CallSession:
         finally:
             if not handed_back:
                 self._finish()
+
+    async def _set_variables(self, variables: dict[str, str]) -> None:
+        # Sent back to back: Asterisk runs a channel's AGI commands in order, so Queue (sent
+        # after) sees them all, and the caller waits one round trip instead of one each.
+        await asyncio.gather(*(self.agi.set_variable(n, v) for n, v in variables.items()))
+
+    def _case_number_later(self, task: asyncio.Task[CaseView | None]) -> None:
+        """The case was written after the caller joined the queue: put its number on the
+        channel with AMI Setvar (async AGI is busy running Queue)."""
+        if task.cancelled() or task.exception() is not None or self.state.hung_up:
+            return
+        case = task.result()
+        if case is None:
+            return
+        setvar = asyncio.create_task(self.deps.link.action("Setvar", {
+            "Channel": self.info.channel, "Variable": "HOTLINE_CASE", "Value": case.number}),
+            name=f"case-number-{self.info.uniqueid}")
+        self._background.add(setvar)
+        setvar.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[object]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The channel may be gone by now; the case itself is written either way.
+            log.debug("call %s: %s failed: %s", self.info.uniqueid, task.get_name(),
+                      task.exception())
 
     def _case_opened(self, task: asyncio.Task[CaseView | None]) -> None:
         if task.cancelled() or task.exception() is not None:
@@ -341,18 +373,18 @@ class CallSession:
     async def _queue(self, decision: RouteDecision) -> None:
         s = self.state
         s.decision = decision
-        if self._case_open is not None and not self._case_open.done():
-            # The case number goes on the channel for the agent's screen; its write is
-            # bounded by CASE_OPEN_WAIT_S, so a slow store only delays the queue that long.
-            await asyncio.wait({self._case_open})
         s.ivr_path.append(f"route:{decision.group}")
         self._update(topic=s.topic, queue=decision.queue, ivr_path=list(s.ivr_path))
+        variables: dict[str, str] = {}
         if s.case_number:
-            await self._step(lambda: self.agi.set_variable("HOTLINE_CASE", s.case_number or ""))
+            variables["HOTLINE_CASE"] = s.case_number
+        elif self._case_open is not None and not self._case_open.done():
+            # The caller does not wait for the database: the number follows when written.
+            self._case_open.add_done_callback(self._case_number_later)
         if s.topic:
-            await self._step(lambda: self.agi.set_variable("HOTLINE_TOPIC", s.topic or ""))
-        for name, value in decision.channel_vars().items():
-            await self._step(functools.partial(self.agi.set_variable, name, value))
+            variables["HOTLINE_TOPIC"] = s.topic
+        variables.update(decision.channel_vars())
+        await self._step(lambda: self._set_variables(variables))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
                  decision.queue, decision.reason)
         args = f"{decision.queue},,,,{self.deps.ivr.queue_timeout_s}"
@@ -425,6 +457,8 @@ class CallSession:
         # The open write itself lives on in the recorder; only the wait for it is dropped.
         if self._case_open is not None and not self._case_open.done():
             self._case_open.cancel()
+        for t in self._background:
+            t.cancel()
         s = self.state
         if s.final is not None and s.agent is None:
             s.outcome = s.final
