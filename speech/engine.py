@@ -32,13 +32,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from speech.decoder import SAMPLE_RATE, UNK_TOKENS, Decoder, Mode, Segment
+from speech.pool import DecodePool
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,16 @@ class SpeechUnavailable(RuntimeError):
 class DecoderSettings:
     """Search settings written to ``conf/model.conf`` (smaller = faster, less accurate).
 
-    The defaults (the Korean model ships beam 10, max-active 3000, lattice-beam 2) cut the
-    CPU per second of audio by about 35%; going to beam 6 / max-active 700 saves only a few
-    percent more and changes the transcript much more (bench/RESULTS_speech.md).
+    The Korean model ships beam 10, max-active 3000, min-active 200, lattice-beam 2. Free
+    transcription spends its CPU in the search, so narrowing it pays: these defaults cut the
+    CPU per second of audio by 2.3-2.5x (one thread, espeak-ng sentences; beam 8 / max-active
+    1500 gave only 1.6x), at an unchanged error rate on that corpus (bench/RESULTS_speech.md).
     """
 
-    beam: float = 8.0
-    max_active: int = 1500
-    min_active: int = 100
-    lattice_beam: float = 1.0
+    beam: float = 4.0
+    max_active: int = 200
+    min_active: int = 20
+    lattice_beam: float = 0.5
 
     def conf_lines(self) -> dict[str, str]:
         return {"--beam": str(self.beam), "--max-active": str(self.max_active),
@@ -124,11 +125,11 @@ class SpeechEngine:
         self.fast_settings = fast_settings
         self.max_pending_s = max_pending_s
         self._vosk_log_level = vosk_log_level
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk")
+        self._pool = DecodePool(self.threads, "vosk")
         # Keyword spotting gets its own threads: the topic must be ready when the caller stops
         # talking, so its small jobs must never queue behind transcription jobs (measured: on
         # an overloaded pool they did, and topics came seconds late or from dropped audio).
-        self._spot_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk-spot")
+        self._spot_pool = DecodePool(self.threads, "vosk-spot")
         self._models: dict[str, Any] = {}       # path (or path+settings) -> vosk.Model
         self._load_lock = threading.Lock()      # loads happen in pool threads
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
