@@ -19,7 +19,8 @@ word error rate.
 - service: an AudioSocket server in this process, simulated Asterisk callers in a child
   process (its CPU is not counted); callers stream 20 ms frames at ``--speed`` x real time,
   ``concurrency`` at a time (spotting: 20 per core of the engine; transcription modes: 1 per
-  core, ``--concurrency`` overrides both), and ``capture_utterance`` runs as the IVR runs it
+  core, ``--concurrency`` overrides both; the first ``concurrency`` calls start spread over
+  one call's length, later ones as soon as a call ends), and ``capture_utterance`` runs as the IVR runs it
   (spotting + the mode's transcription, VAD, silence sent back). ``service_streams_per_core``
   = audio seconds received / CPU seconds of this process (event loop and pool threads).
   ``ratio`` = service / bare (1.0: the service adds nothing to Vosk).
@@ -218,8 +219,14 @@ async def _caller_child() -> None:
     """
     job = json.loads(sys.stdin.read())
     sem = asyncio.Semaphore(job["concurrency"])
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
 
-    async def call(c: dict[str, Any]) -> None:
+    async def call(i: int, c: dict[str, Any]) -> None:
+        # The first wave arrives spread over one call's length, not all in the same 20 ms:
+        # a steady state of N calls in progress, like a busy hotline, not N callers who all
+        # stop talking at the same instant.
+        await asyncio.sleep(max(0.0, t0 + i * job["stagger_s"] - loop.time()))
         async with sem:
             audio = base64.b64decode(c["audio"])
             head = (c["head"] + 319) // 320 * 320        # through the frame with the end
@@ -233,7 +240,8 @@ async def _caller_child() -> None:
             await caller.wait_hangup(60.0)
             await caller.close()
 
-    await asyncio.gather(*(call(c) for c in job["calls"]))
+    await asyncio.gather(*(call(i, c) for i, c in enumerate(job["calls"][: job["concurrency"]])),
+                         *(call(0, c) for c in job["calls"][job["concurrency"]:]))
 
 
 @dataclass(slots=True)
@@ -249,7 +257,9 @@ async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
     await server.start()
     await engine.load(fast=mode == "transcription_fast")
     calls = [(uuid.uuid4(), s) for s in corpus]
+    mean_s = sum(len(s.audio) for s in corpus) / len(corpus) / BYTES_PER_S / speed
     job = {"port": server.port, "speed": speed, "concurrency": concurrency,
+           "stagger_s": mean_s / concurrency,
            "calls": [{"uuid": str(u), "audio": base64.b64encode(s.audio).decode(),
                       "head": s.speech_end} for u, s in calls]}
 

@@ -3,8 +3,9 @@
 ``SpeechEngine`` is created once by the composition root and passed to whoever needs it. It
 loads models lazily (``load`` runs in a thread), keeps one ``vosk.Model`` per path shared by
 every recognizer, and owns thread pools sized to the cores (one for transcription, one for
-keyword spotting, so the topic never waits behind a transcript): Vosk's C calls go through
-cffi, which releases the GIL, so two decoders really run on two cores.
+keyword spotting, so the topic never waits behind a transcript; each with an urgent lane for
+the last decode of a call, ``speech.pool``): Vosk's C calls go through cffi, which releases
+the GIL, so two decoders really run on two cores.
 
 Each recognizer is wrapped in a ``Decoder`` session (``speech.decoder``) that buffers the
 audio fed to it and decodes it in batches on the pool, at most one job in flight per
@@ -12,13 +13,16 @@ recognizer (Kaldi recognizers are not thread-safe).
 
 Modes
 - ``spotting``: a grammar of the topic keywords plus the model's unknown-word token. Cheap
-  (about 1.5% of a core per stream with a 15-word grammar) and decides the topic.
+  (1.5-4% of a core per stream with a 15-word grammar, depending on how busy the machine
+  is; mostly the acoustic model, and ~15 ms per utterance for the final result) and decides
+  the topic.
 - ``transcription``: the full language model, with partial results, for the case record.
 - ``transcription_fast``: the same with a narrower search. Vosk 0.3.45 exposes no decoder
   settings through its API (no endpointer or beam setters; those came in later releases), but
   it reads ``conf/model.conf`` when a model is loaded. The fast mode therefore loads a second
   model from a directory of symbolic links to the real one with a rewritten ``model.conf``
-  (beam, max-active, lattice-beam). It costs a second copy of the model in memory.
+  (beam, max-active, lattice-beam; ``DecoderSettings``). It costs a second copy of the model
+  in memory (about 490 MB).
 """
 
 from __future__ import annotations
