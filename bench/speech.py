@@ -1,40 +1,54 @@
 """Speech benchmark: bare Vosk against the service's AudioSocket path, per decoding mode.
 
-    python -m bench.speech [--json] [--speed 1.0] [--concurrency 4] [--quick]
+    python -m bench.speech [--json] [--speed 1.0] [--rounds 2] [--quick]
 
-Corpus: Korean phrases synthesized by espeak-ng at run time (a topic word or a short phrase
-per topic, as a directed prompt would get them), each with its reference text and topic.
+Corpus, synthesized at run time: per topic three short answers (a keyword or a short phrase,
+as a directed prompt gets them) spoken by espeak-ng at several speeds (130, 170, 210 words per
+minute), each clean (quiet line hiss) and with white noise added by sox (about 15 dB below the
+voice); for the transcription modes, also eight longer sentences, clean and noisy, for the
+word error rate.
 
-- bare: as many threads as the engine has feed each utterance to fresh recognizers in 200 ms
-  chunks, exactly the recognizers the service runs for that mode (spotting: the keyword
-  grammar; transcription modes: the grammar and a free recognizer), up to the spotter's
-  endpoint as the service does (trailing silence is cheap to decode; decoding all of it
-  would flatter bare Vosk). ``bare_streams_per_core`` = audio seconds / process CPU
-  seconds: how many real-time callers one core could decode.
-  (Parallel on purpose: on a shared 2-vCPU machine two decoders each run slower than one, so
-  a single-thread figure would make the service look worse than it is.)
+- bare: as many threads as the engine has decode the utterances with fresh recognizers in
+  100 ms chunks (the service's batch), exactly the recognizers the service runs for that mode
+  (spotting: the keyword grammar; transcription modes: the grammar and a free recognizer),
+  each utterance up to where the service's capture of it ended in the neighbouring service
+  run (same audio: line noise after the phrase costs Vosk far more per second than the
+  phrase, so decoding more or less of it than the service would skew the ratio).
+  ``bare_streams_per_core`` = audio seconds / process CPU seconds: how many real-time
+  callers one core could decode.
 - service: an AudioSocket server in this process, simulated Asterisk callers in a child
-  process; callers stream at ``--speed`` x real time, ``--concurrency`` at a time, and
-  ``capture_utterance`` runs as the IVR would (spotting + the mode's transcription, VAD,
-  silence sent back every 20 ms). ``service_streams_per_core`` = audio seconds received /
-  CPU seconds of this process (event loop and pool threads). ``ratio`` = service / bare.
-- ``final_latency_p95_ms``: from the last frame of speech sent to ``capture_utterance``
-  returning (includes Vosk's endpoint silence, about 0.5-1 s, and the transcript flush).
-- ``topic_accuracy``: service path. ``wer`` (words) and ``cer`` (characters, spaces ignored;
-  word spacing in Korean is loose) for transcription modes, service path.
+  process (its CPU is not counted); callers stream 20 ms frames at ``--speed`` x real time,
+  ``concurrency`` at a time (spotting: 20 per core of the engine; transcription modes: 1 per
+  core, ``--concurrency`` overrides both; the first ``concurrency`` calls start spread over
+  one call's length, later ones as soon as a call ends), and ``capture_utterance`` runs as the IVR runs it
+  (spotting + the mode's transcription, VAD, silence sent back). ``service_streams_per_core``
+  = audio seconds received / CPU seconds of this process (event loop and pool threads).
+  ``ratio`` = service / bare (1.0: the service adds nothing to Vosk).
+- Bare and service alternate within each mode (``--rounds`` of service+bare over the whole
+  corpus, the order swapped every round: S B B S), so both see the same load on a shared machine; CPU
+  and audio are summed over the rounds.
+- ``final_latency_p95_ms``: from the moment the caller sent the frame with the last voiced
+  sample of the phrase (espeak-ng's own trailing silence, about 0.38 s, is not speech) to
+  ``capture_utterance`` returning with the topic (and the transcript in transcription modes).
+- ``topic_accuracy``: service path, all utterances; ``topic_accuracy_by_condition`` per
+  speed and noise. ``wer`` (words) and ``cer`` (characters, spaces ignored; word spacing in
+  Korean is loose) for transcription modes, service path, against the synthesized text.
+- The engine is created with a 60 s decode backlog and the capture waits up to 60 s for the
+  transcript, so an overloaded run shows as latency rather than as dropped audio (which would
+  flatter the CPU figures); ``dropped_s`` reports any drop anyway.
 """
 
 from __future__ import annotations
 
 import argparse
-import array
 import asyncio
 import base64
 import contextlib
 import json
 import logging
-import random
+import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -42,19 +56,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ivr.config import load_config
 from routing.topics import TopicCatalogue
 from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
 from speech.capture import Utterance, capture_utterance
-from speech.decoder import BYTES_PER_S, Mode
+from speech.decoder import BYTES_PER_S, Decoder, Mode
 from speech.engine import SpeechEngine
 from speech.synth import synthesize
 
 MODES: tuple[Mode, ...] = ("spotting", "transcription", "transcription_fast")
 LOCALE = "ko-KR"
-# The ko-KR keywords recommended for the defaults (see RESULTS_speech.md); used unless
-# --config-keywords asks for the configured ones.
+# The ko-KR keywords of the defaults (ivr/defaults.toml; chosen by measurement, see
+# RESULTS_speech.md); --config-keywords uses the configuration's instead.
 KO_KEYWORDS = {
     "water": ["수도", "하수도", "정수기"],
     "energy": ["난방비", "가스", "보일러"],
@@ -69,31 +85,78 @@ CORPUS: list[tuple[str, str]] = [
     ("마을버스 문의", "transport"), ("버스", "transport"), ("마을버스요", "transport"),
     ("보험 문의", "social_security"), ("고용", "social_security"), ("일자리", "social_security"),
 ]
+# Longer speech for the word error rate of free transcription (topic: what the spotter
+# should find in it, for the accuracy figure of those modes).
+SENTENCES: list[tuple[str, str]] = [
+    ("안녕하세요 수도 요금 문의 드립니다", "water"), ("어제부터 하수도 물이 넘쳐요", "water"),
+    ("보일러가 고장 났어요", "energy"), ("관리비가 많이 나왔어요", "housing"),
+    ("마을버스가 너무 늦게 와요", "transport"), ("일자리 정보를 알고 싶습니다", "social_security"),
+    ("연금 신청은 어떻게 하나요", "social_security"), ("월세 계약 문제로 전화했어요", "housing"),
+]
+SPEEDS = (130, 170, 210)          # espeak-ng words per minute (its default is 175)
+NOISE_DB = -15.0                  # white noise level relative to the voice's RMS
 LEAD_S, TRAIL_S = 0.3, 2.5
-CHUNK = BYTES_PER_S // 5
+VOICED_DBFS = -45.0               # a 20 ms frame of espeak-ng output louder than this is voice
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
     text: str
     topic: str
-    speech: bytes          # the synthesized phrase alone
-    audio: bytes           # with line noise before and after
+    condition: str         # "s170-clean", "s130-noise", ...
+    audio: bytes           # lead, phrase, trail; 8 kHz slin
+    speech_end: int        # byte offset just after the last voiced frame of the phrase
 
 
-def _noise(seconds: float, rnd: random.Random) -> bytes:
-    n = int(8000 * seconds)
-    return array.array("h", (int(rnd.gauss(0, 20)) for _ in range(n))).tobytes()
+def _sox_noise(seconds: float, rms_dbfs: float, seed: int) -> np.ndarray:
+    """White noise from sox at ``rms_dbfs`` (float samples)."""
+    raw = subprocess.run(
+        ["sox", "-V1", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
+         "-L", "-t", "raw", "-", "synth", f"{seconds:.3f}", "whitenoise", "vol", "0.5"],
+        capture_output=True, check=True).stdout
+    x = np.frombuffer(raw, "<i2").astype(np.float64)
+    rng = np.random.default_rng(seed)          # sox -R is repeatable: vary the start
+    x = np.roll(x, int(rng.integers(0, max(1, len(x)))))
+    rms = float(np.sqrt(np.mean(x * x))) or 1.0
+    return x * (32768 * 10 ** (rms_dbfs / 20) / rms)
 
 
-def build_corpus(quick: bool) -> list[Sample]:
-    rnd = random.Random(1)
-    items = CORPUS[::3] if quick else CORPUS
-    out = []
-    for text, topic in items:
-        speech = synthesize(text, LOCALE)
-        out.append(Sample(text, topic, speech, _noise(LEAD_S, rnd) + speech + _noise(TRAIL_S, rnd)))
-    return out
+def _hiss(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0, 20, n)               # a quiet telephone line, about -64 dBFS
+
+
+def _voiced_end(speech: np.ndarray) -> int:
+    frames = speech[: len(speech) // 160 * 160].reshape(-1, 160)
+    loud = np.nonzero((frames**2).mean(axis=1) > (32768 * 10 ** (VOICED_DBFS / 20)) ** 2)[0]
+    return int(loud[-1] + 1) * 160 if loud.size else len(speech)
+
+
+def _sample(text: str, topic: str, speed: int, noisy: bool, seed: int) -> Sample:
+    speech = np.frombuffer(synthesize(text, LOCALE, speed=speed), "<i2").astype(np.float64)
+    rng = np.random.default_rng(seed)
+    lead, trail = int(LEAD_S * 8000), int(TRAIL_S * 8000)
+    x = np.concatenate([np.zeros(lead), speech, np.zeros(trail)])
+    x += _hiss(len(x), rng)
+    if noisy:
+        voice_rms = float(np.sqrt(np.mean(speech[np.abs(speech) > 300] ** 2)))
+        noise_dbfs = 20 * np.log10(voice_rms / 32768) + NOISE_DB
+        x += _sox_noise(len(x) / 8000 + 0.01, noise_dbfs, seed)[: len(x)]
+    pcm = np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+    return Sample(text, topic, f"s{speed}-{'noise' if noisy else 'clean'}", pcm,
+                  2 * (lead + _voiced_end(speech)))
+
+
+def build_corpus(mode: Mode, quick: bool) -> list[Sample]:
+    items: list[tuple[str, str, int, bool]] = []
+    if mode == "spotting":
+        speeds = SPEEDS[1:2] if quick else SPEEDS
+        items = [(t, tp, sp, n) for sp in speeds for n in (False, True) for t, tp in CORPUS]
+    else:
+        phrases = CORPUS[::3] if quick else CORPUS
+        items = [(t, tp, 170, False) for t, tp in phrases]
+        sentences = SENTENCES[::2] if quick else SENTENCES
+        items += [(t, tp, 170, n) for n in (False, True) for t, tp in sentences]
+    return [_sample(t, tp, sp, n, seed) for seed, (t, tp, sp, n) in enumerate(items)]
 
 
 def edit_distance(a: list[str], b: list[str]) -> int:
@@ -115,28 +178,28 @@ def error_rates(pairs: list[tuple[str, str]]) -> tuple[float, float]:
     return round(w_err / max(w_ref, 1), 3), round(c_err / max(c_ref, 1), 3)
 
 
-def _bare_one(engine: SpeechEngine, modes: list[Mode], keywords: list[str], s: Sample) -> float:
-    """Decode one utterance like the service does, minus the service: every recognizer gets
-    the same chunks until the spotter's endpoint, then the final results. Audio seconds."""
+CHUNK = int(Decoder.MIN_BATCH_S * BYTES_PER_S)
+
+
+def _bare_one(engine: SpeechEngine, modes: list[Mode], keywords: list[str], audio: bytes,
+              ) -> float:
+    """Decode ``audio`` like the service does, minus the service: every recognizer gets the
+    same 100 ms chunks, then the final results. Audio seconds."""
     recs = [engine.recognizer_sync(m, keywords) for m in modes]   # recs[0]: the spotter
-    fed = 0
-    for i in range(0, len(s.audio), CHUNK):
-        chunk = s.audio[i : i + CHUNK]
-        fed += len(chunk)
-        endpoint = recs[0].AcceptWaveform(chunk)
-        for r in recs[1:]:
-            r.AcceptWaveform(chunk)
-        if endpoint and json.loads(recs[0].Result()).get("text"):
-            break
+    for i in range(0, len(audio), CHUNK):
+        chunk = audio[i : i + CHUNK]
+        for r in recs:
+            if r.AcceptWaveform(chunk):
+                r.Result()
     for r in recs:
         r.FinalResult()
-    return fed / BYTES_PER_S
+    return len(audio) / BYTES_PER_S
 
 
-def bare(engine: SpeechEngine, mode: Mode, keywords: list[str], corpus: list[Sample],
-         threads: int) -> float:
-    """Streams per core of bare Vosk for ``mode``: ``threads`` utterances decoded at once
-    (the parallelism the service gets), process CPU time."""
+def bare(engine: SpeechEngine, mode: Mode, keywords: list[str], audio: list[bytes],
+         threads: int) -> tuple[float, float]:
+    """Bare Vosk for ``mode``: ``threads`` utterances decoded at once (the parallelism the
+    service gets). (audio seconds, process CPU seconds)."""
     modes: list[Mode] = ["spotting"]
     if mode != "spotting":
         modes.append(mode)
@@ -144,8 +207,8 @@ def bare(engine: SpeechEngine, mode: Mode, keywords: list[str], corpus: list[Sam
         engine.recognizer_sync(m, keywords)
     cpu0 = time.process_time()
     with ThreadPoolExecutor(threads) as pool:
-        audio_s = sum(pool.map(lambda s: _bare_one(engine, modes, keywords, s), corpus))
-    return audio_s / (time.process_time() - cpu0)
+        audio_s = sum(pool.map(lambda a: _bare_one(engine, modes, keywords, a), audio))
+    return audio_s, time.process_time() - cpu0
 
 
 async def _caller_child() -> None:
@@ -156,39 +219,57 @@ async def _caller_child() -> None:
     """
     job = json.loads(sys.stdin.read())
     sem = asyncio.Semaphore(job["concurrency"])
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
 
-    async def call(c: dict[str, Any]) -> None:
+    async def call(i: int, c: dict[str, Any]) -> None:
+        # The first wave arrives spread over one call's length, not all in the same 20 ms:
+        # a steady state of N calls in progress, like a busy hotline, not N callers who all
+        # stop talking at the same instant.
+        await asyncio.sleep(max(0.0, t0 + i * job["stagger_s"] - loop.time()))
         async with sem:
             audio = base64.b64decode(c["audio"])
+            head = (c["head"] + 319) // 320 * 320        # through the frame with the end
             caller = SimulatedCaller("127.0.0.1", job["port"], uuid.UUID(c["uuid"]))
             await caller.connect()
-            await caller.send_audio(audio[: c["head"]], job["speed"])
+            await caller.send_audio(audio[:head], job["speed"])
             end = time.monotonic()
             print(json.dumps({"uuid": c["uuid"], "speech_end": end}), flush=True)
             with contextlib.suppress(ConnectionError):
-                await caller.send_audio(audio[c["head"]:], job["speed"])
-            await caller.wait_hangup(30.0)
+                await caller.send_audio(audio[head:], job["speed"])
+            await caller.wait_hangup(60.0)
             await caller.close()
 
-    await asyncio.gather(*(call(c) for c in job["calls"]))
+    await asyncio.gather(*(call(i, c) for i, c in enumerate(job["calls"][: job["concurrency"]])),
+                         *(call(0, c) for c in job["calls"][job["concurrency"]:]))
+
+
+@dataclass(slots=True)
+class _Run:
+    audio_s: float
+    cpu_s: float
+    results: list[tuple[Sample, Utterance, float]]    # sample, utterance, latency (s)
 
 
 async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
-                  corpus: list[Sample], speed: float, concurrency: int) -> dict[str, Any]:
+                  corpus: list[Sample], speed: float, concurrency: int) -> _Run:
     server = AudioSocketServer("127.0.0.1", 0)
     await server.start()
     await engine.load(fast=mode == "transcription_fast")
     calls = [(uuid.uuid4(), s) for s in corpus]
+    mean_s = sum(len(s.audio) for s in corpus) / len(corpus) / BYTES_PER_S / speed
     job = {"port": server.port, "speed": speed, "concurrency": concurrency,
+           "stagger_s": mean_s / concurrency,
            "calls": [{"uuid": str(u), "audio": base64.b64encode(s.audio).decode(),
-                      "head": len(s.audio) - int(TRAIL_S * 8000) * 2} for u, s in calls]}
+                      "head": s.speech_end} for u, s in calls]}
 
     async def capture(u: uuid.UUID, s: Sample) -> tuple[Sample, Utterance, float]:
         stream = server.expect(u)
         try:
             await stream.wait_connected(600.0)
             utt = await capture_utterance(stream, engine, catalogue, LOCALE, 10.0,
-                                          transcription=None if mode == "spotting" else mode)
+                                          transcription=None if mode == "spotting" else mode,
+                                          transcript_wait_s=60.0)
             return s, utt, time.monotonic()
         finally:
             await stream.close()
@@ -207,21 +288,73 @@ async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
         await server.stop()
     cpu = time.process_time() - cpu0
     ends = {(d := json.loads(line))["uuid"]: d["speech_end"] for line in out.decode().splitlines()}
-    lat = sorted(done - ends[str(u)] for (u, _), (_, _, done) in zip(calls, results, strict=True))
-    audio_s = sum(u.audio_s for _, u, _ in results)
-    p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
+    return _Run(audio_s=sum(u.audio_s for _, u, _ in results), cpu_s=cpu,
+                results=[(s, utt, done - ends[str(u)])
+                         for (u, _), (s, utt, done) in zip(calls, results, strict=True)])
+
+
+def _p(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, round(q * (len(v) - 1)))]
+
+
+async def measure_mode(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
+                       corpus: list[Sample], speed: float, concurrency: int,
+                       rounds: int) -> dict[str, Any]:
+    keywords = catalogue.keywords(LOCALE)
+    bare_audio = bare_cpu = 0.0
+    runs: list[_Run] = []
+    for r in range(rounds):
+        async def do_bare() -> None:
+            # Exactly the audio the service decoded for each call in its last run (up to
+            # where the capture ended), so both decode the same speech and the same silence.
+            nonlocal bare_audio, bare_cpu
+            audio = [s.audio[: int(u.audio_s * BYTES_PER_S) // 2 * 2]
+                     for s, u, _ in runs[-1].results]
+            a, c = await asyncio.to_thread(bare, engine, mode, keywords, audio, engine.threads)
+            bare_audio += a
+            bare_cpu += c
+
+        async def do_service() -> None:
+            runs.append(await service(engine, catalogue, mode, corpus, speed, concurrency))
+
+        # service, bare, bare, service, ...: each bare run next to the service run it mirrors
+        for step in ((do_service, do_bare) if r % 2 == 0 else (do_bare, do_service)):
+            await step()
+    results = [x for run in runs for x in run.results]
+    b = bare_audio / bare_cpu
+    sv = sum(run.audio_s for run in runs) / sum(run.cpu_s for run in runs)
+    lat = [lat for _, _, lat in results]
+    by_cond: dict[str, list[bool]] = {}
+    for s, u, _ in results:
+        by_cond.setdefault(s.condition, []).append(u.topic == s.topic)
     res: dict[str, Any] = {
-        "service_streams_per_core": round(audio_s / cpu, 2),
-        "final_latency_p95_ms": round(p95 * 1000),
+        "bare_streams_per_core": round(b, 2),
+        "service_streams_per_core": round(sv, 2),
+        "ratio": round(sv / b, 3),
+        "final_latency_p95_ms": round(_p(lat, 0.95) * 1000),
         "final_latency_median_ms": round(statistics.median(lat) * 1000),
         "topic_accuracy": round(sum(u.topic == s.topic for s, u, _ in results) / len(results), 3),
+        "topic_accuracy_by_condition": {k: round(sum(v) / len(v), 3)
+                                        for k, v in sorted(by_cond.items())},
+        "concurrency": concurrency, "calls": len(results),
+        "ended_by": dict(sorted(statistics_counter(u.ended_by for _, u, _ in results).items())),
         "dropped_s": round(sum(u.dropped_s for _, u, _ in results), 2),
     }
     if mode != "spotting":
         res["wer"], res["cer"] = error_rates([(s.text, u.text) for s, u, _ in results])
-    res["errors"] = [f"{s.text} -> {u.topic} ({','.join(u.keywords)}; text {u.text!r})"
-                     for s, u, _ in results if u.topic != s.topic]
+        long = [(s.text, u.text) for s, u, _ in results if (s.text, s.topic) in SENTENCES]
+        res["wer_sentences"], res["cer_sentences"] = error_rates(long)
+    res["errors"] = sorted({f"{s.text} [{s.condition}] -> {u.topic} ({','.join(u.keywords)})"
+                            for s, u, _ in results if u.topic != s.topic})
     return res
+
+
+def statistics_counter(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return out
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,24 +365,37 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                                     LOCALE: KO_KEYWORDS.get(t.name, [])}})
                   for t in topics]
     catalogue = TopicCatalogue.from_config(topics)
-    keywords = catalogue.keywords(LOCALE)
-    engine = SpeechEngine(cfg.speech.model_path or None)
-    corpus = build_corpus(args.quick)
+    engine = SpeechEngine(cfg.speech.model_path or None, max_pending_s=60.0)
+    modes = [m for m in MODES if m in args.modes.split(",")]
     result: dict[str, Any] = {
         "model": engine.model_path, "threads": engine.threads,
-        "corpus": {"utterances": len(corpus),
-                   "audio_s": round(sum(len(s.audio) for s in corpus) / BYTES_PER_S, 1),
-                   "speech": "espeak-ng ko, synthesized at run time"},
-        "service_speed": args.speed, "service_concurrency": args.concurrency,
+        "fast_settings": engine.fast_settings.conf_lines(),
+        "speech": "espeak-ng ko, synthesized at run time; noise by sox",
+        "service_speed": args.speed, "rounds": args.rounds,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "modes": {},
     }
     try:
-        for mode in MODES:
-            b = await asyncio.to_thread(bare, engine, mode, keywords, corpus, engine.threads)
-            s = await service(engine, catalogue, mode, corpus, args.speed, args.concurrency)
-            result["modes"][mode] = {"bare_streams_per_core": round(b, 2), **s,
-                                     "ratio": round(s["service_streams_per_core"] / b, 3)}
-            print(f"{mode}: {result['modes'][mode]}", file=sys.stderr)
+        for mode in modes:
+            corpus = build_corpus(mode, args.quick)
+            conc = args.concurrency or (20 * engine.threads if mode == "spotting"
+                                        else engine.threads)
+            r = await measure_mode(engine, catalogue, mode, corpus, args.speed, conc,
+                                   args.rounds)
+            r["corpus"] = {"utterances": len(corpus),
+                           "audio_s": round(sum(len(s.audio) for s in corpus) / BYTES_PER_S, 1)}
+            result["modes"][mode] = r
+            print(f"{mode}: {json.dumps(r, ensure_ascii=False)}", file=sys.stderr)
+        if {"transcription", "transcription_fast"} <= set(result["modes"]):
+            full, fast = result["modes"]["transcription"], result["modes"]["transcription_fast"]
+            result["fast_vs_default"] = {
+                "bare_speedup": round(fast["bare_streams_per_core"]
+                                      / full["bare_streams_per_core"], 2),
+                "service_speedup": round(fast["service_streams_per_core"]
+                                         / full["service_streams_per_core"], 2),
+                "wer_points": round(100 * (fast["wer"] - full["wer"]), 1),
+            }
+        result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         engine.close()
     return result
@@ -259,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.speech", description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--speed", type=float, default=1.0, help="caller pace, x real time")
-    p.add_argument("--concurrency", type=int, default=4, help="simultaneous calls")
-    p.add_argument("--quick", action="store_true", help="a third of the corpus")
+    p.add_argument("--concurrency", type=int, default=0,
+                   help="simultaneous calls (default: 20 per core spotting, 1 per core else)")
+    p.add_argument("--rounds", type=int, default=2, help="bare+service rounds per mode")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
+    p.add_argument("--quick", action="store_true", help="a smaller corpus")
     p.add_argument("--config", help="hotline TOML configuration (model path, topics)")
     p.add_argument("--config-keywords", action="store_true",
                    help="use the configured ko-KR keywords instead of the recommended ones")

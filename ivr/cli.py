@@ -53,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(dp)
     dp.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
 
+    sp = sub.add_parser("speech", help="speech recognition tools")
+    sp_sub = sp.add_subparsers(dest="speech_command", required=True)
+    sp_check = sp_sub.add_parser("check", help="load the model and recognise a phrase "
+                                 "synthesized with espeak-ng")
+    _add_config(sp_check)
+    sp_tr = sp_sub.add_parser("transcribe", help="transcript, keywords and topic of a WAV file")
+    _add_config(sp_tr)
+    sp_tr.add_argument("file", metavar="FILE.wav")
+    sp_tr.add_argument("--locale", metavar="L", help="topic keywords of this locale "
+                       "(default: the service's)")
+    sp_tr.add_argument("--json", action="store_true",
+                       help="one object with text, keywords, topic, confidence")
+
     cases = sub.add_parser("cases", help="case records")
     cases_sub = cases.add_subparsers(dest="cases_command", required=True)
     lst = cases_sub.add_parser("list", help="list cases")
@@ -105,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_cases_survey(cfg, args.number))
         if args.command == "cases":
             return asyncio.run(_cases_list(cfg, args.today, args.json, args.limit))
+        if args.command == "speech":
+            from speech.cli import cmd_check, cmd_transcribe
+            if args.speech_command == "check":
+                return cmd_check(cfg)
+            return cmd_transcribe(cfg, args.file, args.locale, args.json)
     except KeyboardInterrupt:
         return 130
     return 2

@@ -3,8 +3,12 @@
 The same audio feeds two Vosk decoders: a keyword grammar (fast, decides the topic) and free
 transcription (for the case record). The utterance ends at the first of:
 
-- ``endpoint``: the spotting decoder reports Vosk's endpoint after speech was heard (Vosk's
-  own rules: about 0.5 s of trailing silence after a confident end of a word, 1 s otherwise);
+- ``endpoint``: the voice has been quiet for ``quiet_end_s`` (0.2 s) after the spotter heard
+  a keyword, or for ``quiet_unheard_s`` (0.5 s) if it heard none yet (a caller pausing in
+  "um... water" is not cut off), or the spotting decoder reports Vosk's endpoint after speech was
+  heard (Vosk's own rules: 0.5 s of trailing silence after a confident end of a word, 1-2 s
+  otherwise; measured 0.5-0.9 s after the voice stops, too slow for "the topic is known when
+  they stop", hence the quiet rule, which Vosk 0.3.45 offers no setter for);
 - ``key``: the caller pressed a DTMF key (kept in ``digits``; the IVR maps it to a topic);
 - ``max_duration``: ``max_s`` seconds of audio (or of wall clock, if Asterisk stops sending);
 - ``hangup``: the caller hung up; what they said so far is still returned.
@@ -16,20 +20,19 @@ Vosk maps to nothing) is reported as ``no_speech`` rather than an empty transcri
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import logging
-import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
-from speech.decoder import BYTES_PER_S, Decoder, Mode, Segment
+from speech.decoder import BYTES_PER_S, UNK_TOKENS, Decoder, Mode, Segment
 from speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
@@ -52,30 +55,43 @@ class Utterance:
 
 
 class EnergyVad:
-    """Speech = ``min_frames`` consecutive frames louder than ``threshold_dbfs``.
+    """Per 20 ms frame: is it voice? Speech = ``min_frames`` voiced frames in a row.
 
-    Telephone silence sits below -60 dBFS and speech around -30..-10 dBFS; -40 dBFS with 60 ms
-    of persistence ignores clicks and comfort noise.
+    A frame is voiced when it is louder than ``threshold_dbfs`` and than the line's noise
+    floor by ``margin_db``. Telephone silence sits below -60 dBFS and speech around -30..-10
+    dBFS; -40 dBFS with 60 ms of persistence ignores clicks and comfort noise. The floor is
+    the quietest frame of the last ``floor_window_s`` (2 s), so steady line noise louder than
+    -40 dBFS (a noisy line, a street) is not taken for speech and its pauses are still heard.
+    numpy keeps this to microseconds per frame (a Python loop over the samples cost more than
+    keyword spotting the call).
     """
 
-    def __init__(self, threshold_dbfs: float = -40.0, min_frames: int = 3) -> None:
-        self._threshold = 32768.0 * 10 ** (threshold_dbfs / 20)
+    def __init__(self, threshold_dbfs: float = -40.0, min_frames: int = 3,
+                 margin_db: float = 10.0, floor_window_s: float = 2.0) -> None:
+        self._threshold_sq = (32768.0 * 10 ** (threshold_dbfs / 20)) ** 2
+        self._margin = 10 ** (margin_db / 10)
         self._min = min_frames
         self._run = 0
+        self._energies = np.full(max(1, int(floor_window_s / 0.02)), np.inf)
+        self._i = 0
         self.speech_seen = False
+        self.voiced = False          # the last frame
 
     def update(self, pcm: bytes) -> bool:
-        samples = array.array("h")
-        samples.frombytes(pcm[: len(pcm) & ~1])
-        if sys.byteorder == "big":
-            samples.byteswap()
-        if not samples:
-            return self.speech_seen
-        rms = math.sqrt(math.fsum(s * s for s in samples) / len(samples))
-        self._run = self._run + 1 if rms >= self._threshold else 0
+        """Feed one frame; True if it is voiced."""
+        samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
+        if not samples.size:
+            return self.voiced
+        energy = float(np.dot(samples, samples)) / samples.size
+        energies = self._energies
+        energies[self._i] = energy
+        self._i = (self._i + 1) % energies.size
+        floor = float(energies.min())
+        self.voiced = energy >= self._threshold_sq and energy >= floor * self._margin
+        self._run = self._run + 1 if self.voiced else 0
         if self._run >= self._min:
             self.speech_seen = True
-        return self.speech_seen
+        return self.voiced
 
 
 # Synchronous on purpose: the capture loop must never wait on a listener, or audio would
@@ -83,11 +99,80 @@ class EnergyVad:
 PartialCallback = Callable[[str], None]
 
 
+class _Listener:
+    """The capture's sink on the stream: each frame goes to the VAD and the decoders at once,
+    in the connection's callback (no queue, no task switch per frame), until the utterance
+    ends; ``ended`` then holds how."""
+
+    def __init__(self, vad: EnergyVad, spot: Decoder, tr: Decoder | None, max_s: float,
+                 on_partial: PartialCallback | None, name: str, quiet_end_s: float,
+                 quiet_unheard_s: float) -> None:
+        self.vad = vad
+        self.quiet_end = int(quiet_end_s * BYTES_PER_S)
+        self.quiet_unheard = int(quiet_unheard_s * BYTES_PER_S)
+        self.quiet = 0               # bytes of unvoiced audio since the last voiced frame
+        self.keyword_heard = False   # the spotter's partial or a result holds a keyword
+        self.spot = spot
+        self.tr = tr
+        self.max_bytes = int(max_s * BYTES_PER_S)
+        self.on_partial = on_partial
+        self.name = name
+        self.audio_bytes = 0
+        self.digits = ""
+        self.ended: asyncio.Future[EndedBy] = asyncio.get_running_loop().create_future()
+
+    def _end(self, how: EndedBy) -> None:
+        if not self.ended.done():
+            self.ended.set_result(how)
+
+    def on_frame(self, frame: AudioFrame | DtmfFrame) -> None:
+        if self.ended.done():
+            return
+        if isinstance(frame, AudioFrame):
+            pcm = frame.pcm
+            self.audio_bytes += len(pcm)
+            if self.vad.update(pcm):
+                self.quiet = 0
+            else:
+                self.quiet += len(pcm)
+            self.spot.feed(pcm)
+            if self.tr is not None:
+                self.tr.feed(pcm)
+            if self.audio_bytes >= self.max_bytes:
+                self._end("max_duration")
+            elif self.vad.speech_seen and self.quiet_end and self.quiet >= (
+                    self.quiet_end if self.keyword_heard else self.quiet_unheard):
+                self._end("endpoint")
+        else:
+            self.digits += frame.digit
+            self._end("key")
+
+    def on_end(self, reason: str) -> None:
+        self._end("hangup")
+
+    def on_spot(self, seg: Segment) -> None:
+        self.keyword_heard = self.keyword_heard or bool(seg.words)
+        # Vosk's endpoint after speech; not its 5 s-of-silence-at-the-start rule.
+        if seg.endpoint and (seg.text or self.vad.speech_seen):
+            self._end("endpoint")
+
+    def on_spot_partial(self, text: str) -> None:
+        self.keyword_heard = self.keyword_heard or any(
+            w not in UNK_TOKENS for w in text.split())
+
+    def on_text(self, text: str) -> None:
+        if self.on_partial is not None and not self.ended.done():
+            try:
+                self.on_partial(text)
+            except Exception:
+                log.exception("capture %s: on_partial listener failed", self.name)
+
+
 async def capture_utterance(
     stream: AudioStream, engine: SpeechEngine, catalogue: TopicCatalogue, locale: str,
     max_s: float, on_partial: PartialCallback | None = None, *,
     transcription: Mode | None = "transcription", vad: EnergyVad | None = None,
-    transcript_wait_s: float = 2.0,
+    transcript_wait_s: float = 2.0, quiet_end_s: float = 0.2, quiet_unheard_s: float = 0.5,
 ) -> Utterance:
     """Listen to ``stream`` until the caller stops talking; see the module docstring.
 
@@ -96,34 +181,49 @@ async def capture_utterance(
     only when the CPU is overloaded); past that the utterance carries what was decoded so far
     and ``transcript_complete=False``, so the caller is never kept waiting for the record.
     ``on_partial`` gets the growing transcript (a plain function; see ``PartialCallback``).
+    ``quiet_end_s``: once the spotter has heard a keyword, this much quiet after the voice
+    ends the utterance; ``quiet_unheard_s`` before that (0: only Vosk's endpoint does).
     """
     vad = vad or EnergyVad()
-    # One queue for frames and decoder events, so there is no race between sources. It
-    # stays short: the loop below never waits on anything but this queue.
-    events: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    name = str(stream.uuid)
+    holder: list[_Listener] = []     # the decoders' callbacks reach the listener made below
 
     def on_spot(seg: Segment) -> None:
-        if seg.endpoint:
-            events.put_nowait(("endpoint", seg))
+        if holder:
+            holder[0].on_spot(seg)
 
     def on_text(text: str) -> None:
-        events.put_nowait(("partial", text))
+        if holder:
+            holder[0].on_text(text)
 
-    async with contextlib.AsyncExitStack() as owned:     # decoders and the pump end with us
+    def on_spot_partial(text: str) -> None:
+        if holder:
+            holder[0].on_spot_partial(text)
+
+    async with contextlib.AsyncExitStack() as owned:     # decoders and the sink end with us
         spot = await engine.decoder("spotting", catalogue.keywords(locale),
-                                    on_segment=on_spot, name=f"spot-{stream.uuid}")
+                                    on_segment=on_spot, on_partial=on_spot_partial,
+                                    name=f"spot-{name}")
         owned.push_async_callback(spot.aclose)
         tr = None
         if transcription is not None:
             tr = await engine.decoder(transcription, on_partial=on_text if on_partial else None,
-                                      name=f"text-{stream.uuid}")
+                                      name=f"text-{name}")
             owned.push_async_callback(tr.aclose)
-        pump = asyncio.get_running_loop().create_task(_pump(stream, events),
-                                                      name=f"capture-{stream.uuid}")
-        owned.push_async_callback(_cancel, pump)
-        ended_by, digits, audio_s = await _listen(stream, events, vad, spot, tr, max_s,
-                                                  on_partial)
-        await _cancel(pump)
+        listener = _Listener(vad, spot, tr, max_s, on_partial, name, quiet_end_s,
+                             quiet_unheard_s)
+        holder.append(listener)
+        stream.attach_sink(listener)
+        owned.callback(stream.detach_sink)
+        # Asterisk paces audio in real time, so the wall clock only matters if audio stalls.
+        try:
+            ended_by = await asyncio.wait_for(asyncio.shield(listener.ended), max_s + 1.0)
+        except TimeoutError:
+            log.info("capture %s: audio stalled; ending at max duration", name)
+            ended_by = "max_duration"
+        stream.detach_sink()
+        audio_s = listener.audio_bytes / BYTES_PER_S
+        digits = listener.digits
 
         # The spotter is fast and nearly idle here (it has its own threads); the transcript
         # lags only if the CPU is overloaded, and then at most transcript_wait_s.
@@ -142,7 +242,7 @@ async def capture_utterance(
                 complete = False
                 text = " ".join(t for t in (tr.text, tr.partial) if t)
                 log.warning("capture %s: transcript still %.1f s behind after %.1f s; keeping "
-                            "what was decoded (CPU overloaded?)", stream.uuid,
+                            "what was decoded (CPU overloaded?)", name,
                             tr.fed_s - tr.decoded_s - tr.dropped_s, transcript_wait_s)
 
     spot_words = tuple(w.word for s in spotted for w in s.words)
@@ -159,62 +259,6 @@ async def capture_utterance(
                     digits=digits, audio_s=round(audio_s, 3), dropped_s=round(dropped, 3),
                     transcript_complete=complete)
     log.info("capture %s: %s after %.1f s; topic=%s (%.2f, %s) no_speech=%s text=%r",
-             stream.uuid, ended_by, audio_s, utt.topic, utt.confidence,
+             name, ended_by, audio_s, utt.topic, utt.confidence,
              ",".join(utt.keywords) or "-", no_speech, text)
     return utt
-
-
-async def _listen(stream: AudioStream, events: asyncio.Queue[tuple[str, object]],
-                  vad: EnergyVad, spot: Decoder, tr: Decoder | None, max_s: float,
-                  on_partial: PartialCallback | None) -> tuple[EndedBy, str, float]:
-    """Feed the decoders until the utterance ends: (ended_by, digits, audio seconds)."""
-    digits = ""
-    audio_s = 0.0
-    speech_heard = False
-    # Asterisk paces audio in real time, so the wall clock only matters if audio stalls.
-    try:
-        async with asyncio.timeout(max_s + 1.0):
-            while True:
-                kind, payload = await events.get()
-                if kind == "audio":
-                    assert isinstance(payload, bytes)
-                    audio_s += len(payload) / BYTES_PER_S
-                    vad.update(payload)
-                    spot.feed(payload)
-                    if tr is not None:
-                        tr.feed(payload)
-                    if audio_s >= max_s:
-                        return "max_duration", digits, audio_s
-                elif kind == "endpoint":
-                    assert isinstance(payload, Segment)
-                    speech_heard = speech_heard or bool(payload.text)
-                    if speech_heard or vad.speech_seen:   # not Vosk's 5 s-of-silence rule
-                        return "endpoint", digits, audio_s
-                elif kind == "key":
-                    return "key", digits + str(payload), audio_s
-                elif kind == "hangup":
-                    return "hangup", digits, audio_s
-                elif kind == "partial" and on_partial is not None:
-                    try:
-                        on_partial(str(payload))
-                    except Exception:
-                        log.exception("capture %s: on_partial listener failed", stream.uuid)
-    except TimeoutError:
-        log.info("capture %s: audio stalled; ending at max duration", stream.uuid)
-    return "max_duration", digits, audio_s
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _pump(stream: AudioStream, events: asyncio.Queue[tuple[str, object]]) -> None:
-    """Stream frames into the capture's event queue (one queue: no race between sources)."""
-    async for frame in stream:
-        if isinstance(frame, AudioFrame):
-            events.put_nowait(("audio", frame.pcm))
-        elif isinstance(frame, DtmfFrame):
-            events.put_nowait(("key", frame.digit))
-    events.put_nowait(("hangup", stream.end_reason))

@@ -3,8 +3,9 @@
 ``SpeechEngine`` is created once by the composition root and passed to whoever needs it. It
 loads models lazily (``load`` runs in a thread), keeps one ``vosk.Model`` per path shared by
 every recognizer, and owns thread pools sized to the cores (one for transcription, one for
-keyword spotting, so the topic never waits behind a transcript): Vosk's C calls go through
-cffi, which releases the GIL, so two decoders really run on two cores.
+keyword spotting, so the topic never waits behind a transcript; each with an urgent lane for
+the last decode of a call, ``speech.pool``): Vosk's C calls go through cffi, which releases
+the GIL, so two decoders really run on two cores.
 
 Each recognizer is wrapped in a ``Decoder`` session (``speech.decoder``) that buffers the
 audio fed to it and decodes it in batches on the pool, at most one job in flight per
@@ -12,13 +13,16 @@ recognizer (Kaldi recognizers are not thread-safe).
 
 Modes
 - ``spotting``: a grammar of the topic keywords plus the model's unknown-word token. Cheap
-  (about 1.5% of a core per stream with a 15-word grammar) and decides the topic.
+  (1.5-4% of a core per stream with a 15-word grammar, depending on how busy the machine
+  is; mostly the acoustic model, and ~15 ms per utterance for the final result) and decides
+  the topic.
 - ``transcription``: the full language model, with partial results, for the case record.
 - ``transcription_fast``: the same with a narrower search. Vosk 0.3.45 exposes no decoder
   settings through its API (no endpointer or beam setters; those came in later releases), but
   it reads ``conf/model.conf`` when a model is loaded. The fast mode therefore loads a second
   model from a directory of symbolic links to the real one with a rewritten ``model.conf``
-  (beam, max-active, lattice-beam). It costs a second copy of the model in memory.
+  (beam, max-active, lattice-beam; ``DecoderSettings``). It costs a second copy of the model
+  in memory (about 490 MB).
 """
 
 from __future__ import annotations
@@ -32,13 +36,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from speech.decoder import SAMPLE_RATE, UNK_TOKENS, Decoder, Mode, Segment
+from speech.pool import DecodePool
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +61,16 @@ class SpeechUnavailable(RuntimeError):
 class DecoderSettings:
     """Search settings written to ``conf/model.conf`` (smaller = faster, less accurate).
 
-    The defaults (the Korean model ships beam 10, max-active 3000, lattice-beam 2) cut the
-    CPU per second of audio by about 35%; going to beam 6 / max-active 700 saves only a few
-    percent more and changes the transcript much more (bench/RESULTS_speech.md).
+    The Korean model ships beam 10, max-active 3000, min-active 200, lattice-beam 2. Free
+    transcription spends its CPU in the search, so narrowing it pays: these defaults cut the
+    CPU per second of audio by 2.3-2.5x (one thread, espeak-ng sentences; beam 8 / max-active
+    1500 gave only 1.6x), at an unchanged error rate on that corpus (bench/RESULTS_speech.md).
     """
 
-    beam: float = 8.0
-    max_active: int = 1500
-    min_active: int = 100
-    lattice_beam: float = 1.0
+    beam: float = 4.0
+    max_active: int = 200
+    min_active: int = 20
+    lattice_beam: float = 0.5
 
     def conf_lines(self) -> dict[str, str]:
         return {"--beam": str(self.beam), "--max-active": str(self.max_active),
@@ -124,11 +129,11 @@ class SpeechEngine:
         self.fast_settings = fast_settings
         self.max_pending_s = max_pending_s
         self._vosk_log_level = vosk_log_level
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk")
+        self._pool = DecodePool(self.threads, "vosk")
         # Keyword spotting gets its own threads: the topic must be ready when the caller stops
         # talking, so its small jobs must never queue behind transcription jobs (measured: on
         # an overloaded pool they did, and topics came seconds late or from dropped audio).
-        self._spot_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk-spot")
+        self._spot_pool = DecodePool(self.threads, "vosk-spot")
         self._models: dict[str, Any] = {}       # path (or path+settings) -> vosk.Model
         self._load_lock = threading.Lock()      # loads happen in pool threads
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}

@@ -81,10 +81,12 @@ async def test_key_during_greeting_skips_listening(tmp_path: Path,
         assert outcome.queue == "water" and outcome.speech_sessions == 0
 
 
-async def test_broken_model_callers_continue_on_keys(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["broken", "missing"])
+async def test_broken_model_callers_continue_on_keys(tmp_path: Path, model: str) -> None:
     broken = tmp_path / "model"
-    broken.mkdir()
-    (broken / "README").write_text("not a model")
+    if model == "broken":
+        broken.mkdir()
+        (broken / "README").write_text("not a model")
     async with rig(tmp_path, speed=2.0, speech=True, model_path=str(broken)) as r:
         assert r.service.calls.deps.speech is None      # started anyway, keys only
         await r.add_agent(1401, "housing", talk_s=1.0)

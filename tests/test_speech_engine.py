@@ -143,7 +143,10 @@ async def test_dtmf_key_ends_capture(engine: SpeechEngine, catalogue: TopicCatal
 
 async def test_hangup_returns_what_was_said(engine: SpeechEngine,
                                             catalogue: TopicCatalogue) -> None:
-    audio = line_noise(0.3) + synthesize(PHRASES["social_security"], "ko-KR")
+    speech = synthesize(PHRASES["social_security"], "ko-KR")
+    # espeak-ng ends on ~0.4 s of near silence: hang up 0.1 s before the voice ends.
+    loud = [i for i, v in enumerate(array.array("h", speech)) if abs(v) > 300]
+    audio = line_noise(0.3) + speech[: 2 * (loud[-1] - 800)]
     utt = await _call(engine, catalogue, audio, hangup_after=True)
     assert utt.ended_by == "hangup"
     assert utt.topic == "social_security" and not utt.no_speech
@@ -156,7 +159,9 @@ async def test_transcription_partials_and_bounded_backlog(engine: SpeechEngine) 
         dec.feed(pcm[i : i + 320])
     segments = await dec.finish()
     assert dec.dropped_s > 0                    # the backlog was capped at 1 s of audio ...
-    assert dec.decoded_s <= 1.0 + 0.05          # ... and only that much was decoded
+    # ... so what was not dropped was decoded, and the rest was not
+    assert dec.decoded_s + dec.dropped_s == pytest.approx(dec.fed_s, abs=0.01)
+    assert dec.decoded_s < dec.fed_s - 0.5
     assert segments and dec.text
 
     partials: list[str] = []
@@ -269,3 +274,15 @@ async def test_cancelled_capture_leaves_no_tasks(engine: SpeechEngine,
         await stream.close()
         await caller.close()
         await server.stop()
+
+
+def test_hotline_speech_transcribe_command(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from ivr.cli import main
+    wav = tmp_path / "msg.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(wav), "보험 문의"], check=True)
+    assert main(["speech", "transcribe", str(wav), "--locale", "ko-KR", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["topic"] == "social_security" and "보험" in out["keywords"]
+    assert main(["speech", "transcribe", str(tmp_path / "none.wav")]) == 2
+    assert "no such file" in capsys.readouterr().err
