@@ -125,6 +125,9 @@ async def run(calls: int, concurrency: int, speed: float, agents: int,
             "rss_growth_mb": round(rss_end - warm["rss"], 1),
             "events_per_s": round(events / duration), "duration_s": round(duration, 1),
             "calls_per_s": round(result["calls"] / duration, 1),
+            # The simulated Asterisk is single-threaded Python: when it is busy, its own
+            # delay in answering AGI commands is part of routing_*_ms.
+            "pbxsim_cpu_share": round(result.get("cpu_s", 0.0) / duration, 2),
             "case_writes_merged": service.recorder.merged,
             "concurrency": concurrency, "speed": speed, "talk_s": talk_s}
 

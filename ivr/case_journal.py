@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -67,10 +68,13 @@ class CaseJournal:
         self._unapplied: set[int] = set()
         self._dirty = False
         self._syncer: asyncio.Task[None] | None = None
+        # Appended on the event loop, marked applied on the recorder's writer thread.
+        self._lock = threading.Lock()
 
     @property
     def unapplied(self) -> int:
-        return len(self._unapplied)
+        with self._lock:
+            return len(self._unapplied)
 
     def open(self) -> list[tuple[int, CaseWrite]]:
         """Lock and read the journal; returns the writes still to apply, oldest first."""
@@ -123,17 +127,20 @@ class CaseJournal:
         self._syncer = asyncio.create_task(self._sync_loop(), name="case-journal-sync")
 
     def append(self, w: CaseWrite) -> int:
-        self._seq += 1
-        self._line({"n": self._seq, "w": w.to_json()})
-        self._unapplied.add(self._seq)
-        return self._seq
+        with self._lock:
+            self._seq += 1
+            self._line({"n": self._seq, "w": w.to_json()})
+            self._unapplied.add(self._seq)
+            return self._seq
 
     def applied(self, n: int) -> None:
-        self._unapplied.discard(n)
-        self._line({"ok": n})
-        if not self._unapplied and self._file is not None and self._file.tell() > COMPACT_BYTES:
-            self._file.truncate(0)
-            self._file.seek(0)
+        with self._lock:
+            self._unapplied.discard(n)
+            self._line({"ok": n})
+            if (not self._unapplied and self._file is not None
+                    and self._file.tell() > COMPACT_BYTES):
+                self._file.truncate(0)
+                self._file.seek(0)
 
     def _line(self, rec: dict[str, Any]) -> None:
         if self._file is None:
@@ -155,8 +162,9 @@ class CaseJournal:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._syncer
             self._syncer = None
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()   # releases the lock
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()   # releases the lock
+                self._file = None

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,6 +27,15 @@ from cases.schemas import CallStart, CaseView
 from ivr.case_journal import CaseJournal, CaseWrite
 
 log = logging.getLogger("hotline.cases")
+
+
+class OpenableStore(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def open_call_case(self, call: CallStart) -> CaseView: ...
+    async def update_call_case(self, node: str, call_id: str, **changes: Any) -> CaseView: ...
+    async def finish_call(self, node: str, call_id: str, outcome: str, ended_at: datetime,
+                          wait_s: float | None = None, talk_s: float | None = None) -> CaseView: ...
 
 
 class CaseStoreLike(Protocol):
@@ -105,36 +116,111 @@ class _Write:
 
 
 class CaseRecorder:
-    def __init__(self, store: CaseStoreLike, *, journal: CaseJournal | None = None,
-                 workers: int = 4, retry_max_s: float = 5.0,
-                 give_up_after_s: float = 60.0) -> None:
-        """``journal``: where writes wait durably; None keeps them in memory only.
+    def __init__(self, store: CaseStoreLike | None = None, *,
+                 store_factory: Callable[[], OpenableStore] | None = None,
+                 journal: CaseJournal | None = None, workers: int = 4,
+                 retry_max_s: float = 5.0, give_up_after_s: float = 60.0) -> None:
+        """Give ``store`` to write on the caller's event loop (tests, tools), or
+        ``store_factory`` to write on a thread of the recorder's own, with a store made and
+        opened there: ORM work then never queues ahead of a caller's AMI events.
+
+        ``journal``: where writes wait durably; None keeps them in memory only.
         ``give_up_after_s``: how long a write failing with anything but the store being
         unavailable is retried (an unavailable store is waited for until the service stops;
         the journal keeps what is left for the next start)."""
+        if (store is None) == (store_factory is None):
+            raise ValueError("give either store or store_factory")
         self.store = store
+        self._factory = store_factory
+        self._writer_store: CaseStoreLike | None = store
         self.journal = journal
         # Per worker: new cases first (a caller's routing waits on them), then the rest.
         self._queues: list[_Shard] = [_Shard() for _ in range(workers)]
         self._tasks: list[asyncio.Task[None]] = []
         self._retry_max_s = retry_max_s
         self._give_up_after_s = give_up_after_s
+        self._main: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self.errors = 0          # writes that failed at least once
         self.lost = 0            # writes given up on (logged with what they carried)
         self.replayed = 0        # writes from an earlier run's journal
 
     def start(self) -> None:
         """Start the writers; first in line are the journal's writes from an earlier run."""
+        self._main = asyncio.get_running_loop()
+        replay = self.journal.open() if self.journal is not None else []
+        self.replayed = len(replay)
+        if self._factory is None:
+            self._writer = self._main
+            self._begin(replay)
+        else:
+            started = threading.Event()
+            self._thread = threading.Thread(target=self._thread_main, args=(replay, started),
+                                            name="case-writer", daemon=True)
+            self._thread.start()
+            started.wait()
         if self.journal is not None:
-            for seq, w in self.journal.open():
-                self._enqueue(w, seq)
-                self.replayed += 1
             self.journal.start()
-        self._tasks = [asyncio.create_task(self._work(q), name=f"case-writer-{i}")
-                       for i, q in enumerate(self._queues)]
+
+    def _thread_main(self, replay: list[tuple[int, CaseWrite]], started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._writer = loop
+        loop.call_soon(self._begin, replay)
+        loop.call_soon(started.set)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _begin(self, replay: list[tuple[int, CaseWrite]]) -> None:
+        # On the writer loop.
+        for seq, w in replay:
+            self._enqueue(w, seq)
+        if self._factory is not None:
+            self._tasks.append(asyncio.create_task(self._open_store(), name="case-writer-open"))
+        else:
+            self._start_workers()
+
+    async def _open_store(self) -> None:
+        assert self._factory is not None
+        store = self._factory()
+        delay = 0.5
+        while True:
+            try:
+                await store.open()
+                break
+            except CaseStoreUnavailable as e:
+                # Writes wait in the journal meanwhile; calls go on.
+                log.warning("case writer: store unavailable (%s); retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self._writer_store = store
+        self._start_workers()
+
+    def _start_workers(self) -> None:
+        self._tasks += [asyncio.create_task(self._work(q), name=f"case-writer-{i}")
+                        for i, q in enumerate(self._queues)]
+
+    def _on_writer(self, fn: Callable[[], None]) -> None:
+        assert self._writer is not None, "recorder not started"
+        if self._writer is self._main:
+            fn()
+        else:
+            self._writer.call_soon_threadsafe(fn)
 
     async def drain(self) -> None:
         """Wait until every write handed in so far has been applied (or given up)."""
+        if self._writer is None or self._writer is self._main:
+            await asyncio.gather(*(q.join() for q in self._queues))
+            return
+        # Behind whatever this loop handed over before: call_soon_threadsafe keeps order.
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            self._join_all(), self._writer))
+
+    async def _join_all(self) -> None:
         await asyncio.gather(*(q.join() for q in self._queues))
 
     @property
@@ -146,18 +232,47 @@ class CaseRecorder:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2 if self.journal is not None else 10):
                 await self.drain()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer is not None and self._writer is not self._main:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                self._shutdown(), self._writer))
+            self._writer.call_soon_threadsafe(self._writer.stop)
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join)
+            self._writer = None
+        else:
+            await self._cancel_workers()
         if self.journal is not None:
             if self.journal.unapplied:
                 log.warning("%d case write(s) kept in %s for the next start",
                             self.journal.unapplied, self.journal.path)
             await self.journal.close()
 
-    def _submit(self, cw: CaseWrite, *, urgent: bool = False) -> _Write:
+    async def _cancel_workers(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _shutdown(self) -> None:
+        # On the writer loop: its store is closed where it was opened.
+        await self._cancel_workers()
+        if self._factory is not None and self._writer_store is not None:
+            close = getattr(self._writer_store, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    def _submit(self, cw: CaseWrite, *, urgent: bool = False,
+                then: Callable[[asyncio.Future[Any]], None] | None = None) -> None:
+        """Journal ``cw`` here, queue it on the writer loop; ``then`` gets its outcome
+        (called on the writer loop)."""
         seq = self.journal.append(cw) if self.journal is not None else None
-        return self._enqueue(cw, seq, urgent=urgent)
+
+        def enqueue() -> None:
+            w = self._enqueue(cw, seq, urgent=urgent)
+            if then is not None:
+                w.done.add_done_callback(then)
+        self._on_writer(enqueue)
 
     def _enqueue(self, cw: CaseWrite, seq: int | None, *, urgent: bool = False) -> _Write:
         w = _Write(cw, [] if seq is None else [seq])
@@ -172,12 +287,14 @@ class CaseRecorder:
         return sum(q.merged for q in self._queues)
 
     async def _apply(self, w: CaseWrite) -> CaseView:
+        store = self._writer_store
+        assert store is not None
         d = w.data
         if w.kind == "open":
-            return await self.store.open_call_case(CallStart.model_validate(d))
+            return await store.open_call_case(CallStart.model_validate(d))
         if w.kind == "update":
-            return await self.store.update_call_case(w.node, w.call_id, **d)
-        return await self.store.finish_call(
+            return await store.update_call_case(w.node, w.call_id, **d)
+        return await store.finish_call(
             w.node, w.call_id, d["outcome"], datetime.fromisoformat(d["ended_at"]),
             wait_s=d.get("wait_s"), talk_s=d.get("talk_s"))
 
@@ -188,11 +305,26 @@ class CaseRecorder:
         if call.started_at is None:
             # Fixed now: a write replayed later must not date the call to its replay.
             call = call.model_copy(update={"started_at": datetime.now(UTC)})
-        w = self._submit(CaseWrite("open", call.node, call.call_id,
-                                   call.model_dump(mode="json")), urgent=True)
+        main = asyncio.get_running_loop()
+        result: asyncio.Future[CaseView] = main.create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or result.done():
+                return
+            exc = done.exception()
+            if exc is not None:
+                result.set_exception(exc)
+            else:
+                result.set_result(done.result())
+
+        def relay(done: asyncio.Future[Any]) -> None:
+            main.call_soon_threadsafe(settle, done)
+        self._submit(CaseWrite("open", call.node, call.call_id, call.model_dump(mode="json")),
+                     urgent=True, then=relay)
+        result.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             async with asyncio.timeout(wait_s):
-                return await asyncio.shield(w.done)  # type: ignore[no-any-return]
+                return await asyncio.shield(result)
         except TimeoutError:
             log.warning("case for call %s not written yet; the call goes on", call.call_id)
             return None
@@ -201,10 +333,10 @@ class CaseRecorder:
         self._submit(CaseWrite("update", node, call_id, to_jsonable_python(changes)))
 
     def finish(self, node: str, call_id: str, outcome: str, ended_at: datetime,
-               wait_s: float | None, talk_s: float | None) -> asyncio.Future[Any]:
-        return self._submit(CaseWrite("finish", node, call_id, {
+               wait_s: float | None, talk_s: float | None) -> None:
+        self._submit(CaseWrite("finish", node, call_id, {
             "outcome": str(outcome), "ended_at": ended_at.isoformat(), "wait_s": wait_s,
-            "talk_s": talk_s})).done
+            "talk_s": talk_s}))
 
     async def _work(self, q: _Shard) -> None:
         loop = asyncio.get_running_loop()

@@ -36,8 +36,12 @@ class HotlineService:
         self.audiosocket: AudioSocketServer | None = None
         self.store = CaseStore(config.database.url, secret_key=config.database.secret_key,
                                timezone=config.service.timezone)
-        self.recorder = CaseRecorder(self.store, journal=CaseJournal(
-            config.database.journal_path(config.service.node)))
+        # Case writes run on a thread of their own, with a store of their own: the ORM's
+        # work never waits in line ahead of a caller's AMI events.
+        self.recorder = CaseRecorder(store_factory=lambda: CaseStore(
+            config.database.url, secret_key=config.database.secret_key,
+            timezone=config.service.timezone), journal=CaseJournal(
+                config.database.journal_path(config.service.node)))
         self.catalogue = TopicCatalogue.from_config(config.topics)
         # One per Asterisk, [ami] first; they share the store, recorder and speech.
         self.nodes = [AsteriskNode(name, ami, config, recorder=self.recorder,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ class DeviceUse:
     wrapup_until: float = 0.0
 
 
+@functools.lru_cache(maxsize=8192)    # asked for every member on every queue check
 def local_device(interface: str) -> tuple[str, str] | None:
     """``Local/1001@agents/n`` -> ("1001", "agents"); None for other technologies."""
     if not interface.lower().startswith("local/"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import resource
 from dataclasses import dataclass
 
 from .agents import AgentSpec
@@ -55,6 +56,7 @@ async def run_load(sim: PbxSim, plan: LoadPlan) -> dict[str, object]:
                              "queue": out.queue})
 
     await asyncio.gather(*(one(n) for n in range(plan.calls)))
-    return {"calls": len(outcomes),
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"calls": len(outcomes), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "answered": sum(1 for o in outcomes if o["answered"]),
             "uniqueids": [o["uniqueid"] for o in outcomes]}

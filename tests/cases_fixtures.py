@@ -204,10 +204,17 @@ class TcpProxy:
         self._writers.clear()
 
     async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        server = self._server
         try:
             ur, uw = await asyncio.open_connection(*self._target)
         except OSError:
             w.transport.abort()
+            return
+        if self._server is not server or server is None:
+            # Cut (or cut and restored) while this connection was being made: it belongs
+            # to the outage, not to the restored service.
+            w.transport.abort()
+            uw.transport.abort()
             return
         self._writers |= {w, uw}
 
