@@ -1,6 +1,7 @@
 """Routing benchmark.
 
     python -m bench.routing --scenario FILE --json [--advise K] [--seeds N] [--policies a,b]
+                            [--load X] [--surge-topic T]
     python -m bench.routing --validate --json [--duration S] [--seeds N]
 
 The first prints {"policies": {name: {"asa_s", "p90_wait_s", "service_level", "abandon_rate",
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seeds", type=int, help="only the first N seeds of the scenario")
     ap.add_argument("--duration", type=float, help="override duration_s (shorter validation)")
+    ap.add_argument("--load", type=float, metavar="X",
+                    help="multiply every arrival rate by X (a generalisation check)")
+    ap.add_argument("--surge-topic", metavar="T",
+                    help="move every surge to topic T (a generalisation check)")
     ap.add_argument("--advise", type=int, metavar="K", help="skill advisor with up to K additions")
     ap.add_argument("--params", default="{}", help="JSON PolicyParams overrides for ours")
     ap.add_argument("--workers", type=int, help="processes (default 2)")
@@ -130,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             sc = sc.with_seeds(sc.seeds[: a.seeds])
         if a.duration:
             sc = sc.with_duration(a.duration)
+        if a.load is not None:
+            if a.load <= 0:
+                raise ValueError(f"--load must be positive, got {a.load}")
+            sc = sc.scaled(a.load)
+        if a.surge_topic:
+            sc = sc.surge_moved(a.surge_topic)
         params = PolicyParams.model_validate(json.loads(a.params))
         if a.validate:
             out = validate(sc, a.workers)
