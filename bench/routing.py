@@ -57,6 +57,8 @@ def bench_scenario(sc: Scenario, policies: list[str], params: PolicyParams,
         agg, res = run_policy(sc, name, params if name == "ours" else None, workers)
         row = _round(agg)
         row["asa_s_se"] = round(_se(res, "asa_s"), 4)
+        row["asa_s_sd"] = round(float(np.std([r.asa_s for r in res], ddof=1)), 4) \
+            if len(res) > 1 else float("nan")
         out[name] = row
         per_seed[name] = res
     return out, per_seed
@@ -70,6 +72,9 @@ def comparison(pol: dict[str, Any], per_seed: dict[str, list[SeedResult]]) -> di
     return {
         "ours_asa_over_penalty_rules": round(ratio, 4),
         "ours_asa_over_penalty_rules_ci95": _ratio_ci(per_seed["ours"], per_seed["penalty_rules"]),
+        # Common random numbers: the same callers meet both policies, seed by seed.
+        "ours_better_seeds": sum(a.asa_s < b.asa_s for a, b in
+                                 zip(per_seed["ours"], per_seed["penalty_rules"])),
         "abandon_rate_diff": round(o["abandon_rate"] - r["abandon_rate"], 4),
         "ours_primary_share": o["primary_share"],
         "acceptance": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -9,8 +10,19 @@ import pytest
 from pydantic import ValidationError
 
 from routing.estimator import DecayedStats, StatsView, expected_wait
-from routing.policy import (PARKED, Caller, Member, PolicyParams, QueueView, RoutingPolicy,
-                            Snapshot, Waiting, caller_priority, skill_of, window_for)
+from routing.policy import (
+    PARKED,
+    Caller,
+    Member,
+    PolicyParams,
+    QueueView,
+    RoutingPolicy,
+    Snapshot,
+    Waiting,
+    caller_priority,
+    skill_of,
+    window_for,
+)
 
 AHT = 240.0
 
@@ -182,7 +194,7 @@ def test_a_caller_accepts_helpers_only_when_its_wait_exceeds_their_cost() -> Non
     assert pol.admitted(s, water, 6)[0] == 1
     # Accepting more never lengthens the expected wait, and the further back, the wider.
     widths = [pol.admitted(s, water, k) for k in range(12)]
-    assert all(a[0] <= b[0] for a, b in zip(widths, widths[1:]))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(widths))
     for k in range(12):
         assert widths[k][1] <= pol.wait_in(s, "water", window_for(0), k) + 1e-9
 
