@@ -225,8 +225,54 @@ class RoutingPolicy:
             ahead += max(0.0, (snap.stats.rate(queue) - rate) * horizon_s)
         return expected_wait(ahead, idle, rate, snap.stats.theta)
 
+    @staticmethod
+    def _served_skill(snap: Snapshot, qv: QueueView, max_pen: int) -> float:
+        """Expected proficiency of the member that will answer a caller with window
+        ``[0, max_pen]``: the lowest-penalty idle member if there is one (that is who Asterisk
+        rings), else whoever frees first, each busy member with odds in proportion to its
+        service rate. A wide window costs only as much as the helpers it is likely to get."""
+        key = ("served", qv.name, max_pen)
+        got = snap._memo.get(key)
+        if got is None:
+            stats = snap.stats
+            idle = [m for m in qv.members if m.penalty <= max_pen and not m.busy]
+            if idle:
+                got = float(min(idle, key=lambda m: m.penalty).skill)
+            else:
+                num = den = 0.0
+                for m in qv.members:
+                    if m.penalty <= max_pen:
+                        r = 1.0 / stats.aht(qv.name, m.skill)
+                        num += r * m.skill
+                        den += r
+                got = num / den if den > 0 else 0.0
+            snap._memo[key] = got
+        return got  # type: ignore[return-value]
+
     def _skills(self, qv: QueueView) -> list[int]:
         return sorted({m.skill for m in qv.members if m.skill <= self.params.max_skill_penalty})
+
+    def admitted(self, snap: Snapshot, qv: QueueView, ahead: float) -> tuple[int, float]:
+        """(widest proficiency a caller ``ahead`` callers back should accept, expected wait).
+
+        A wider window never makes the caller wait longer: the lowest-penalty idle member
+        still answers first, and a less proficient one answers only when it is free before
+        the narrower pool would be. Its cost is paid only if that happens, so the caller
+        accepts proficiency ``s`` once the wait it faces without it exceeds what being served
+        at ``s`` costs (``proficiency_cost_s`` per step below what it would get anyway).
+        Whether a helper is actually offered to this queue is the member side's decision
+        (``member_penalties``)."""
+        c = self.params.proficiency_cost_s
+        skill = 0
+        wait = self.wait_in(snap, qv.name, window_for(0), ahead)
+        for s in self._skills(qv):
+            if s <= skill:
+                continue
+            if wait <= (s - self._served_skill(snap, qv, window_for(skill))) * c:
+                break
+            skill = s
+            wait = self.wait_in(snap, qv.name, window_for(s), ahead)
+        return skill, wait
 
     def _options(self, caller: Caller, snap: Snapshot, prio: int,
                  ahead_here: int | None) -> list[_Option]:
@@ -240,9 +286,9 @@ class RoutingPolicy:
                 ahead = ahead_here
             else:
                 ahead = sum(1 for w in qv.waiting if w.priority >= prio)
-            for s in self._skills(qv):
-                w = self.wait_in(snap, q, window_for(s), ahead)
-                out.append(_Option(q, s, w, (rank + s) * p.proficiency_cost_s))
+            s, w = self.admitted(snap, qv, ahead)
+            cost = rank + self._served_skill(snap, qv, window_for(s))
+            out.append(_Option(q, s, w, cost * p.proficiency_cost_s))
         return out
 
     @staticmethod
@@ -273,11 +319,17 @@ class RoutingPolicy:
         skill_now = max(0, (me.max_penalty - 1) // STRIDE)
         cur = _Option(caller.queue, skill_now,
                       self.wait_in(snap, caller.queue, me.max_penalty, idx),
-                      (rank + skill_now) * self.params.proficiency_cost_s)
+                      (rank + self._served_skill(snap, here, me.max_penalty))
+                      * self.params.proficiency_cost_s)
         b = self._best(self._options(caller, snap, me.priority, idx))
-        saving = cur.score - b.score
-        if saving <= self.params.margin_s or (b.queue == cur.queue and b.skill <= cur.skill):
+        if b.queue == cur.queue and b.skill <= cur.skill:
             return None   # never narrow a window: that would only lose the caller its options
+        # Every move is a Redirect of a waiting caller: worth it only beyond the margin.
+        if not math.isfinite(b.score):
+            return None   # nobody there to serve it either (all members parked or absent)
+        saving = cur.score - b.score   # inf when nobody can serve the caller where it is
+        if not saving > self.params.margin_s:
+            return None
         reason = (f"{b.queue} up to proficiency {b.skill} saves {saving:.0f}s "
                   f"(wait {cur.wait_s:.0f}s -> {b.wait_s:.0f}s)")
         return Move(caller.caller_id,

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 
 import pytest
 from pydantic import ValidationError
 
 from routing.estimator import DecayedStats, StatsView, expected_wait
-from routing.policy import (PARKED, Caller, Member, PolicyParams, QueueView, RoutingPolicy,
-                            Snapshot, Waiting, caller_priority, skill_of, window_for)
+from routing.policy import (
+    PARKED,
+    Caller,
+    Member,
+    PolicyParams,
+    QueueView,
+    RoutingPolicy,
+    Snapshot,
+    Waiting,
+    caller_priority,
+    skill_of,
+    window_for,
+)
 
 AHT = 240.0
 
@@ -162,3 +175,95 @@ def test_params_are_validated_and_replaced_whole() -> None:
         p.replace(margin_s=-1)
     with pytest.raises(ValidationError):
         p.replace(unknown=1)
+
+
+# --- accepted proficiency (caller windows) -------------------------------------------------
+def test_a_caller_accepts_helpers_only_when_its_wait_exceeds_their_cost() -> None:
+    pol = RoutingPolicy(PolicyParams(proficiency_cost_s=10.0))
+    # 10 busy primaries (24 s per departure), 2 busy helpers.
+    water = QueueView("water", members("p", 10, busy=10) + members("h", 2, busy=2, skill=1), ())
+    s = snap([water])
+    # First in line: about 24 s for a primary, more than one step of cost: helpers welcome.
+    assert pol.admitted(s, water, 0)[0] == 1
+    # An idle primary answers at once: nothing to gain from a helper.
+    idle = QueueView("water", members("p", 10, busy=9) + members("h", 2, busy=0, skill=1), ())
+    assert pol.admitted(snap([idle]), idle, 0) == (0, 0.0)
+    # A high cost keeps the caller with primaries unless the wait outgrows it.
+    pol.params = PolicyParams(proficiency_cost_s=100.0)
+    assert pol.admitted(s, water, 0)[0] == 0
+    assert pol.admitted(s, water, 6)[0] == 1
+    # Accepting more never lengthens the expected wait, and the further back, the wider.
+    widths = [pol.admitted(s, water, k) for k in range(12)]
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(widths))
+    for k in range(12):
+        assert widths[k][1] <= pol.wait_in(s, "water", window_for(0), k) + 1e-9
+
+
+def test_max_skill_penalty_bounds_every_window_and_parks_beyond_it() -> None:
+    water = QueueView("water", members("p", 4, busy=4) + members("h", 2, busy=0, skill=1)
+                      + members("g", 2, busy=0, skill=2), waiting(8, max_penalty=window_for(0)))
+    s = snap([water])
+    pol = RoutingPolicy(PolicyParams(max_skill_penalty=1, proficiency_cost_s=1.0))
+    d = pol.choose_group(Caller("c", "water", ("water",)), s)
+    assert d.max_penalty == window_for(1)
+    mv = pol.reconsider(Caller("w7", "water", ("water",), queue="water"), s)
+    assert mv is not None and mv.decision.max_penalty == window_for(1)
+    parked = {(c.agent, c.penalty) for c in pol.member_penalties(s)}
+    assert {("g0", PARKED + 4), ("g1", PARKED + 4)} <= parked
+
+
+def _random_snapshot(rng: random.Random) -> tuple[Snapshot, list[str]]:
+    """A few queues; agents with a home queue (skill 0) and maybe helper skills elsewhere."""
+    names = [f"q{i}" for i in range(rng.randint(1, 4))]
+    mem: dict[str, list[Member]] = {q: [] for q in names}
+    home: dict[str, tuple[str, ...]] = {}
+    for a in range(rng.randint(1, 12)):
+        agent = f"a{a}"
+        own = rng.choice(names)
+        busy = rng.random() < 0.7
+        home[agent] = (own,)
+        mem[own].append(Member(agent, rng.choice([0, 1]), 0, busy))
+        for q in names:
+            if q != own and rng.random() < 0.4:
+                skill = rng.randint(1, 4)
+                pen = 2 * skill + 1 + (PARKED if rng.random() < 0.5 else 0)
+                mem[q].append(Member(agent, pen, skill, busy))
+    queues = [QueueView(q, tuple(mem[q]),
+                        tuple(Waiting(f"{q}-w{i}", float(i), rng.choice([0, 0, 0, 10]),
+                                      window_for(rng.randint(0, 2)))
+                              for i in range(rng.randint(0, 6))))
+              for q in names]
+    st = StatsView({}, {q: rng.uniform(0.0, 0.1) for q in names}, rng.choice([0.0, 1 / 150]),
+                   AHT)
+    return snap(queues, home, st), names
+
+
+def test_policy_invariants_on_random_states() -> None:
+    """Whatever the state: a caller goes only to a queue able to take its topic, with a
+    window no wider than max_skill_penalty; a waiting caller's window only ever widens in
+    place; primary memberships are never touched and helper ones only parked or opened."""
+    rng = random.Random(5)
+    for _ in range(300):
+        s, names = _random_snapshot(rng)
+        pol = RoutingPolicy(PolicyParams(max_skill_penalty=rng.randint(0, 3),
+                                         proficiency_cost_s=rng.choice([0.0, 10.0, 60.0])))
+        able = tuple(rng.sample(names, rng.randint(1, len(names))))
+        d = pol.choose_group(Caller("c", "t", able), s)
+        assert d.queue in able
+        assert d.max_penalty <= window_for(pol.params.max_skill_penalty)
+        assert d.expected_wait_s >= 0.0
+        for qv in s.queues.values():
+            for w in qv.waiting:
+                c = Caller(w.caller_id, "t", (qv.name, *[q for q in able if q != qv.name]),
+                           queue=qv.name)
+                mv = pol.reconsider(c, s)
+                if mv is None:
+                    continue
+                assert mv.decision.queue in c.queues and mv.saving_s > pol.params.margin_s
+                assert mv.decision.max_penalty <= window_for(pol.params.max_skill_penalty)
+                if mv.decision.queue == qv.name:
+                    assert mv.decision.max_penalty > w.max_penalty
+        for ch in pol.member_penalties(s):
+            m = next(m for m in s.queues[ch.queue].members if m.agent == ch.agent)
+            assert m.skill > 0 and skill_of(ch.penalty) == skill_of(m.penalty)
+            assert ch.penalty in (2 * m.skill + 1, PARKED + 2 * m.skill + 1)
