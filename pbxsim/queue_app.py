@@ -128,7 +128,9 @@ class _QueueCall:
         log.info("%s abandoned queue %s after %d s", chan.name, self.q.name, hold)
         return -1
 
-    def _exit(self, status: str) -> int:
+    def _leave_queue(self) -> int:
+        """What every way out of the queue does: music stops, the wait is recorded, the
+        caller leaves (QueueCallerLeave). Returns the hold time in seconds."""
         core, chan = self.core, self.chan
         hold = self._hold()
         core.emit("MusicOnHoldStop", "call", chan)
@@ -136,6 +138,11 @@ class _QueueCall:
         set_variable(core, chan, "QUEUEWAIT_MS", str(hold * 1000))
         pos = self._leave()
         set_variable(core, chan, "QUEUEPOSITION", str(pos))
+        return hold
+
+    def _exit(self, status: str) -> int:
+        core, chan = self.core, self.chan
+        hold = self._leave_queue()
         set_variable(core, chan, "QUEUESTATUS", status)
         notify_far(chan, Notice("queue_leave", queue=self.q.name, reason=status.lower()))
         log.info("%s leaves queue %s: %s after %d s", chan.name, self.q.name, status, hold)
@@ -162,13 +169,8 @@ class _QueueCall:
         """app_queue's valid_exit: the caller leaves (QueueCallerLeave, no QUEUESTATUS) and
         the channel's location becomes ``digit@context`` (priority 1 next, as
         ast_goto_if_exists leaves it for a channel in the PBX)."""
-        core, chan = self.core, self.chan
-        hold = self._hold()
-        core.emit("MusicOnHoldStop", "call", chan)
-        set_variable(core, chan, "QUEUEWAIT", str(hold))
-        set_variable(core, chan, "QUEUEWAIT_MS", str(hold * 1000))
-        pos = self._leave()
-        set_variable(core, chan, "QUEUEPOSITION", str(pos))
+        chan = self.chan
+        hold = self._leave_queue()
         chan.context, chan.exten, chan.priority = context, digit, 0
         notify_far(chan, Notice("queue_leave", queue=self.q.name, reason="exitwithkey"))
         log.info("%s leaves queue %s with key %s after %d s", chan.name, self.q.name, digit,

@@ -5,6 +5,8 @@ pbxsim runs the generated extensions.conf and queues.conf (see ``tests.menu_harn
 callers are scripted ``CitizenScript``s; the menus are the shipped ones (Seoul 120, ``ko-KR``,
 the default menu; 12345, ``zh-CN``)."""
 
+# ruff: noqa: F811  (pytest fixtures are imported by name)
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +14,6 @@ import os
 import subprocess
 import sys
 import wave
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,9 +25,9 @@ from cases.schemas import CallStart
 from ivr.menus.model import EmergencyConfig
 from pbxsim import CitizenScript
 from speech.engine import SpeechEngine
-from speech.synth import synthesize
 from tests.cases_fixtures import DEPARTMENTS
 from tests.menu_harness import MenuRig, menu_config, menu_rig
+from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
 
 SEOUL = "120"          # the ko-KR menu's number
 
@@ -258,25 +259,6 @@ dial = "Local/{{number}}@citizens"
 
 
 # ---- after hours: a message, transcribed into the case ----------------------------------
-@pytest.fixture(scope="module")
-def engine() -> Iterator[SpeechEngine]:
-    e = SpeechEngine()
-    e.load_sync()
-    e.load_sync(fast=True)
-    yield e
-    e.close()
-
-
-def _wav(text: str, path: Path) -> Path:
-    pcm = bytes(2400) + synthesize(text, "ko-KR") + bytes(16000)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm)
-    return path
-
-
 async def test_after_hours_message_becomes_a_case_with_its_transcript(
         tmp_path: Path, engine: SpeechEngine) -> None:
     cfg = menu_config(tmp_path, speech=True, messages_dir=str(tmp_path / "messages"))
@@ -287,7 +269,7 @@ async def test_after_hours_message_becomes_a_case_with_its_transcript(
         "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
     async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
         call = await r.sim.place_call(caller([("1", 0.3)],
-                                             speech_wav=_wav("하수도", tmp_path / "m.wav")))
+                                             speech_wav=wav_of("하수도", tmp_path / "m.wav")))
         outcome = await asyncio.wait_for(call.done, 60)
         await r.settle()
         assert outcome.speech_sessions == 1 and outcome.answered_by is None

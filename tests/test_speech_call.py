@@ -1,11 +1,11 @@
 """Speech through the whole call path: espeak-ng Korean spoken by a pbxsim citizen over
 AudioSocket into the service's Vosk, topic into the case, the caller queued accordingly."""
 
+# ruff: noqa: F811  (pytest fixtures are imported by name)
+
 from __future__ import annotations
 
 import asyncio
-import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ from ivr.config import load_config
 from pbxsim import CitizenScript
 from routing.topics import TopicCatalogue
 from speech.engine import SpeechEngine
-from speech.synth import synthesize
 from tests.callpath_fixtures import rig
+from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
 
 # A short answer per topic, as the greeting asks for one ("say water, heating, ..."). These
 # are espeak-ng's Korean voice, which the model hears reliably only for some words (see
@@ -27,25 +27,6 @@ PHRASES = {
     "transport": "마을버스 문의",
     "social_security": "보험 문의",
 }
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[SpeechEngine]:
-    e = SpeechEngine()
-    e.load_sync()
-    e.load_sync(fast=True)
-    yield e
-    e.close()
-
-
-def wav_of(text: str, path: Path) -> Path:
-    pcm = bytes(2400) + synthesize(text, "ko-KR") + bytes(16000)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm)
-    return path
 
 
 async def test_every_ko_topic_is_recognised_and_routed(tmp_path: Path,
