@@ -195,11 +195,20 @@ class CallSession:
                 t.cancel()
             raise
         except Exception:
-            log.exception("call %s: unexpected error; the caller stays with Asterisk",
-                          info.uniqueid)
+            log.exception("call %s: unexpected error; handing the caller to the dialplan's "
+                          "default queue", info.uniqueid)
+            await self._release()
         finally:
             if not handed_back:
                 self._finish()
+
+    async def _release(self) -> None:
+        """End async AGI without hanging up: the generated dialplan then queues the caller to
+        the default group (its fallback after AGI), so a bug here never strands a citizen."""
+        try:
+            await self.agi.command("ASYNCAGI BREAK")
+        except Exception as e:  # noqa: BLE001 - the caller may be gone; nothing more to do
+            log.warning("call %s: could not release the channel (%s)", self.info.uniqueid, e)
 
     async def _set_variables(self, variables: dict[str, str]) -> None:
         # Sent back to back: Asterisk runs a channel's AGI commands in order, so Queue (sent

@@ -137,3 +137,28 @@ async def test_fresh_heartbeat_hands_calls_to_the_service_stale_goes_to_the_queu
         assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "stale"
         assert r.service.calls.started == 1
         await r.watcher.action("Hangup", Channel=channel)
+
+
+async def test_a_bug_in_the_call_script_releases_the_caller_to_the_default_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever breaks inside a session, the citizen is not left in silence: the session ends
+    async AGI and the generated dialplan queues the caller to the default group."""
+    from ivr.session import CallSession
+
+    async def broken(self: CallSession) -> object:
+        raise RuntimeError("a bug in the menu walk")
+
+    # Fault injection: a bug of ours, not a stand-in for a real part.
+    monkeypatch.setattr(CallSession, "_walk_menu", broken)
+    async with rig(tmp_path) as r:
+        channel = await r.call()
+        await r.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
+        joined = await r.joined(channel)
+        assert get(joined, "Queue") == default_queue(r.config)
+        assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "agi-SUCCESS"
+        async with asyncio.timeout(10):
+            while r.service.calls.sessions:
+                await asyncio.sleep(0.05)
+        await r.service.recorder.drain()
+        assert await r.service.store.count() == 1     # the call still has its case
+        await r.watcher.action("Hangup", Channel=channel)
