@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cases import CaseIntake, CaseStatus, CaseStore, CaseStoreUnavailable, CaseType, CaseView
 from cases.lifecycle import FINAL_STATES, OPEN_STATES
+from console.openapi import add_openapi_route
 
 if TYPE_CHECKING:
     from ivr.config import HotlineConfig
@@ -319,7 +320,11 @@ async def _submitted(request: web.Request) -> dict[str, str]:
             raise Open311Error(400, "the JSON body must be an object")
         fields.update({k: "" if v is None else str(v) for k, v in body.items()})
     else:
-        post = await request.post()
+        try:
+            post = await request.post()
+        except (ValueError, UnicodeDecodeError) as e:
+            # e.g. multipart/form-data without a boundary: the client's fault, not ours.
+            raise Open311Error(400, f"the form body cannot be read: {e}") from None
         fields.update({k: v for k, v in post.items() if isinstance(v, str)})
     return fields
 
@@ -363,12 +368,16 @@ def add_open311_routes(
             return Open311Error(503, "the case store is unavailable; try again later").response()
         except web.HTTPNotFound:
             return Open311Error(404, f"no such resource: {request.path}").response()
-        except web.HTTPMethodNotAllowed:
-            return Open311Error(405, f"{request.method} not allowed on {request.path}"
-                                ).response()
+        except web.HTTPMethodNotAllowed as e:
+            response = Open311Error(405, f"{request.method} not allowed on {request.path}"
+                                    ).response()
+            # RFC 9110: a 405 says which methods the resource has.
+            response.headers["Allow"] = ", ".join(sorted(e.allowed_methods))
+            return response
 
     app.middlewares.append(errors)
     app.router.add_get(f"{base}/services.json", api.services_json)
     app.router.add_get(f"{base}/requests.json", api.list_requests)
     app.router.add_post(f"{base}/requests.json", api.post_request)
     app.router.add_get(base + "/requests/{id}.json", api.get_request)
+    add_openapi_route(app, base)
