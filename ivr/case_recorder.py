@@ -29,20 +29,18 @@ from ivr.case_journal import CaseJournal, CaseWrite
 log = logging.getLogger("hotline.cases")
 
 
-class OpenableStore(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def open_call_case(self, call: CallStart) -> CaseView: ...
-    async def update_call_case(self, node: str, call_id: str, **changes: Any) -> CaseView: ...
-    async def finish_call(self, node: str, call_id: str, outcome: str, ended_at: datetime,
-                          wait_s: float | None = None, talk_s: float | None = None) -> CaseView: ...
-
-
 class CaseStoreLike(Protocol):
     async def open_call_case(self, call: CallStart) -> CaseView: ...
     async def update_call_case(self, node: str, call_id: str, **changes: Any) -> CaseView: ...
     async def finish_call(self, node: str, call_id: str, outcome: str, ended_at: datetime,
                           wait_s: float | None = None, talk_s: float | None = None) -> CaseView: ...
+
+
+class OpenableStore(CaseStoreLike, Protocol):
+    """A store the recorder makes, opens and closes itself (on its writer thread)."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 class _Shard:
@@ -133,6 +131,7 @@ class CaseRecorder:
         self.store = store
         self._factory = store_factory
         self._writer_store: CaseStoreLike | None = store
+        self._owned: OpenableStore | None = None     # made by store_factory: closed by us
         self.journal = journal
         # Per worker: new cases first (a caller's routing waits on them), then the rest.
         self._queues: list[_Shard] = [_Shard() for _ in range(workers)]
@@ -197,7 +196,7 @@ class CaseRecorder:
                 log.warning("case writer: store unavailable (%s); retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        self._writer_store = store
+        self._writer_store = self._owned = store
         self._start_workers()
 
     def _start_workers(self) -> None:
@@ -256,11 +255,10 @@ class CaseRecorder:
     async def _shutdown(self) -> None:
         # On the writer loop: its store is closed where it was opened.
         await self._cancel_workers()
-        if self._factory is not None and self._writer_store is not None:
-            close = getattr(self._writer_store, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+        if self._owned is not None:
+            with contextlib.suppress(Exception):
+                await self._owned.close()
+            self._owned = None
 
     def _submit(self, cw: CaseWrite, *, urgent: bool = False,
                 then: Callable[[asyncio.Future[Any]], None] | None = None) -> None:

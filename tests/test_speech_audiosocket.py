@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -42,6 +43,8 @@ FRAMES: list[Frame] = [UuidFrame(uuid.UUID(int=0x1234)), AudioFrame(bytes(range(
 def _reference() -> bytes:
     path = reference_dir() / REFERENCE_BIN
     if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference capture not found at {path}", pytrace=False)
         pytest.skip(f"reference capture not found at {path}")
     return path.read_bytes()
 
