@@ -185,15 +185,16 @@ class CaseRecorder:
 
     async def _open_store(self) -> None:
         assert self._factory is not None
-        store = self._factory()
         delay = 0.5
         while True:
             try:
+                store = self._factory()
                 await store.open()
                 break
-            except CaseStoreUnavailable as e:
-                # Writes wait in the journal meanwhile; calls go on.
-                log.warning("case writer: store unavailable (%s); retrying in %.0fs", e, delay)
+            except Exception as e:  # noqa: BLE001 - whatever it is, calls go on
+                # Writes wait in the journal meanwhile; the task must not die with the error.
+                (log.warning if isinstance(e, CaseStoreUnavailable) else log.error)(
+                    "case writer: store cannot be opened (%s); retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self._writer_store = self._owned = store
