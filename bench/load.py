@@ -83,12 +83,13 @@ async def run(calls: int, concurrency: int, speed: float, agents: int,
     service = HotlineService(cfg)
     started: dict[str, float] = {}
     latencies: list[float] = []
-    warm = {"rss": 0.0}
-    warm_after = max(concurrency, calls // 10)
+    warm = {"rss": 0.0, "starts": 0}
+    warm_after = min(calls, max(concurrency, calls // 10))
 
     def on_start(ev: AmiEvent) -> None:
         started[ev.fields.get("channel", "")] = time.perf_counter()
-        if len(started) == warm_after:
+        warm["starts"] += 1
+        if warm["starts"] == warm_after:
             warm["rss"] = rss_mb()
 
     def on_agi(channel: str, command: str) -> None:

@@ -41,21 +41,29 @@ async def run_load(sim: PbxSim, plan: LoadPlan) -> dict[str, object]:
     rng = random.Random(plan.seed)
     gate = asyncio.Semaphore(plan.concurrency)
     outcomes: list[dict[str, object]] = []
+    start = sim.clock.now()
 
     async def one(n: int) -> None:
-        if n < plan.concurrency:
-            # The first wave arrives spread over one call's length, as callers do, rather
-            # than all in the same millisecond; later calls replace ones that end.
-            await sim.clock.sleep(n * plan.talk_s / plan.concurrency)
-        async with gate:
+        try:
             call = await sim.place_call(CitizenScript(
                 caller_num=f"139{n:08d}", keys=[(rng.choice(plan.keys), 0.0)] * 3,
                 patience_s=600.0))
             out = await call.done
             outcomes.append({"uniqueid": call.ivr_uniqueid, "answered": bool(out.answered_by),
                              "queue": out.queue})
+        finally:
+            gate.release()
 
-    await asyncio.gather(*(one(n) for n in range(plan.calls)))
+    # Calls are placed in order by this one loop: the first wave arrives spread over one
+    # call's length, as callers do, and every later call takes the slot of one that ended.
+    # Taking the gate in each call's own task would let later calls, which have no ramp
+    # to wait for, take every slot at once: waves of `concurrency` simultaneous arrivals.
+    async with asyncio.TaskGroup() as calls:
+        for n in range(plan.calls):
+            if n < plan.concurrency:
+                await sim.clock.sleep_until(start + n * plan.talk_s / plan.concurrency)
+            await gate.acquire()
+            calls.create_task(one(n), name=f"load-call-{n}")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"calls": len(outcomes), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "answered": sum(1 for o in outcomes if o["answered"]),

@@ -1,0 +1,62 @@
+"""pbxsim's load generator (used by ``bench.load``) offers the load the benchmark describes:
+never more than ``concurrency`` calls at once, the first wave spread over one call's length,
+and each later call placed only when one ends, so no burst of simultaneous arrivals."""
+
+from __future__ import annotations
+
+import pytest
+
+from pbxsim import PbxSim, SimConfig
+from pbxsim.load import LoadPlan, run_load
+
+# Every call holds the line for 2 simulated seconds, then hangs up: no service needed.
+HOLD_DIALPLAN = """\
+[general]
+static=yes
+[ivr]
+exten => s,1,Answer()
+ same => n,Wait(2)
+ same => n,Hangup()
+"""
+
+
+@pytest.mark.asyncio
+async def test_load_generator_spreads_the_first_wave_and_bounds_concurrency() -> None:
+    sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=20.0, dialplan=HOLD_DIALPLAN))
+    await sim.start()
+    placed: list[float] = []
+    ended: list[float] = []
+    in_flight = {"now": 0, "max": 0}
+    place = sim.place_call
+
+    async def observed_place_call(script):  # type: ignore[no-untyped-def]
+        placed.append(sim.clock.elapsed())
+        in_flight["now"] += 1
+        in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        handle = await place(script)
+
+        def on_done(_: object) -> None:
+            in_flight["now"] -= 1
+            ended.append(sim.clock.elapsed())
+        handle.done.add_done_callback(on_done)
+        return handle
+
+    sim.place_call = observed_place_call  # type: ignore[method-assign]
+    try:
+        plan = LoadPlan(calls=12, concurrency=4, agents=0, queues=("water",), keys=("1",),
+                        talk_s=2.0)
+        result = await run_load(sim, plan)
+    finally:
+        await sim.stop()
+
+    assert result["calls"] == 12 and len(placed) == 12
+    assert in_flight["max"] <= 4
+    # First wave: one arrival every talk_s / concurrency = 0.5 simulated seconds.
+    first = [t - placed[0] for t in placed[:4]]
+    assert first == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=0.2)
+    # Later calls replace ended ones one by one: arrivals stay spread, never a wave.
+    gaps = [b - a for a, b in zip(placed[4:], placed[5:], strict=False)]
+    assert min(gaps) > 0.2, f"calls arrived in a burst: {placed}"
+    ended.sort()
+    for n, t in enumerate(placed[4:]):
+        assert t >= ended[n] - 0.05, f"call {n + 4} placed before a slot was free"
