@@ -53,7 +53,7 @@ def queues_conf(cfg: HotlineConfig) -> str:
 
 
 async def run(calls: int, concurrency: int, speed: float, agents: int,
-              talk_s: float) -> dict[str, object]:
+              talk_s: float, first_wave_s: float | None = None) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="hotline-load-"))
     base = load_config(env={})
     qfile = work / "queues.conf"
@@ -70,6 +70,7 @@ async def run(calls: int, concurrency: int, speed: float, agents: int,
         "--concurrency", str(concurrency), "--agents", str(agents),
         "--agent-queues", ",".join(topic_queues), "--keys", ",".join(k for k in keys if k),
         "--talk-s", str(talk_s), "--start-after-login",
+        *(("--first-wave-s", str(first_wave_s)) if first_wave_s is not None else ()),
         stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).resolve().parent.parent))
     await asyncio.sleep(1.0)   # let it bind
     cfg = base.model_copy(update={
@@ -130,7 +131,8 @@ async def run(calls: int, concurrency: int, speed: float, agents: int,
             # delay in answering AGI commands is part of routing_*_ms.
             "pbxsim_cpu_share": round(result.get("cpu_s", 0.0) / duration, 2),
             "case_writes_merged": service.recorder.merged,
-            "concurrency": concurrency, "speed": speed, "talk_s": talk_s}
+            "concurrency": concurrency, "speed": speed, "talk_s": talk_s,
+            "first_wave_s": talk_s if first_wave_s is None else first_wave_s}
 
 
 def main() -> None:
@@ -142,11 +144,15 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=0, help="default: 90%% of concurrency")
     p.add_argument("--talk-s", type=float, default=180.0,
                    help="simulated talk time per answered call (a 12345 call: ~3 min)")
+    p.add_argument("--first-wave-s", type=float, default=None,
+                   help="simulated seconds over which the first CONCURRENCY calls arrive "
+                        "(default: one talk time, a steady hotline; 0: all at once, a surge)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = asyncio.run(run(args.calls, args.concurrency, args.speed,
-                          args.agents or max(1, int(args.concurrency * 0.9)), args.talk_s))
+                          args.agents or max(1, int(args.concurrency * 0.9)), args.talk_s,
+                          args.first_wave_s))
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
 
 

@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="comma-separated queues the agents join")
     load.add_argument("--keys", default="1,2,3", help="comma-separated greeting keys")
     load.add_argument("--talk-s", type=float, default=20.0)
+    load.add_argument("--first-wave-s", type=float, default=None,
+                      help="simulated seconds over which the first wave arrives "
+                           "(default: one talk time; 0: all at once)")
     load.add_argument("--start-after-login", action="store_true",
                       help="wait for an AMI client to log in before calling")
     return p.parse_args(argv)
@@ -56,7 +59,7 @@ async def run(args: argparse.Namespace) -> None:
         if args.calls > 0:
             plan = LoadPlan(args.calls, args.concurrency, args.agents,
                             tuple(args.agent_queues.split(",")), tuple(args.keys.split(",")),
-                            args.talk_s)
+                            args.talk_s, first_wave_s=args.first_wave_s)
             await staff(sim, plan)
             if args.start_after_login:
                 while sim.login_attempts == 0 and not stop.is_set():

@@ -25,6 +25,9 @@ class LoadPlan:
     keys: tuple[str, ...]          # a citizen presses one of these at the greeting
     talk_s: float = 20.0
     seed: int = 1
+    # Simulated seconds over which the first `concurrency` calls arrive (None: one call's
+    # length, a steady hotline; 0: all at once, a surge after a city-wide outage).
+    first_wave_s: float | None = None
 
 
 async def staff(sim: PbxSim, plan: LoadPlan) -> None:
@@ -42,6 +45,7 @@ async def run_load(sim: PbxSim, plan: LoadPlan) -> dict[str, object]:
     gate = asyncio.Semaphore(plan.concurrency)
     outcomes: list[dict[str, object]] = []
     start = sim.clock.now()
+    wave_s = plan.talk_s if plan.first_wave_s is None else plan.first_wave_s
 
     async def one(n: int) -> None:
         try:
@@ -60,8 +64,8 @@ async def run_load(sim: PbxSim, plan: LoadPlan) -> dict[str, object]:
     # to wait for, take every slot at once: waves of `concurrency` simultaneous arrivals.
     async with asyncio.TaskGroup() as calls:
         for n in range(plan.calls):
-            if n < plan.concurrency:
-                await sim.clock.sleep_until(start + n * plan.talk_s / plan.concurrency)
+            if n < plan.concurrency and wave_s > 0:
+                await sim.clock.sleep_until(start + n * wave_s / plan.concurrency)
             await gate.acquire()
             calls.create_task(one(n), name=f"load-call-{n}")
     usage = resource.getrusage(resource.RUSAGE_SELF)

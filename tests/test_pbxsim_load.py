@@ -60,3 +60,24 @@ async def test_load_generator_spreads_the_first_wave_and_bounds_concurrency() ->
     ended.sort()
     for n, t in enumerate(placed[4:]):
         assert t >= ended[n] - 0.05, f"call {n + 4} placed before a slot was free"
+
+
+@pytest.mark.asyncio
+async def test_a_surge_places_the_whole_first_wave_at_once() -> None:
+    sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=20.0, dialplan=HOLD_DIALPLAN))
+    await sim.start()
+    placed: list[float] = []
+    place = sim.place_call
+
+    async def observed_place_call(script):  # type: ignore[no-untyped-def]
+        placed.append(sim.clock.elapsed())
+        return await place(script)
+
+    sim.place_call = observed_place_call  # type: ignore[method-assign]
+    try:
+        await run_load(sim, LoadPlan(calls=6, concurrency=3, agents=0, queues=("water",),
+                                     keys=("1",), talk_s=2.0, first_wave_s=0.0))
+    finally:
+        await sim.stop()
+    assert placed[2] - placed[0] < 0.1          # the first three together
+    assert placed[3] - placed[0] > 1.5          # the fourth only once one has ended
