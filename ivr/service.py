@@ -17,6 +17,7 @@ from ivr.config import HotlineConfig
 from ivr.menus.survey import SurveyDialer
 from ivr.node import AsteriskNode
 from ivr.speech_input import SpeechInput
+from ivr.survey_scheduler import SurveyScheduler
 from speech.audiosocket_server import AudioSocketServer
 from speech.engine import SpeechEngine, SpeechUnavailable
 from routing.topics import TopicCatalogue
@@ -56,6 +57,10 @@ class HotlineService:
         # the first node.
         self.surveys = SurveyDialer(self.link, self.store, config.ivr.survey,
                                     config.ivr.menu_for)
+        self.survey_scheduler = (SurveyScheduler(
+            self.store, self.surveys, config.ivr.survey,
+            config.ivr.timezone or config.service.timezone)
+            if config.ivr.survey.auto else None)
         self._store_opener: asyncio.Task[None] | None = None
 
     def node(self, name: str) -> AsteriskNode:
@@ -77,6 +82,8 @@ class HotlineService:
         await self._start_speech()
         for node in self.nodes:
             node.start()
+        if self.survey_scheduler is not None:
+            self.survey_scheduler.start()
         log.info("hotline started: node(s) %s, cases in %s",
                  ", ".join(repr(n.name) for n in self.nodes),
                  _safe_url(self.config.database.url))
@@ -128,6 +135,8 @@ class HotlineService:
         if self._store_opener is not None:
             self._store_opener.cancel()
             await asyncio.gather(self._store_opener, return_exceptions=True)
+        if self.survey_scheduler is not None:
+            await self.survey_scheduler.stop()
         for node in self.nodes:
             await node.stop()
         if self.audiosocket is not None:

@@ -237,3 +237,15 @@ class SurveyCallConfig(_Strict):
     caller_id: str = "12345"
     ring_timeout_s: int = Field(default=45, ge=5, le=300)
     menu: str = ""                         # "": the menu of the case's called number
+    # The service places the survey of every replied case by itself (``ivr.survey_scheduler``):
+    # ``after_s`` after the reply, within ``hours`` (the centre's time zone), at most
+    # ``per_check`` calls every ``check_s``; a citizen not reached is called again after
+    # ``retry_s``, ``attempts`` times in all, then the case is closed without the callback
+    # (with the reason, for supervision). Off by default: a centre decides to dial citizens.
+    auto: bool = False
+    after_s: int = Field(default=3600, ge=0)
+    hours: list[HoursRange] = Field(default_factory=lambda: ["mon-sun 09:00-20:00"])
+    attempts: int = Field(default=3, ge=1, le=10)
+    retry_s: int = Field(default=7200, ge=60)
+    check_s: float = Field(default=60.0, gt=0)
+    per_check: int = Field(default=10, ge=1, le=1000)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
 from ivr.ami.link import AmiLink
@@ -90,6 +91,18 @@ async def apply_score(store: SurveyStore, number: str, score: int) -> str:
     return f"score {score} not stored: case is {status}"
 
 
+class Placed(Enum):
+    """What became of a survey call; true only when it was placed."""
+
+    PLACED = "placed"
+    NO_CASE = "no such case"
+    WITHHELD = "the caller's number is withheld"
+    REFUSED = "Originate refused"
+
+    def __bool__(self) -> bool:
+        return self is Placed.PLACED
+
+
 class SurveyDialer:
     """Places survey calls. Built by the composition root with the AMI link and the store."""
 
@@ -100,19 +113,24 @@ class SurveyDialer:
         self._cfg = cfg
         self._menu_for = menu_for
 
-    async def call(self, number: str) -> bool:
-        """Originate the survey call of case ``number``; False when it cannot be placed
+    @property
+    def ready(self) -> bool:
+        """The AMI link is up: a call placed now would not fail for want of it."""
+        return self._link.is_up
+
+    async def call(self, number: str) -> Placed:
+        """Originate the survey call of case ``number``; false when it cannot be placed
         (no such case, caller number withheld, Originate refused). The call's answer and
         the score arrive later, on the survey call's session."""
         case = await self._store.get(number)
         if case is None:
             log.warning("survey of case %s: no such case", number)
-            return False
+            return Placed.NO_CASE
         plain = await self._store.reveal_number(number, actor=ACTOR,
                                                 reason="回访 callback survey call")
         if not plain:
             log.info("survey of case %s: the caller's number is withheld", number)
-            return False
+            return Placed.WITHHELD
         cfg = self._cfg
         menu = cfg.menu or self._menu_for(case.dnid or "")
         fields: dict[str, str | list[str]] = {
@@ -124,6 +142,6 @@ class SurveyDialer:
         res = await self._link.action("Originate", fields, check=False)
         if not res.success:
             log.warning("survey of case %s: Originate refused: %s", number, res.message)
-            return False
+            return Placed.REFUSED
         log.info("survey of case %s: calling the citizen (menu %s)", number, menu)
-        return True
+        return Placed.PLACED

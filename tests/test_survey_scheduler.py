@@ -1,0 +1,136 @@
+"""The service places the 回访 survey of replied cases by itself: due cases are called through
+pbxsim and the answered survey records the score; a citizen not reached is called again after
+the retry time and, after the last attempt, the case is closed with the reason; a withheld
+number closes it at once; nothing is called outside the calling hours."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cases import Action
+from cases.schemas import CallStart
+from ivr.config import HotlineConfig
+from ivr.survey_scheduler import SurveyScheduler
+from pbxsim import CitizenScript
+from tests.cases_fixtures import DEPARTMENTS
+from tests.menu_harness import MenuRig, menu_config, menu_rig
+
+SEOUL = "120"
+
+
+def _config(tmp_path: Path, **survey: object) -> HotlineConfig:
+    cfg = menu_config(tmp_path)
+    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
+        "survey": cfg.ivr.survey.model_copy(update={
+            "dial": "Local/{number}@citizens", "after_s": 600, "retry_s": 3600, "attempts": 2,
+            "hours": ["mon-sun 00:00-24:00"], **survey})})})
+
+
+async def _replied_case(r: MenuRig, call_id: str, caller: str | None) -> str:
+    store = r.service.store
+    await store.load_departments(DEPARTMENTS)
+    case = await store.open_call_case(CallStart(call_id=call_id, caller_number=caller,
+                                                dnid=SEOUL, locale="ko-KR"))
+    for action, kw in ((Action.DISPATCH, {"department": "310101"}), (Action.START, {}),
+                       (Action.REPLY, {"reason": "pipe repaired"})):
+        await store.transition(case.number, action, actor="agent-1", **kw)
+    return case.number
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _scheduler(r: MenuRig, clock: _Clock) -> SurveyScheduler:
+    cfg = r.config
+    return SurveyScheduler(r.service.store, r.service.surveys, cfg.ivr.survey,
+                           cfg.ivr.timezone or cfg.service.timezone, now=clock)
+
+
+async def test_a_due_case_is_called_and_the_score_recorded(tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+        number = await _replied_case(r, "handled-call", "13900002222")
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        assert await scheduler.check() == []             # replied just now: not due yet
+        answered = r.sim.expect_call("13900002222", "citizens",
+                                     CitizenScript(keys=[("4", 0.3)]))
+        clock.now += timedelta(seconds=601)
+        assert await scheduler.check() == [number]
+        handle = await asyncio.wait_for(answered, 10)
+        await asyncio.wait_for(handle.done, 30)
+        await r.settle()
+        case = await r.service.store.get(number)
+        assert case is not None and str(case.status) == "revisited" and case.satisfaction == 4
+        clock.now += timedelta(days=1)
+        assert await scheduler.check() == []             # surveyed: never called again
+
+
+async def test_a_citizen_not_reached_is_called_again_then_the_case_closed(
+        tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+        # Nobody answers Local/13900003333@citizens: the call fails, the case stays replied.
+        number = await _replied_case(r, "unreached-call", "13900003333")
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        clock.now += timedelta(seconds=601)
+        assert await scheduler.check() == [number]
+        assert await scheduler.check() == []             # the retry time has not passed
+        clock.now += timedelta(seconds=3601)
+        assert await scheduler.check() == [number]       # second and last attempt
+        case = await r.service.store.get(number)
+        assert case is not None and str(case.status) == "replied"
+        clock.now += timedelta(seconds=3601)
+        assert await scheduler.check() == []
+        case = await r.service.store.get(number)
+        assert case is not None and str(case.status) == "closed"
+        closing = [e for e in await r.service.store.timeline(number) if "not reached" in str(
+            e.detail)]
+        assert closing and closing[-1].actor == "ivr-survey"
+
+
+async def test_a_withheld_number_closes_the_case_with_the_reason(tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path, after_s=0)) as r:
+        number = await _replied_case(r, "withheld-call", None)
+        assert await _scheduler(r, _Clock()).check() == []
+        case = await r.service.store.get(number)
+        assert case is not None and str(case.status) == "closed"
+        assert any("withheld" in str(e.detail) for e in await r.service.store.timeline(number))
+
+
+async def test_nothing_is_called_outside_the_calling_hours(tmp_path: Path) -> None:
+    # A one-minute window two hours from now, in UTC.
+    start = datetime.now(UTC) + timedelta(hours=2)
+    if start.hour == 23 and start.minute == 59:
+        pytest.skip("the window would wrap past midnight")
+    window = f"mon-sun {start:%H:%M}-{start + timedelta(minutes=1):%H:%M}"
+    cfg = _config(tmp_path, after_s=0, hours=[window])
+    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"timezone": "UTC"})})
+    async with menu_rig(tmp_path, cfg) as r:
+        number = await _replied_case(r, "night-call", "13900004444")
+        clock = _Clock()                                  # due now, but outside the hours
+        assert await _scheduler(r, clock).check() == []
+        assert await r.service.store.audit_log(case_number=number, actor="ivr-survey") == []
+        clock.now = start.replace(second=30)
+        assert await _scheduler(r, clock).check() == [number]
+
+
+async def test_the_service_runs_the_scheduler_when_auto_is_on(tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path, auto=True, after_s=0, check_s=0.2)) as r:
+        assert r.service.survey_scheduler is not None
+        number = await _replied_case(r, "auto-call", "13900005555")
+        answered = r.sim.expect_call("13900005555", "citizens",
+                                     CitizenScript(keys=[("5", 0.3)]))
+        handle = await asyncio.wait_for(answered, 10)
+        await asyncio.wait_for(handle.done, 30)
+        await r.settle()
+        case = await r.service.store.get(number)
+        assert case is not None and str(case.status) == "revisited" and case.satisfaction == 5
