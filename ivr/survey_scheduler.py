@@ -70,7 +70,7 @@ class SurveyScheduler:
         while True:
             try:
                 await self.check()
-            except Exception as e:     # the store down, the link down: try at the next look
+            except Exception as e:  # noqa: BLE001 - store or link down: try at the next look
                 log.warning("survey calls: this look failed (%s); next in %.0f s", e,
                             self._cfg.check_s)
             await asyncio.sleep(self._cfg.check_s)
