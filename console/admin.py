@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from typing import Any, Literal
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from console.board import board_snapshot
 from console.context import CONSOLE, Console
 from console.operator import PAUSE_REASONS, _json
 from console.security import require_origin, session_of
-from ivr.ami.errors import AmiError
+from ivr.ami.errors import AmiActionError, AmiError
 
 log = logging.getLogger("hotline.web.admin")
 
@@ -35,6 +36,11 @@ class MemberChange(BaseModel):
     member: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.@/:-]*$")
     penalty: int = Field(default=0, ge=0, le=10000)
     reason: str = Field(default="", max_length=64)
+
+
+class ApplyProposal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0)
 
 
 def groups(console: Console) -> list[tuple[str, str]]:
@@ -115,12 +121,15 @@ async def change_member(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"{ch.queue} is not the queue of a configured group")
     if ch.op == "pause" and ch.reason and ch.reason not in (*PAUSE_REASONS, "supervisor"):
         raise web.HTTPBadRequest(text=f"reason must be one of {', '.join(PAUSE_REASONS)}")
-    result = await apply_member_change(console, f"web:{s.user.name}", ch)
-    return web.json_response(result, status=200 if result["ok"] else 502)
+    status, result = await apply_member_change(console, f"web:{s.user.name}", ch)
+    return web.json_response(result, status=status)
 
 
 async def apply_member_change(console: Console, actor: str, ch: MemberChange, *,
-                              why: str = "") -> dict[str, Any]:
+                              why: str = "") -> tuple[int, dict[str, Any]]:
+    """The HTTP status and the answer: 200, 409 when Asterisk refused the change (it does
+    not fit the queue: a member already there, or not there), 502 when Asterisk could not
+    be asked (the link is down, no reply)."""
     action, fields = _ami_action(ch)
     detail: dict[str, Any] = {"ami": action, **ch.model_dump(exclude={"op"})}
     if why:
@@ -130,10 +139,13 @@ async def apply_member_change(console: Console, actor: str, ch: MemberChange, *,
     except AmiError as e:
         await console.audit.write(actor, f"member.{ch.op}", ch.interface, detail, ok=False,
                                   error=str(e))
-        return {"ok": False, "error": f"Asterisk refused {action}: {e}"}
+        refused = isinstance(e, AmiActionError)
+        return (409 if refused else 502), {
+            "ok": False, "error": f"Asterisk {'refused' if refused else 'unreachable for'} "
+                                  f"{action}: {e}"}
     # Asterisk confirms with a QueueMember* event: the live state (board and router) follows.
     await console.audit.write(actor, f"member.{ch.op}", ch.interface, detail)
-    return {"ok": True, "action": action}
+    return 200, {"ok": True, "action": action}
 
 
 def _policy(console: Console) -> Any:
@@ -164,7 +176,12 @@ async def set_params(request: web.Request) -> web.Response:
     try:
         if not isinstance(changes, dict):
             raise TypeError("send an object of parameter names and values")
-        new = old.replace(**changes)
+        # JSON's 1e999 and NaN read as inf and nan: no routing weight can be that.
+        for k, v in changes.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{k}: must be a finite number")
+        # Strict: "5" is no number and 0 no boolean (lax pydantic would take both).
+        new = type(old).model_validate({**old.model_dump(), **changes}, strict=True)
     except (ValidationError, ValueError, TypeError) as e:
         await console.audit.write(f"web:{s.user.name}", "routing.params", "policy",
                                   {"requested": _jsonable(changes)}, ok=False,
@@ -181,7 +198,7 @@ async def set_params(request: web.Request) -> web.Response:
 
 def _jsonable(v: Any) -> Any:
     try:
-        json.dumps(v)
+        json.dumps(v, allow_nan=False)   # the audit log stays strict JSON (no Infinity)
         return v
     except (TypeError, ValueError):
         return repr(v)[:200]
@@ -216,23 +233,19 @@ async def advisor_run(request: web.Request) -> web.Response:
 async def advisor_apply(request: web.Request) -> web.Response:
     s = session_of(request, Role.SUPERVISOR)
     console = request.app[CONSOLE]
-    body = await request.json()
+    index = (await _json(request, ApplyProposal)).index
     try:
-        index = int(body.get("index", -1))
-        if index < 0:
-            raise IndexError(index)
         p = console.advisor.take(index)
-    except (IndexError, ValueError, TypeError) as e:
+    except (IndexError, ValueError) as e:
         raise web.HTTPBadRequest(text=f"no such proposal to apply: {e}") from None
     ch = MemberChange(op="add", queue=p["queue"], interface=p["interface"],
                       member=p["member"], penalty=p["member_penalty"])
-    result = await apply_member_change(
+    status, result = await apply_member_change(
         console, f"web:{s.user.name}", ch,
         why=f"skill advisor: ASA {p['asa_before_s']}s -> {p['asa_after_s']}s")
     if result["ok"]:
         console.advisor.mark_applied(index)
-    return web.json_response({**result, "advisor": console.advisor.state()},
-                             status=200 if result["ok"] else 502)
+    return web.json_response({**result, "advisor": console.advisor.state()}, status=status)
 
 
 def add_admin_routes(app: web.Application) -> None:

@@ -1,6 +1,7 @@
 """The web app (aiohttp): login, the operator's screen pops, the supervisor's live board and
 queue controls, a department's cases, ``/metrics``, health, and Open311 GeoReport v2 (the web
-and app channel of the case store, configured by ``[open311]``).
+and app channel of the case store, configured by ``[open311]``). The JSON API under ``/api/``
+is described by the OpenAPI document at ``/api/openapi.json`` (``console.openapi_console``).
 
 Background work (the board pusher) runs in the app's ``cleanup_ctx``; everything the handlers
 share is one ``Console`` on the app (``console.context.CONSOLE``). AMI events reach the console
@@ -28,10 +29,11 @@ from console.context import CONSOLE, Console
 from console.department import add_department_routes
 from console.metrics import setup_metrics
 from console.open311 import add_open311_routes, services_from_config
+from console.openapi_console import add_console_openapi_route
 from console.operator import add_operator_routes
 from console.pages import add_page_routes
 from console.screenpop import PopTracker
-from console.security import security_headers, session_of, sessions_and_csrf
+from console.security import Handler, security_headers, session_of, sessions_and_csrf
 from console.settings import ConsoleSettings
 from console.ws import Hub
 from ivr.ami.events import (
@@ -53,6 +55,24 @@ BOARD_EVENTS = (QueueCallerJoin, QueueCallerLeave, QueueCallerAbandon, AgentEven
                 QueueMemberEvent)
 
 SERVICE: web.AppKey[HotlineService] = web.AppKey("service", HotlineService)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors under ``/api/`` as ``{"error": message}`` (what ``/api/openapi.json`` says
+    and common.js reads), whoever raised them: a handler, the CSRF guard or the router.
+    Pages keep aiohttp's plain-text errors; Open311 has its own format."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        keep = {k: v for k, v in e.headers.items()
+                if k.lower() not in ("content-type", "content-length")}
+        return web.json_response({"error": e.text or e.reason}, status=e.status,
+                                 reason=e.reason, headers=keep)
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -103,13 +123,16 @@ def build_app(service: HotlineService, *, settings: ConsoleSettings | None = Non
         stats=QueueStats(service.config.service.timezone, settings.service_level_s),
         pops=PopTracker(service, hub), audit=AuditLog(settings.audit_log),
         advisor=AdvisorRunner())
-    app = web.Application(middlewares=[security_headers, sessions_and_csrf],
+    # json_errors inside security_headers (its answers get the headers too) and outside
+    # sessions_and_csrf (whose refusals are API errors like any other).
+    app = web.Application(middlewares=[security_headers, json_errors, sessions_and_csrf],
                           client_max_size=256 * 1024)
     app[SERVICE] = service
     app[CONSOLE] = console
     app.router.add_get("/healthz", _health)
     app.router.add_get("/api/calls", _calls)
     app.router.add_get("/api/me", _me)
+    add_console_openapi_route(app)
     add_page_routes(app)
     add_operator_routes(app)
     add_admin_routes(app)

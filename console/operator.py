@@ -21,7 +21,7 @@ from console.auth import Role, Session
 from console.context import CONSOLE
 from console.screenpop import agent_topic, case_json
 from console.security import require_origin, session_of
-from ivr.ami.errors import AmiError
+from ivr.ami.errors import AmiActionError, AmiError
 
 log = logging.getLogger("hotline.web.operator")
 
@@ -50,6 +50,11 @@ class CaseForm(BaseModel):
     expected_version: int | None = None
 
 
+class RevealForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str
+
+
 class PauseForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
     paused: bool
@@ -57,15 +62,18 @@ class PauseForm(BaseModel):
 
 
 async def _json(request: web.Request, model: type[BaseModel]) -> Any:
+    # Strict: a JSON API takes JSON types as they are ("0" is no integer, 0 no boolean);
+    # a missing, empty or malformed body is a 400 like any other bad field.
     try:
-        return model.model_validate(await request.json())
-    except (ValidationError, json.JSONDecodeError, ValueError) as e:
+        return model.model_validate_json(await request.read(), strict=True)
+    except (ValidationError, ValueError) as e:
         raise web.HTTPBadRequest(text=_problem(e)) from None
 
 
 def _problem(e: Exception) -> str:
     if isinstance(e, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        return "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}"
+                         for x in e.errors())
     return str(e)
 
 
@@ -184,8 +192,8 @@ async def reveal(request: web.Request) -> web.Response:
     s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
     number = request.match_info["number"]
     _may_edit(request, s, number)
-    body = await request.json()
-    reason = str(body.get("reason", "")).strip()[:200]
+    form: RevealForm = await _json(request, RevealForm)
+    reason = form.reason.strip()[:200]
     if not reason:
         raise web.HTTPBadRequest(text="a reason is required: unmasking is audited")
     try:
@@ -212,8 +220,11 @@ async def pause(request: web.Request) -> web.Response:
         fields["Reason"] = form.reason
     try:
         await console.service.link.action("QueuePause", fields)
+    except AmiActionError as e:
+        # Asterisk answered: the request does not fit its state (e.g. not in any queue).
+        raise web.HTTPConflict(text=f"Asterisk refused: {e}") from None
     except AmiError as e:
-        raise web.HTTPBadGateway(text=f"Asterisk refused: {e}") from None
+        raise web.HTTPBadGateway(text=f"Asterisk unreachable: {e}") from None
     if not form.paused:
         pop = console.pops.current.get(member)
         if pop is not None and pop.phase in ("wrapup", "missed"):
