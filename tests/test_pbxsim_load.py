@@ -22,64 +22,62 @@ exten => s,1,Answer()
 """
 
 
-@pytest.mark.asyncio
+class _Observed:
+    """Runs ``plan`` on a pbxsim and records, in simulated seconds, when each call was
+    placed and ended, and the most calls in progress at once."""
+
+    def __init__(self) -> None:
+        self.placed: list[float] = []
+        self.ended: list[float] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+
+    async def run(self, plan: LoadPlan) -> dict[str, object]:
+        sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=20.0, dialplan=HOLD_DIALPLAN))
+        await sim.start()
+        place = sim.place_call
+
+        async def observed_place_call(script):  # type: ignore[no-untyped-def]
+            self.placed.append(sim.clock.elapsed())
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            handle = await place(script)
+
+            def on_done(_: object) -> None:
+                self._in_flight -= 1
+                self.ended.append(sim.clock.elapsed())
+            handle.done.add_done_callback(on_done)
+            return handle
+
+        sim.place_call = observed_place_call  # type: ignore[method-assign]
+        try:
+            return await run_load(sim, plan)
+        finally:
+            await sim.stop()
+
+
 async def test_load_generator_spreads_the_first_wave_and_bounds_concurrency() -> None:
-    sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=20.0, dialplan=HOLD_DIALPLAN))
-    await sim.start()
-    placed: list[float] = []
-    ended: list[float] = []
-    in_flight = {"now": 0, "max": 0}
-    place = sim.place_call
-
-    async def observed_place_call(script):  # type: ignore[no-untyped-def]
-        placed.append(sim.clock.elapsed())
-        in_flight["now"] += 1
-        in_flight["max"] = max(in_flight["max"], in_flight["now"])
-        handle = await place(script)
-
-        def on_done(_: object) -> None:
-            in_flight["now"] -= 1
-            ended.append(sim.clock.elapsed())
-        handle.done.add_done_callback(on_done)
-        return handle
-
-    sim.place_call = observed_place_call  # type: ignore[method-assign]
-    try:
-        plan = LoadPlan(calls=12, concurrency=4, agents=0, queues=("water",), keys=("1",),
-                        talk_s=2.0)
-        result = await run_load(sim, plan)
-    finally:
-        await sim.stop()
-
+    seen = _Observed()
+    result = await seen.run(LoadPlan(calls=12, concurrency=4, agents=0, queues=("water",),
+                                     keys=("1",), talk_s=2.0))
+    placed = seen.placed
     assert result["calls"] == 12 and len(placed) == 12
-    assert in_flight["max"] <= 4
+    assert seen.max_in_flight <= 4
     # First wave: one arrival every talk_s / concurrency = 0.5 simulated seconds.
     first = [t - placed[0] for t in placed[:4]]
     assert first == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=0.2)
     # Later calls replace ended ones one by one: arrivals stay spread, never a wave.
     gaps = [b - a for a, b in itertools.pairwise(placed[4:])]
     assert min(gaps) > 0.2, f"calls arrived in a burst: {placed}"
-    ended.sort()
+    ended = sorted(seen.ended)
     for n, t in enumerate(placed[4:]):
         assert t >= ended[n] - 0.05, f"call {n + 4} placed before a slot was free"
 
 
-@pytest.mark.asyncio
 async def test_a_surge_places_the_whole_first_wave_at_once() -> None:
-    sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=20.0, dialplan=HOLD_DIALPLAN))
-    await sim.start()
-    placed: list[float] = []
-    place = sim.place_call
-
-    async def observed_place_call(script):  # type: ignore[no-untyped-def]
-        placed.append(sim.clock.elapsed())
-        return await place(script)
-
-    sim.place_call = observed_place_call  # type: ignore[method-assign]
-    try:
-        await run_load(sim, LoadPlan(calls=6, concurrency=3, agents=0, queues=("water",),
-                                     keys=("1",), talk_s=2.0, first_wave_s=0.0))
-    finally:
-        await sim.stop()
+    seen = _Observed()
+    await seen.run(LoadPlan(calls=6, concurrency=3, agents=0, queues=("water",), keys=("1",),
+                            talk_s=2.0, first_wave_s=0.0))
+    placed = seen.placed
     assert placed[2] - placed[0] < 0.1          # the first three together
     assert placed[3] - placed[0] > 1.5          # the fourth only once one has ended
