@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterable
@@ -45,6 +46,7 @@ from ivr.ami.events import (
     QueueMemberEvent,
 )
 from ivr.config import WebConfig
+from ivr.node import AsteriskNode
 from ivr.service import HotlineService
 
 log = logging.getLogger("hotline.web")
@@ -159,17 +161,21 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
     active = True
     board_changed = asyncio.Event()
 
-    def on_event(ev: AmiEvent) -> None:
+    def on_event(node: AsteriskNode, ev: AmiEvent) -> None:
         # Registered after the call registry and the queue-state feed, so sessions and live
         # state already reflect ``ev`` when the board and the screen pops read them.
         if not active:
             return
-        console.stats.on_event(ev)
-        console.pops.on_event(ev)
-        if isinstance(ev, BOARD_EVENTS):
-            board_changed.set()
+        console.pops.on_event(ev, node)
+        if node is console.service.nodes[0]:
+            console.stats.on_event(ev)
+            if isinstance(ev, BOARD_EVENTS):
+                board_changed.set()
 
-    console.service.link.add_listener(on_event)
+    # Every Asterisk's agents get their screen pops; the board (live state and its
+    # statistics) shows the first node's queues.
+    for node in console.service.nodes:
+        node.link.add_listener(functools.partial(on_event, node))
     pusher = asyncio.create_task(board_pusher(console, board_changed), name="board-pusher")
     try:
         yield

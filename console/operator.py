@@ -18,10 +18,11 @@ from cases import CaseStoreUnavailable, CaseType, Urgency
 from cases.errors import CaseNotFound, ConcurrentUpdate, InvalidTransition, UnknownDepartment
 from cases.lifecycle import Action
 from console.auth import Role, Session
-from console.context import CONSOLE
+from console.context import CONSOLE, Console
 from console.screenpop import agent_topic, case_json
 from console.security import require_origin, session_of
 from ivr.ami.errors import AmiActionError, AmiError
+from ivr.node import AsteriskNode
 
 log = logging.getLogger("hotline.web.operator")
 
@@ -94,11 +95,21 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 def _interface_of(request: web.Request, member: str) -> str | None:
-    for ms in request.app[CONSOLE].service.live.members.values():
-        m = ms.get(member)
-        if m is not None:
-            return m.interface
+    for node in request.app[CONSOLE].service.nodes:
+        for ms in node.live.members.values():
+            m = ms.get(member)
+            if m is not None:
+                return m.interface
     return None
+
+
+def _node_of(console: Console, interface: str) -> AsteriskNode:
+    """The Asterisk on which ``interface`` is a queue member (the first, if none is known)."""
+    for node in console.service.nodes:
+        if any(m.interface == interface for ms in node.live.members.values()
+               for m in ms.values()):
+            return node
+    return console.service.nodes[0]
 
 
 async def operator_ws(request: web.Request) -> web.WebSocketResponse:
@@ -219,7 +230,7 @@ async def pause(request: web.Request) -> web.Response:
     if form.paused:
         fields["Reason"] = form.reason
     try:
-        await console.service.link.action("QueuePause", fields)
+        await _node_of(console, s.interface).link.action("QueuePause", fields)
     except AmiActionError as e:
         # Asterisk answered: the request does not fit its state (e.g. not in any queue).
         raise web.HTTPConflict(text=f"Asterisk refused: {e}") from None

@@ -28,6 +28,7 @@ from ivr.ami.events import AgentEvent, AmiEvent, QueueCallerAbandon, QueueMember
 if TYPE_CHECKING:
     from cases.departments import DepartmentView
     from cases.schemas import CaseView
+    from ivr.node import AsteriskNode
     from ivr.service import HotlineService
 
 log = logging.getLogger("hotline.web.pop")
@@ -68,6 +69,7 @@ class Pop:
     waited_s: float | None
     route_reason: str | None
     expected_wait_s: float | None
+    node: str = ""                   # the Asterisk the call is on: Uniqueids repeat across nodes
     at: float = field(default_factory=time.time)
     detail: dict[str, Any] | None = None
 
@@ -94,35 +96,38 @@ class PopTracker:
         self._departments: tuple[float, list[DepartmentView]] = (-1e9, [])
 
     # ---- AMI ---------------------------------------------------------------------------
-    def on_event(self, ev: AmiEvent) -> None:
+    def on_event(self, ev: AmiEvent, node: AsteriskNode | None = None) -> None:
+        """An event of ``node``'s AMI link (None: the first node's)."""
+        node = node or self._service.nodes[0]
         if isinstance(ev, AgentEvent):
             member = ev.member_name or ev.interface
             if ev.name == "AgentCalled":
-                self._ringing(member, ev)
+                self._ringing(member, ev, node)
             elif ev.name == "AgentConnect":
-                self._phase(member, ev, "connected", waited=float(ev.hold_time))
+                self._phase(member, ev, node, "connected", waited=float(ev.hold_time))
             elif ev.name == "AgentComplete":
-                self._phase(member, ev, "wrapup")
+                self._phase(member, ev, node, "wrapup")
             elif ev.name == "AgentRingNoAnswer":
-                self._phase(member, ev, "missed")
+                self._phase(member, ev, node, "missed")
         elif isinstance(ev, QueueCallerAbandon):
             for pop in list(self.current.values()):
-                if pop.uniqueid == ev.uniqueid and pop.phase == "ringing":
+                if (pop.uniqueid == ev.uniqueid and pop.node == node.name
+                        and pop.phase == "ringing"):
                     pop.phase = "missed"
                     self._publish(pop)
         elif isinstance(ev, QueueMemberEvent) and ev.member_name:
             self._hub.publish(agent_topic(ev.member_name), self.agent_state_json(ev.member_name))
 
-    def _ringing(self, member: str, ev: AgentEvent) -> None:
-        session = self._service.calls.sessions.get(ev.uniqueid)
-        live = self._service.live
+    def _ringing(self, member: str, ev: AgentEvent, node: AsteriskNode) -> None:
+        session = node.calls.sessions.get(ev.uniqueid)
+        live = node.live
         entered = live.waiting.get(ev.queue, {}).get(ev.uniqueid)
         waited = max(0.0, live.clock() - entered.entered) if entered is not None else None
         if session is None:
             # A call the service did not handle (e.g. straight to a queue while it was down):
             # still pop what AMI tells.
             pop = Pop(member, ev.interface, ev.uniqueid, ev.queue, "ringing", ev.ref.caller_num,
-                      ev.ref.caller_name, None, None, "", [], waited, None, None)
+                      ev.ref.caller_name, None, None, "", [], waited, None, None, node.name)
         else:
             s, info = session.state, session.info
             d = s.decision
@@ -131,25 +136,25 @@ class PopTracker:
                       s.transcript or s.live_transcript, list(s.ivr_path), waited,
                       d.reason if d else None,
                       None if d is None or d.expected_wait_s in (None, float("inf"))
-                      else round(d.expected_wait_s, 1))
+                      else round(d.expected_wait_s, 1), node.name)
         self.current[member] = pop
         self._publish(pop)
         self._spawn(self._fetch_detail(pop), f"pop-detail-{ev.uniqueid}")
 
-    def _phase(self, member: str, ev: AgentEvent, phase: str,
+    def _phase(self, member: str, ev: AgentEvent, node: AsteriskNode, phase: str,
                waited: float | None = None) -> None:
         pop = self.current.get(member)
-        if pop is None or pop.uniqueid != ev.uniqueid:
+        if pop is None or pop.uniqueid != ev.uniqueid or pop.node != node.name:
             if phase != "connected":
                 return
             # AgentCalled was missed (a reconnect): build the pop now.
-            self._ringing(member, ev)
+            self._ringing(member, ev, node)
             pop = self.current[member]
         pop.phase = phase
         if waited is not None:
             pop.waited_s = waited
         if phase == "connected":
-            session = self._service.calls.sessions.get(ev.uniqueid)
+            session = node.calls.sessions.get(ev.uniqueid)
             if session is not None and pop.case_number is None:
                 pop.case_number = session.state.case_number
         self._publish(pop)
@@ -166,7 +171,7 @@ class PopTracker:
     # ---- the case and the caller's history (second message) ---------------------------
     async def _fetch_detail(self, pop: Pop) -> None:
         store = self._service.store
-        node = self._service.config.service.node
+        node = pop.node or self._service.nodes[0].name
         try:
             case: CaseView | None = None
             for _ in range(20):   # the case write may still be on its way (recorder)
@@ -226,13 +231,13 @@ class PopTracker:
         self.current.pop(member, None)
 
     def agent_state(self, member: str) -> dict[str, Any]:
-        live = self._service.live
         queues = []
-        for q, ms in live.members.items():
-            m = ms.get(member)
-            if m is not None:
-                queues.append({"queue": q, "paused": m.paused, "busy": m.busy,
-                               "penalty": m.penalty, "interface": m.interface})
+        for node in self._service.nodes:       # an agent is a member on their own Asterisk
+            for q, ms in node.live.members.items():
+                m = ms.get(member)
+                if m is not None:
+                    queues.append({"queue": q, "paused": m.paused, "busy": m.busy,
+                                   "penalty": m.penalty, "interface": m.interface})
         return {"type": "agent", "member": member, "queues": queues,
                 "paused": bool(queues) and all(q["paused"] for q in queues)}
 

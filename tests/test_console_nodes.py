@@ -1,0 +1,94 @@
+"""The console with two Asterisk nodes: an operator whose phone is on the second node gets
+the screen pop of that node's call, with that node's case, even though the first node has a
+call with the same Uniqueid (two Asterisks started together number channels alike); their
+pause goes to the Asterisk their phone is on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+
+from console.app import WebConsole
+from console.settings import ConsoleSettings
+from ivr.config import AmiNodeConfig
+from ivr.service import HotlineService
+from pbxsim import AgentSpec, PbxSim, SimConfig
+from tests.callpath_fixtures import QUEUES, service_config
+from tests.test_console_fixtures import caller, headers, login, users, wait_for
+
+
+async def test_second_node_operator_gets_their_pop_and_their_case(tmp_path: Path) -> None:
+    sims = [PbxSim(SimConfig(host="127.0.0.1", port=0, speed=10.0, queues=QUEUES))
+            for _ in range(2)]
+    for sim in sims:
+        await sim.start()
+    cfg = service_config(tmp_path, sims[0].ami_port)
+    cfg = cfg.model_copy(update={"ami": cfg.ami.model_copy(update={"nodes": [AmiNodeConfig(
+        name="second", host="127.0.0.1", port=sims[1].ami_port)]})})
+    service = HotlineService(cfg)
+    await service.start()
+    web = WebConsole(service, cfg.web.model_copy(update={"host": "127.0.0.1", "port": 0}),
+                     users=users(), settings=ConsoleSettings(
+                         audit_log=str(tmp_path / "audit.jsonl"), board_interval_s=0.1))
+    await web.start()
+    first, second = service.nodes
+    try:
+        for node in service.nodes:
+            await node.link.wait_up(timeout=10)
+        # agent2001 on the first Asterisk, agent1001 (the operator below) on the second.
+        for sim, node, ext in ((sims[0], first, 2001), (sims[1], second, 1001)):
+            interface = f"Local/{ext}@agents/n"
+            sim.add_agent(AgentSpec(interface=interface, name=f"agent{ext}",
+                                    answer_delay_s=0.5, talk_time_s=2.0))
+            await node.link.action("QueueAdd", {"Queue": "water", "Interface": interface,
+                                                "MemberName": f"agent{ext}"})
+        await wait_for(lambda: "agent1001" in second.live.members.get("water", {}))
+
+        base = f"http://127.0.0.1:{web.port}"
+        async with aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True)) as c:
+            csrf = await login(c, "agent1001", "pw")
+            ws = await c.ws_connect("/ws/operator", headers={"Origin": base})
+            msgs: list[dict[str, object]] = []
+
+            async def pump() -> None:
+                async for m in ws:
+                    msgs.append(json.loads(m.data))
+
+            reader = asyncio.create_task(pump())
+            # One call on each Asterisk at the same moment: the same Uniqueid on both.
+            call_a, call_b = await asyncio.gather(
+                sims[0].place_call(caller("1", "13800000001")),
+                sims[1].place_call(caller("1", "13900000002")))
+            assert call_b.ivr_uniqueid == call_a.ivr_uniqueid       # the clash to survive
+            await wait_for(lambda: any(m.get("type") == "pop_detail"
+                                       and m.get("case") for m in msgs), 20)
+            pops = [m for m in msgs if m.get("type") == "pop"]
+            assert pops and pops[0]["caller"] == "139****0002"
+            detail = next(m for m in msgs if m.get("type") == "pop_detail" and m.get("case"))
+            case_b = await service.store.get_by_call("second", call_b.ivr_uniqueid)
+            assert case_b is not None
+            assert detail["case"]["number"] == case_b.number  # type: ignore[index]
+            await wait_for(lambda: not any(n.calls.sessions for n in service.nodes), 30)
+            await service.recorder.drain()
+            case_a = await service.store.get_by_call(first.name, call_a.ivr_uniqueid)
+            assert case_a is not None and case_a.number != case_b.number
+
+            assert all(m.get("caller") != "138****0001" for m in msgs)   # not node 1's caller
+            # Pausing reaches the Asterisk the operator's phone is on.
+            await asyncio.wait_for(asyncio.gather(call_a.done, call_b.done), 30)
+            async with c.post("/api/operator/pause", json={"paused": True, "reason": "break"},
+                              headers=headers(csrf)) as resp:
+                assert resp.status == 200, await resp.text()
+            await wait_for(lambda: second.live.members["water"]["agent1001"].paused)
+            snapshot = sims[1].queue_snapshot()["water"]
+            assert [m.paused for m in snapshot.members] == [True]
+            reader.cancel()
+            await ws.close()
+    finally:
+        await web.stop()
+        await service.stop()
+        for sim in sims:
+            await sim.stop()
