@@ -43,6 +43,10 @@ class _Live(Collector):
         connects = CounterMetricFamily("hotline_ami_connects", "Successful AMI logins")
         connects.add_metric([], float(link.connects))
         yield connects
+        skipped = CounterMetricFamily("hotline_ami_malformed_skipped",
+                                      "Malformed AMI messages skipped (logged a few a minute)")
+        skipped.add_metric([], float(link.skipped))
+        yield skipped
 
         calls = GaugeMetricFamily("hotline_calls_in_progress", "Calls with a live session")
         calls.add_metric([], float(len(svc.calls.sessions)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_LINE = re.compile(r"^(?P<code>\d{3})[ -]?(?P<rest>.*)$", re.S)
+_LINE = re.compile(r"^(?P<code>\d{3})[ -]?(?P<rest>.*)$", re.DOTALL)
 _RESULT = re.compile(r"result=(?P<value>\S*)(?:\s*\((?P<data>.*)\))?")
 
 

@@ -11,7 +11,7 @@ on a busy Asterisk most events (Newexten, VarSet, DeviceStateChange…) are such
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
@@ -25,19 +25,24 @@ MAX_MESSAGE_BYTES = 1 << 20
 URL_ENCODED_KEYS = frozenset({"env", "result"})
 
 
-def parse_fields(block: bytes) -> dict[str, str]:
+def _log_malformed(line: str) -> None:
+    log.warning("AMI: skipping malformed line %r", line)
+
+
+def parse_fields(block: bytes, on_malformed: Callable[[str], None] = _log_malformed
+                 ) -> dict[str, str]:
     """One message's headers as a dict with lower-case keys (the first of repeated keys;
-    ``Output`` lines of a Command reply are joined). Malformed lines are logged and skipped."""
+    ``Output`` lines of a Command reply are joined). Malformed lines are skipped and handed
+    (cut to 120 characters) to ``on_malformed``, which logs them by default."""
     fields: dict[str, str] = {}
     for line in block.decode("utf-8", errors="replace").split("\r\n"):
         key, sep, value = line.partition(":")
         if not sep or not key or " " in key:
             if line:
-                log.warning("AMI: skipping malformed line %r", line[:120])
+                on_malformed(line[:120])
             continue
         key = key.lower()
-        if value.startswith(" "):
-            value = value[1:]
+        value = value.removeprefix(" ")
         if key in URL_ENCODED_KEYS:
             value = unquote(value)
         if key in fields:

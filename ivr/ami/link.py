@@ -13,6 +13,7 @@ import contextlib
 import enum
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,8 +24,8 @@ from .codec import FrameParser, encode_action, event_name, parse_fields
 from .errors import (
     AgiHangup,
     AmiActionError,
-    AmiError,
     AmiDisconnected,
+    AmiError,
     AmiNotConnected,
     AmiTimeout,
 )
@@ -76,6 +77,31 @@ class _PendingAgi:
     future: asyncio.Future[AgiResult]
 
 
+class _SkipLog:
+    """Malformed input is logged and skipped, but a peer that sends nothing else must not
+    flood the log: the first few lines a minute, then how many more were skipped."""
+
+    PER_MINUTE = 5
+
+    def __init__(self) -> None:
+        self._window_start = -60.0
+        self._logged = 0
+        self._unlogged = 0
+
+    def warn(self, msg: str, *args: object, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= 60.0:
+            if self._unlogged:
+                log.warning("AMI: %d more malformed messages skipped in the last minute",
+                            self._unlogged)
+            self._window_start, self._logged, self._unlogged = now, 0, 0
+        if self._logged < self.PER_MINUTE:
+            self._logged += 1
+            log.warning(msg, *args, exc_info=exc_info)
+        else:
+            self._unlogged += 1
+
+
 class AuthenticationFailed(Exception):
     pass
 
@@ -103,6 +129,8 @@ class AmiLink:
         # Told (channel, command) as each AGI command is sent: metrics and benchmarks.
         self.agi_observers: list[Callable[[str, str], None]] = []
         self.banner: str | None = None
+        self.skipped = 0             # malformed messages skipped (metrics)
+        self._skip_log = _SkipLog()
 
     # ---- lifecycle -------------------------------------------------------------------
     def add_listener(self, listener: EventListener,
@@ -299,7 +327,7 @@ class AmiLink:
             if not (self._want_all or lname in self._wanted or lname in _LINK_EVENTS
                     or (self._lists_pending and b"ActionID" in block)):
                 return
-        self._handle(parse_fields(block))
+        self._handle(parse_fields(block, self._malformed_line))
 
     async def _ping(self) -> None:
         while True:
@@ -313,10 +341,14 @@ class AmiLink:
                 raise AmiActionError("Ping", reply.message or "bad ping reply")
 
     # ---- dispatch --------------------------------------------------------------------
+    def _malformed_line(self, line: str) -> None:
+        self._skip_log.warn("AMI: skipping malformed line %r", line)
+
     def _handle(self, f: dict[str, str]) -> None:
         if "event" not in f and "response" not in f:
-            log.warning("AMI: skipping a message with neither Event nor Response: %r",
-                        dict(list(f.items())[:4]))
+            self.skipped += 1
+            self._skip_log.warn("AMI: skipping a message with neither Event nor Response: %r",
+                                dict(list(f.items())[:4]))
             return
         action_id = f.get("actionid")
         pending = self._pending.get(action_id) if action_id else None
@@ -343,9 +375,10 @@ class AmiLink:
             return
         try:
             event = to_event(f)
-        except Exception:
-            log.exception("AMI: skipping an event that could not be read: %r",
-                          f.get("event"))
+        except Exception:  # noqa: BLE001 - malformed input, whatever breaks: skip the message
+            self.skipped += 1
+            self._skip_log.warn("AMI: skipping an event that could not be read: %r",
+                                f.get("event"), exc_info=True)
             return
         if isinstance(event, AsyncAgiExec):
             p = self._agi.get(event.command_id)
