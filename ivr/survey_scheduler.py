@@ -4,7 +4,8 @@ Every ``check_s`` (within the calling ``hours``), the replied cases whose reply 
 ``after_s`` old are called, oldest reply first, at most ``per_check`` per look. The attempts
 are counted from the audit log (each survey call unmasks the citizen's number under the actor
 ``ivr-survey``), so a restart neither forgets nor repeats them, and a second service on the
-same store sees them too. A citizen not reached (no answer, no valid key) is called again
+same store sees them too; only the attempts since the latest reply count (a case reopened
+and replied again is surveyed afresh). A citizen not reached (no answer, no valid key) is called again
 ``retry_s`` after the last attempt; after ``attempts`` calls, or at once when the caller's
 number was withheld, the case is closed without the callback, with the reason, which is what
 supervision (督办) reviews. The answered call itself is the survey session's (``ivr.session``):
@@ -37,7 +38,7 @@ class ScheduleStore(Protocol):
     async def find_cases(self, *, statuses: Collection[str] | None = None,
                          limit: int = 1000) -> list[Any]: ...
     async def audit_log(self, *, case_number: str | None = None, actor: str | None = None,
-                        limit: int = 100) -> list[Any]: ...
+                        since: datetime | None = None, limit: int = 100) -> list[Any]: ...
     async def transition(self, number: str, action: Any, *, actor: str,
                          reason: str | None = None) -> Any: ...
 
@@ -89,8 +90,10 @@ class SurveyScheduler:
         for case in replied:
             if len(placed) >= cfg.per_check:
                 break
+            # This reply's attempts only: a case reopened and replied again starts afresh.
+            replied_at = case.replied_at or case.updated_at
             tries = [a for a in await self._store.audit_log(
-                case_number=case.number, actor=ACTOR, limit=cfg.attempts + 1)
+                case_number=case.number, actor=ACTOR, since=replied_at, limit=100)
                 if a.action == REVEAL_NUMBER]
             if tries and now - tries[0].at < timedelta(seconds=cfg.retry_s):
                 continue                       # newest first: the last attempt is recent

@@ -97,6 +97,21 @@ async def test_a_citizen_not_reached_is_called_again_then_the_case_closed(
         assert closing and closing[-1].actor == "ivr-survey"
 
 
+async def test_a_case_replied_again_is_surveyed_afresh(tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+        store = r.service.store
+        number = await _replied_case(r, "again-call", "13900006666")
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        clock.now += timedelta(seconds=601)
+        assert await scheduler.check() == [number]       # not reached this time
+        # Surveyed by hand as unsatisfied, reopened, handled and replied to again.
+        await store.transition(number, Action.REVISIT, actor="agent-1", satisfaction=1)
+        await store.transition(number, Action.REPLY, actor="agent-1", reason="fixed again")
+        clock.now = datetime.now(UTC) + timedelta(seconds=601)
+        assert await scheduler.check() == [number]       # a new reply: a new first call
+
+
 async def test_a_withheld_number_closes_the_case_with_the_reason(tmp_path: Path) -> None:
     async with menu_rig(tmp_path, _config(tmp_path, after_s=0)) as r:
         number = await _replied_case(r, "withheld-call", None)
