@@ -92,3 +92,5 @@ class EventKind(StrEnum):
     MERGED_IN = "merged_in"          # on the master case: a duplicate was merged into it
     DEADLINE_SET = "deadline_set"    # detail: deadline, rule, counted from
     LINKED = "linked"                # repeat caller: detail: related_to, repeat_count
+    SURVEY_CALL = "survey_call"      # 回访 call claimed by the scheduler; detail: attempt
+    SURVEY_CALL_FAILED = "survey_call_failed"  # ...and not placed after all (not an attempt)

@@ -14,6 +14,8 @@ One class for callers, assembled from one mixin per concern so each module stays
                                ``department_path``
 ``cases.supervision``          ``overdue``, ``supervision_leads``
 ``cases.audit``                ``reveal_number``, ``reveal_email``, ``audit_log``
+``cases.survey_store``         ``replied_due``, ``claim_survey_call``,
+                               ``release_survey_call`` (回访 calls)
 ``cases.analysis_store``       ``counts``, ``hotspots``
 =============================  ==========================================================
 
@@ -30,6 +32,7 @@ from cases.intake import IntakeMixin
 from cases.lifecycle_store import LifecycleMixin
 from cases.reads import ReadsMixin
 from cases.supervision import SupervisionMixin
+from cases.survey_store import SurveyMixin
 
 
 class CaseStore(
@@ -41,5 +44,6 @@ class CaseStore(
     SupervisionMixin,
     AuditMixin,
     AnalysisMixin,
+    SurveyMixin,
 ):
     """See the module docstring; construct with ``StoreCore``'s arguments."""

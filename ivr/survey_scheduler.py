@@ -1,15 +1,17 @@
 """The 回访 survey placed by the service itself, for every case a department has replied to.
 
 Every ``check_s`` (within the calling ``hours``), the replied cases whose reply is at least
-``after_s`` old are called, oldest reply first, at most ``per_check`` per look. The attempts
-are counted from the audit log (each survey call unmasks the citizen's number under the actor
-``ivr-survey``), so a restart neither forgets nor repeats them, and a second service on the
-same store sees them too; only the attempts since the latest reply count (a case reopened
-and replied again is surveyed afresh). A citizen not reached (no answer, no valid key) is called again
-``retry_s`` after the last attempt; after ``attempts`` calls, or at once when the caller's
-number was withheld, the case is closed without the callback, with the reason, which is what
-supervision (督办) reviews. The answered call itself is the survey session's (``ivr.session``):
-it records the score and revisits or reopens the case.
+``after_s`` old are called, oldest reply first, at most ``per_check`` per look. Each call is
+claimed in the case store first (``CaseStore.claim_survey_call``: one locked write), so a
+restart neither forgets nor repeats attempts, and two services on one store never both call
+a citizen for the same attempt; a call Asterisk refuses releases its claim, stops the look
+(the dial string or the AMI user's rights are wrong: every call would be refused) and costs
+no attempt. A citizen not reached (no answer, no valid key) is called again ``retry_s`` after
+the last attempt; ``retry_s`` after the last of ``attempts`` calls, or at once when the
+caller's number was withheld, the case is closed without the callback, with the reason,
+which is what supervision (督办) reviews. Attempts count from the latest reply: a case
+reopened and replied again is surveyed afresh. The answered call itself is the survey
+session's (``ivr.session``): it records the score and revisits or reopens the case.
 """
 
 from __future__ import annotations
@@ -17,28 +19,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from cases import Action
-from cases.audit import REVEAL_NUMBER
+from cases.survey_store import SurveyClaim
 from ivr.menus.hours import OpeningHours
 from ivr.menus.model import SurveyCallConfig
 from ivr.menus.survey import ACTOR, Placed, SurveyDialer
 
 log = logging.getLogger("hotline.survey")
 
-REPLIED = "replied"
-
-
 class ScheduleStore(Protocol):
     """What the scheduler reads and writes of ``cases.CaseStore``."""
 
-    async def find_cases(self, *, statuses: Collection[str] | None = None,
-                         limit: int = 1000) -> list[Any]: ...
-    async def audit_log(self, *, case_number: str | None = None, actor: str | None = None,
-                        since: datetime | None = None, limit: int = 100) -> list[Any]: ...
+    async def replied_due(self, before: datetime, *, limit: int = 100) -> list[Any]: ...
+    async def claim_survey_call(self, number: str, *, actor: str, attempts: int,
+                                retry_after: timedelta, now: datetime | None = None
+                                ) -> SurveyClaim: ...
+    async def release_survey_call(self, number: str, attempt: int, *, actor: str, why: str,
+                                  now: datetime | None = None) -> None: ...
     async def transition(self, number: str, action: Any, *, actor: str,
                          reason: str | None = None) -> Any: ...
 
@@ -82,32 +83,47 @@ class SurveyScheduler:
         if not self._hours.is_open(now) or not self._dialer.ready:
             return []
         cfg = self._cfg
-        due_before = now - timedelta(seconds=cfg.after_s)
-        replied = [c for c in await self._store.find_cases(statuses=[REPLIED], limit=5000)
-                   if (c.replied_at or c.updated_at) <= due_before]
-        replied.sort(key=lambda c: c.replied_at or c.updated_at)
         placed: list[str] = []
-        for case in replied:
+        due = await self._store.replied_due(now - timedelta(seconds=cfg.after_s),
+                                            limit=max(1000, cfg.per_check * 20))
+        for case in due:
             if len(placed) >= cfg.per_check:
                 break
-            # This reply's attempts only: a case reopened and replied again starts afresh.
-            replied_at = case.replied_at or case.updated_at
-            tries = [a for a in await self._store.audit_log(
-                case_number=case.number, actor=ACTOR, since=replied_at, limit=100)
-                if a.action == REVEAL_NUMBER]
-            if tries and now - tries[0].at < timedelta(seconds=cfg.retry_s):
-                continue                       # newest first: the last attempt is recent
-            if len(tries) >= cfg.attempts:
+            claim = await self._store.claim_survey_call(
+                case.number, actor=ACTOR, attempts=cfg.attempts,
+                retry_after=timedelta(seconds=cfg.retry_s), now=now)
+            if claim.exhausted:
                 await self._close(case.number, f"回访 callback survey: citizen not reached "
-                                                f"in {len(tries)} calls")
+                                                f"in {claim.made} calls")
                 continue
-            result = await self._dialer.call(case.number)
+            if claim.attempt is None:
+                continue                      # called recently, or no longer replied
+            try:
+                result = await self._dialer.call(case.number)
+            except BaseException:
+                await self._release(case.number, claim.attempt, "the call could not be placed",
+                                    now)
+                raise
             if result is Placed.WITHHELD:
+                await self._release(case.number, claim.attempt, result.value, now)
                 await self._close(case.number, "回访 callback survey impossible: the caller's "
                                                "number is withheld")
+            elif result is Placed.REFUSED:
+                await self._release(case.number, claim.attempt, result.value, now)
+                log.error("survey calls: Asterisk refused the call of case %s; no more survey "
+                          "calls until the next look (check ivr.survey.dial and the AMI "
+                          "user's originate right)", case.number)
+                break
             elif result:
                 placed.append(case.number)
+            else:
+                await self._release(case.number, claim.attempt, result.value, now)
         return placed
+
+    async def _release(self, number: str, attempt: int, why: str, now: datetime) -> None:
+        with contextlib.suppress(Exception):   # best effort: the claim then counts
+            await self._store.release_survey_call(number, attempt, actor=ACTOR, why=why,
+                                                  now=now)
 
     async def _close(self, number: str, reason: str) -> None:
         await self._store.transition(number, Action.CLOSE, actor=ACTOR, reason=reason)

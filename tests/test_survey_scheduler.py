@@ -98,18 +98,51 @@ async def test_a_citizen_not_reached_is_called_again_then_the_case_closed(
 
 
 async def test_a_case_replied_again_is_surveyed_afresh(tmp_path: Path) -> None:
-    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+    async with menu_rig(tmp_path, _config(tmp_path, retry_s=7200)) as r:
         store = r.service.store
         number = await _replied_case(r, "again-call", "13900006666")
         clock = _Clock()
         scheduler = _scheduler(r, clock)
         clock.now += timedelta(seconds=601)
         assert await scheduler.check() == [number]       # not reached this time
-        # Surveyed by hand as unsatisfied, reopened, handled and replied to again.
+        # Surveyed by hand as unsatisfied, reopened, handled and replied to again, later on
+        # (the store's clock follows the test's).
+        store._clock = lambda: clock.now + timedelta(hours=1)
         await store.transition(number, Action.REVISIT, actor="agent-1", satisfaction=1)
         await store.transition(number, Action.REPLY, actor="agent-1", reason="fixed again")
-        clock.now = datetime.now(UTC) + timedelta(seconds=601)
+        clock.now += timedelta(hours=1, seconds=601)
+        # The first call was 1 h 10 min ago, under retry_s: only a fresh count allows a call.
         assert await scheduler.check() == [number]       # a new reply: a new first call
+
+
+async def test_a_refused_call_costs_no_attempt_and_stops_the_look(tmp_path: Path) -> None:
+    # A dial string Asterisk refuses (no technology/resource): every Originate fails.
+    async with menu_rig(tmp_path, _config(tmp_path, dial="Broken{number}",
+                                          attempts=1)) as r:
+        first = await _replied_case(r, "refused-1", "13900007777")
+        second = await _replied_case(r, "refused-2", "13900008888")
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        for _ in range(3):                               # hours of looks, all refused
+            clock.now += timedelta(seconds=3601)
+            assert await scheduler.check() == []
+        for number in (first, second):
+            case = await r.service.store.get(number)
+            assert case is not None and str(case.status) == "replied"   # never closed
+        kinds = [e.kind for e in await r.service.store.timeline(first)]
+        assert kinds.count("survey_call") == kinds.count("survey_call_failed") == 3
+        # The second case was not even tried: the look stopped at the first refusal.
+        assert "survey_call" not in [e.kind for e in await r.service.store.timeline(second)]
+
+
+async def test_two_schedulers_on_one_store_call_once(tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+        number = await _replied_case(r, "shared-call", "13900009999")
+        clock = _Clock()
+        clock.now += timedelta(seconds=601)
+        a, b = _scheduler(r, clock), _scheduler(r, clock)
+        placed = await asyncio.gather(a.check(), b.check())
+        assert sorted(placed, key=len) == [[], [number]]
 
 
 async def test_a_withheld_number_closes_the_case_with_the_reason(tmp_path: Path) -> None:
