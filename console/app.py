@@ -33,7 +33,7 @@ from console.open311 import add_open311_routes, services_from_config
 from console.openapi_console import add_console_openapi_route
 from console.operator import add_operator_routes
 from console.pages import add_page_routes
-from console.screenpop import PopTracker
+from console.screenpop import POP_EVENTS, PopTracker
 from console.security import Handler, security_headers, session_of, sessions_and_csrf
 from console.settings import ConsoleSettings
 from console.ws import Hub
@@ -173,9 +173,11 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
                 board_changed.set()
 
     # Every Asterisk's agents get their screen pops; the board (live state and its
-    # statistics) shows the first node's queues.
-    for node in console.service.nodes:
-        node.link.add_listener(functools.partial(on_event, node))
+    # statistics) shows the first node's queues, so only that link hands over every event.
+    first, *others = console.service.nodes
+    first.link.add_listener(functools.partial(on_event, first))
+    for node in others:
+        node.link.add_listener(functools.partial(on_event, node), POP_EVENTS)
     pusher = asyncio.create_task(board_pusher(console, board_changed), name="board-pusher")
     try:
         yield

@@ -89,6 +89,7 @@ async def sign_in(request: web.Request) -> web.Response:
     form: SignIn = await _json(request, SignIn)
     if s.user.member and form.member != s.user.member:
         raise web.HTTPForbidden(text=f"{s.user.name} answers as {s.user.member} only")
+    _refuse_ambiguous(request.app[CONSOLE], form.member)
     s.member = form.member
     s.interface = form.interface or s.user.interface or _interface_of(request, form.member)
     return web.json_response({"member": s.member, "interface": s.interface})
@@ -103,13 +104,19 @@ def _interface_of(request: web.Request, member: str) -> str | None:
     return None
 
 
-def _node_of(console: Console, interface: str) -> AsteriskNode:
-    """The Asterisk on which ``interface`` is a queue member (the first, if none is known)."""
-    for node in console.service.nodes:
-        if any(m.interface == interface for ms in node.live.members.values()
-               for m in ms.values()):
-            return node
-    return console.service.nodes[0]
+def _nodes_of(console: Console, member: str) -> list[AsteriskNode]:
+    """The Asterisk nodes on which ``member`` is in a queue."""
+    return [n for n in console.service.nodes
+            if any(member in ms for ms in n.live.members.values())]
+
+
+def _refuse_ambiguous(console: Console, member: str) -> list[AsteriskNode]:
+    nodes = _nodes_of(console, member)
+    if len(nodes) > 1:
+        raise web.HTTPConflict(text=f"{member} is a queue member on several Asterisk nodes "
+                                    f"({', '.join(n.name for n in nodes)}); member names "
+                                    "must be unique across nodes")
+    return nodes
 
 
 async def operator_ws(request: web.Request) -> web.WebSocketResponse:
@@ -230,7 +237,9 @@ async def pause(request: web.Request) -> web.Response:
     if form.paused:
         fields["Reason"] = form.reason
     try:
-        await _node_of(console, s.interface).link.action("QueuePause", fields)
+        # On the Asterisk where this member is (the first, if in no queue yet).
+        node = next(iter(_refuse_ambiguous(console, member)), console.service.nodes[0])
+        await node.link.action("QueuePause", fields)
     except AmiActionError as e:
         # Asterisk answered: the request does not fit its state (e.g. not in any queue).
         raise web.HTTPConflict(text=f"Asterisk refused: {e}") from None

@@ -39,6 +39,10 @@ TOPIC_KINDS: dict[str, tuple[str, ...]] = {
     "housing": ("agency",), "social_security": ("agency",), "health": ("hospital",),
 }
 RECENT_CASES = 20     # cases an operator may still edit after their call
+# The AMI events screen pops and agent states are made of (what a node's link must parse).
+POP_EVENTS = ("AgentCalled", "AgentConnect", "AgentComplete", "AgentRingNoAnswer",
+              "QueueCallerAbandon", "QueueMemberAdded", "QueueMemberRemoved",
+              "QueueMemberStatus", "QueueMemberPause", "QueueMemberPenalty", "QueueMember")
 
 
 def agent_topic(member: str) -> str:
@@ -94,6 +98,7 @@ class PopTracker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.pops_sent = 0
         self._departments: tuple[float, list[DepartmentView]] = (-1e9, [])
+        self._ambiguous: set[str] = set()     # member names logged as on several nodes
 
     # ---- AMI ---------------------------------------------------------------------------
     def on_event(self, ev: AmiEvent, node: AsteriskNode | None = None) -> None:
@@ -101,6 +106,8 @@ class PopTracker:
         node = node or self._service.nodes[0]
         if isinstance(ev, AgentEvent):
             member = ev.member_name or ev.interface
+            if not self._sole_owner(member, node):
+                return
             if ev.name == "AgentCalled":
                 self._ringing(member, ev, node)
             elif ev.name == "AgentConnect":
@@ -117,6 +124,21 @@ class PopTracker:
                     self._publish(pop)
         elif isinstance(ev, QueueMemberEvent) and ev.member_name:
             self._hub.publish(agent_topic(ev.member_name), self.agent_state_json(ev.member_name))
+
+    def _sole_owner(self, member: str, node: AsteriskNode) -> bool:
+        """Pops and operator screens are keyed by member name: a name that is a queue member
+        on two Asterisk nodes would show one node's callers to the other's operator, so its
+        calls get no pop (the operators still take them; the names must be made unique)."""
+        others = [n.name for n in self._service.nodes if n is not node
+                  and any(member in ms for ms in n.live.members.values())]
+        if not others:
+            return True
+        if member not in self._ambiguous:
+            self._ambiguous.add(member)
+            log.error("member %r is in queues on Asterisk nodes %s and %s: no screen pops for "
+                      "it until member names are unique across nodes", member, node.name,
+                      ", ".join(others))
+        return False
 
     def _ringing(self, member: str, ev: AgentEvent, node: AsteriskNode) -> None:
         session = node.calls.sessions.get(ev.uniqueid)

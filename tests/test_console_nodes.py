@@ -1,12 +1,16 @@
 """The console with two Asterisk nodes: an operator whose phone is on the second node gets
 the screen pop of that node's call, with that node's case, even though the first node has a
 call with the same Uniqueid (two Asterisks started together number channels alike); their
-pause goes to the Asterisk their phone is on."""
+pause goes to the Asterisk their phone is on. A member name used on both nodes gets no pops
+(they would show one node's callers to the other's operator) and cannot sign in."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +24,24 @@ from tests.callpath_fixtures import QUEUES, service_config
 from tests.test_console_fixtures import caller, headers, login, users, wait_for
 
 
-async def test_second_node_operator_gets_their_pop_and_their_case(tmp_path: Path) -> None:
+@dataclass
+class TwoNodes:
+    sims: list[PbxSim]
+    service: HotlineService
+    base: str
+
+    async def add_agent(self, i: int, ext: int, member: str) -> None:
+        interface = f"Local/{ext}@agents/n"
+        self.sims[i].add_agent(AgentSpec(interface=interface, name=member,
+                                         answer_delay_s=0.5, talk_time_s=2.0))
+        node = self.service.nodes[i]
+        await node.link.action("QueueAdd", {"Queue": "water", "Interface": interface,
+                                            "MemberName": member})
+        await wait_for(lambda: member in node.live.members.get("water", {}))
+
+
+@asynccontextmanager
+async def two_nodes(tmp_path: Path) -> AsyncIterator[TwoNodes]:
     sims = [PbxSim(SimConfig(host="127.0.0.1", port=0, speed=10.0, queues=QUEUES))
             for _ in range(2)]
     for sim in sims:
@@ -34,21 +55,29 @@ async def test_second_node_operator_gets_their_pop_and_their_case(tmp_path: Path
                      users=users(), settings=ConsoleSettings(
                          audit_log=str(tmp_path / "audit.jsonl"), board_interval_s=0.1))
     await web.start()
-    first, second = service.nodes
     try:
         for node in service.nodes:
             await node.link.wait_up(timeout=10)
-        # agent2001 on the first Asterisk, agent1001 (the operator below) on the second.
-        for sim, node, ext in ((sims[0], first, 2001), (sims[1], second, 1001)):
-            interface = f"Local/{ext}@agents/n"
-            sim.add_agent(AgentSpec(interface=interface, name=f"agent{ext}",
-                                    answer_delay_s=0.5, talk_time_s=2.0))
-            await node.link.action("QueueAdd", {"Queue": "water", "Interface": interface,
-                                                "MemberName": f"agent{ext}"})
-        await wait_for(lambda: "agent1001" in second.live.members.get("water", {}))
+        yield TwoNodes(sims, service, f"http://127.0.0.1:{web.port}")
+    finally:
+        await web.stop()
+        await service.stop()
+        for sim in sims:
+            await sim.stop()
 
-        base = f"http://127.0.0.1:{web.port}"
-        async with aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True)) as c:
+
+def _client(base: str) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def test_second_node_operator_gets_their_pop_and_their_case(tmp_path: Path) -> None:
+    async with two_nodes(tmp_path) as t:
+        sims, service, base = t.sims, t.service, t.base
+        first, second = service.nodes
+        # agent2001 on the first Asterisk, agent1001 (the operator below) on the second.
+        await t.add_agent(0, 2001, "agent2001")
+        await t.add_agent(1, 1001, "agent1001")
+        async with _client(base) as c:
             csrf = await login(c, "agent1001", "pw")
             ws = await c.ws_connect("/ws/operator", headers={"Origin": base})
             msgs: list[dict[str, object]] = []
@@ -87,8 +116,31 @@ async def test_second_node_operator_gets_their_pop_and_their_case(tmp_path: Path
             assert [m.paused for m in snapshot.members] == [True]
             reader.cancel()
             await ws.close()
-    finally:
-        await web.stop()
-        await service.stop()
-        for sim in sims:
-            await sim.stop()
+
+
+async def test_a_member_name_on_both_nodes_gets_no_pops_and_cannot_sign_in(
+        tmp_path: Path) -> None:
+    async with two_nodes(tmp_path) as t:
+        await t.add_agent(0, 1001, "agent1001")
+        await t.add_agent(1, 1001, "agent1001")
+        async with _client(t.base) as c:
+            csrf = await login(c, "agent1001", "pw")
+            ws = await c.ws_connect("/ws/operator", headers={"Origin": t.base})
+            msgs: list[dict[str, object]] = []
+
+            async def pump() -> None:
+                async for m in ws:
+                    msgs.append(json.loads(m.data))
+
+            reader = asyncio.create_task(pump())
+            async with c.post("/api/operator/signin", json={"member": "agent1001"},
+                              headers=headers(csrf)) as resp:
+                assert resp.status == 409
+                assert "several Asterisk nodes" in (await resp.json())["error"]
+            call = await t.sims[1].place_call(caller("1", "13900000003"))
+            outcome = await asyncio.wait_for(call.done, 30)
+            assert outcome.answered_by == "agent1001"          # the call itself goes on
+            assert not any(m.get("type") in ("pop", "pop_detail") for m in msgs)
+            assert "13900000003" not in json.dumps(msgs)
+            reader.cancel()
+            await ws.close()
