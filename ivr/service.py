@@ -18,9 +18,9 @@ from ivr.menus.survey import SurveyDialer
 from ivr.node import AsteriskNode
 from ivr.speech_input import SpeechInput
 from ivr.survey_scheduler import SurveyScheduler
+from routing.topics import TopicCatalogue
 from speech.audiosocket_server import AudioSocketServer
 from speech.engine import SpeechEngine, SpeechUnavailable
-from routing.topics import TopicCatalogue
 
 log = logging.getLogger("hotline.service")
 

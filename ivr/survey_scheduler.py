@@ -51,7 +51,7 @@ class SurveyScheduler:
         self._store = store
         self._dialer = dialer
         self._cfg = cfg
-        self._hours = OpeningHours.of(cfg.hours, (), (), timezone)
+        self._hours = OpeningHours.of(cfg.hours, cfg.holidays, cfg.workdays, timezone)
         self._now = now
         self._task: asyncio.Task[None] | None = None
 

@@ -14,6 +14,7 @@ import pytest
 from cases import Action
 from cases.schemas import CallStart
 from ivr.config import HotlineConfig
+from ivr.menus.model import SurveyCallConfig
 from ivr.survey_scheduler import SurveyScheduler
 from pbxsim import CitizenScript
 from tests.cases_fixtures import DEPARTMENTS
@@ -182,3 +183,18 @@ async def test_the_service_runs_the_scheduler_when_auto_is_on(tmp_path: Path) ->
         await r.settle()
         case = await r.service.store.get(number)
         assert case is not None and str(case.status) == "revisited" and case.satisfaction == 5
+
+
+async def test_no_survey_calls_on_a_holiday(tmp_path: Path) -> None:
+    today = datetime.now(UTC).date()
+    cfg = _config(tmp_path, after_s=0, holidays=[today - timedelta(days=1), today,
+                                                 today + timedelta(days=1)])
+    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"timezone": "UTC"})})
+    async with menu_rig(tmp_path, cfg) as r:
+        await _replied_case(r, "holiday-call", "13900001234")
+        assert await _scheduler(r, _Clock()).check() == []
+
+
+def test_a_retry_shorter_than_the_ringing_is_refused() -> None:
+    with pytest.raises(ValueError, match="retry_s"):
+        SurveyCallConfig(retry_s=60, ring_timeout_s=120)

@@ -245,7 +245,17 @@ class SurveyCallConfig(_Strict):
     auto: bool = False
     after_s: int = Field(default=3600, ge=0)
     hours: list[HoursRange] = Field(default_factory=lambda: ["mon-sun 09:00-20:00"])
+    holidays: list[date] = Field(default_factory=list)      # no survey calls on these days
+    workdays: list[date] = Field(default_factory=list)      # 调休: calls with Monday's hours
     attempts: int = Field(default=3, ge=1, le=10)
     retry_s: int = Field(default=7200, ge=60)
     check_s: float = Field(default=60.0, gt=0)
     per_check: int = Field(default=10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _retry_after_ringing(self) -> SurveyCallConfig:
+        if self.retry_s <= self.ring_timeout_s:
+            raise ValueError(f"retry_s ({self.retry_s}) must be longer than ring_timeout_s "
+                             f"({self.ring_timeout_s}): the next call would start while the "
+                             "last one may still ring")
+        return self
