@@ -181,7 +181,7 @@ async def set_params(request: web.Request) -> web.Response:
             if isinstance(v, float) and not math.isfinite(v):
                 raise ValueError(f"{k}: must be a finite number")
         # Strict: "5" is no number and 0 no boolean (lax pydantic would take both).
-        new = type(old).model_validate({**old.model_dump(), **changes}, strict=True)
+        new = old.replace(strict=True, **changes)
     except (ValidationError, ValueError, TypeError) as e:
         await console.audit.write(f"web:{s.user.name}", "routing.params", "policy",
                                   {"requested": _jsonable(changes)}, ok=False,

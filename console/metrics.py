@@ -44,8 +44,8 @@ class _Live(Collector):
         connects.add_metric([], float(link.connects))
         yield connects
         skipped = CounterMetricFamily("hotline_ami_malformed_skipped",
-                                      "Malformed AMI messages skipped (logged a few a minute)")
-        skipped.add_metric([], float(link.skipped))
+                                      "Malformed AMI messages skipped, all nodes (logged a few a minute)")
+        skipped.add_metric([], float(sum(n.link.skipped for n in svc.nodes)))
         yield skipped
 
         calls = GaugeMetricFamily("hotline_calls_in_progress", "Calls with a live session")

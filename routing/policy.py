@@ -63,9 +63,10 @@ class PolicyParams(BaseModel):
     priority_repeat: int = Field(10, ge=0, description="called within the last 7 days")
     priority_enterprise: int = Field(5, ge=0)
 
-    def replace(self, **changes: object) -> PolicyParams:
-        """A validated copy with some fields changed (what the admin console applies)."""
-        return PolicyParams.model_validate({**self.model_dump(), **changes})
+    def replace(self, *, strict: bool = False, **changes: object) -> PolicyParams:
+        """A validated copy with some fields changed (what the admin console applies).
+        ``strict``: JSON types as they are ("5" is no number, 0 no boolean)."""
+        return PolicyParams.model_validate({**self.model_dump(), **changes}, strict=strict)
 
 
 # --- snapshot ----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ class _SkipLog:
         now = time.monotonic()
         if now - self._window_start >= 60.0:
             if self._unlogged:
-                log.warning("AMI: %d more malformed messages skipped in the last minute",
+                log.warning("AMI: %d more malformed messages skipped since the last report",
                             self._unlogged)
             self._window_start, self._logged, self._unlogged = now, 0, 0
         if self._logged < self.PER_MINUTE:
