@@ -13,7 +13,6 @@ import contextlib
 import enum
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from .errors import (
     AmiTimeout,
 )
 from .events import AmiEvent, AsyncAgiEnd, AsyncAgiExec, to_event
+from .skiplog import SkipLog
 
 log = logging.getLogger("hotline.ami")
 
@@ -77,31 +77,6 @@ class _PendingAgi:
     future: asyncio.Future[AgiResult]
 
 
-class _SkipLog:
-    """Malformed input is logged and skipped, but a peer that sends nothing else must not
-    flood the log: the first few lines a minute, then how many more were skipped."""
-
-    PER_MINUTE = 5
-
-    def __init__(self) -> None:
-        self._window_start = -60.0
-        self._logged = 0
-        self._unlogged = 0
-
-    def warn(self, msg: str, *args: object, exc_info: bool = False) -> None:
-        now = time.monotonic()
-        if now - self._window_start >= 60.0:
-            if self._unlogged:
-                log.warning("AMI: %d more malformed messages skipped since the last report",
-                            self._unlogged)
-            self._window_start, self._logged, self._unlogged = now, 0, 0
-        if self._logged < self.PER_MINUTE:
-            self._logged += 1
-            log.warning(msg, *args, exc_info=exc_info)
-        else:
-            self._unlogged += 1
-
-
 class AuthenticationFailed(Exception):
     pass
 
@@ -130,7 +105,7 @@ class AmiLink:
         self.agi_observers: list[Callable[[str, str], None]] = []
         self.banner: str | None = None
         self.skipped = 0             # malformed messages skipped (metrics)
-        self._skip_log = _SkipLog()
+        self._skip_log = SkipLog(log)
 
     # ---- lifecycle -------------------------------------------------------------------
     def add_listener(self, listener: EventListener,
