@@ -3,7 +3,6 @@ admin changes over AMI, audit, metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from console.auth import hash_password, verify_password
-from tests.test_console_fixtures import caller, console_rig, headers, login, wait_for
+from tests.test_console_fixtures import caller, console_rig, headers, login, operator_feed, wait_for
 
 
 def test_password_hashes_are_salted_scrypt_and_verify() -> None:
@@ -75,46 +74,37 @@ async def test_operator_gets_screen_pop_saves_case_and_cannot_touch_others(
         r = cr.rig
         await r.add_agent(1001, "water", talk_s=2.0, answer_s=1.0)
         csrf = await login(c, "agent1001", "pw")
-        ws = await c.ws_connect("/ws/operator", headers={"Origin": cr.base})
-        msgs: list[dict[str, object]] = []
-
-        async def pump() -> None:
-            async for m in ws:
-                msgs.append(json.loads(m.data))
-
-        reader = asyncio.create_task(pump())
-        call = await r.sim.place_call(caller("1", "13800138000"))
-        await wait_for(lambda: any(m.get("type") == "pop" and m.get("phase") == "connected"
-                                   for m in msgs))
-        pops = [m for m in msgs if m.get("type") == "pop"]
-        assert pops[0]["phase"] == "ringing"
-        assert pops[-1]["caller"] == "138****8000" and pops[-1]["topic"] == "water"
-        assert "13800138000" not in json.dumps(msgs)
-        await wait_for(lambda: any(m.get("type") == "pop_detail" for m in msgs))
-        detail = next(m for m in msgs if m.get("type") == "pop_detail")
-        number = detail["case"]["number"]  # type: ignore[index]
-        body = {"case_type": "complaint", "description": "水管爆了 <b>now</b>",
-                "urgency": "urgent", "district": "西湖区"}
-        async with c.post(f"/api/cases/{number}", json=body, headers=headers(csrf)) as resp:
-            assert resp.status == 200, await resp.text()
-        case = await r.service.store.get(number)
-        assert case is not None and case.description == "水管爆了 <b>now</b>"
-        assert str(case.case_type) == "complaint" and str(case.urgency) == "urgent"
-        timeline = await r.service.store.timeline(number)
-        assert any(e.actor == "web:agent1001" for e in timeline)
-        # Close it on the call: the lifecycle moves.
-        async with c.post(f"/api/cases/{number}", json={"action": "close"},
-                          headers=headers(csrf)) as resp:
-            assert resp.status == 200, await resp.text()
-            assert (await resp.json())["status"] == "closed"
-        # Another case, never on this screen: refused.
-        async with c.post("/api/cases/20990101000001", json=body,
-                          headers=headers(csrf)) as resp:
-            assert resp.status == 403
-        await call.done
-        await wait_for(lambda: any(m.get("phase") == "wrapup" for m in msgs))
-        await ws.close()
-        reader.cancel()
+        async with operator_feed(c, cr.base) as msgs:
+            call = await r.sim.place_call(caller("1", "13800138000"))
+            await wait_for(lambda: any(m.get("type") == "pop" and m.get("phase") == "connected"
+                                       for m in msgs))
+            pops = [m for m in msgs if m.get("type") == "pop"]
+            assert pops[0]["phase"] == "ringing"
+            assert pops[-1]["caller"] == "138****8000" and pops[-1]["topic"] == "water"
+            assert "13800138000" not in json.dumps(msgs)
+            await wait_for(lambda: any(m.get("type") == "pop_detail" for m in msgs))
+            detail = next(m for m in msgs if m.get("type") == "pop_detail")
+            number = detail["case"]["number"]  # type: ignore[index]
+            body = {"case_type": "complaint", "description": "水管爆了 <b>now</b>",
+                    "urgency": "urgent", "district": "西湖区"}
+            async with c.post(f"/api/cases/{number}", json=body, headers=headers(csrf)) as resp:
+                assert resp.status == 200, await resp.text()
+            case = await r.service.store.get(number)
+            assert case is not None and case.description == "水管爆了 <b>now</b>"
+            assert str(case.case_type) == "complaint" and str(case.urgency) == "urgent"
+            timeline = await r.service.store.timeline(number)
+            assert any(e.actor == "web:agent1001" for e in timeline)
+            # Close it on the call: the lifecycle moves.
+            async with c.post(f"/api/cases/{number}", json={"action": "close"},
+                              headers=headers(csrf)) as resp:
+                assert resp.status == 200, await resp.text()
+                assert (await resp.json())["status"] == "closed"
+            # Another case, never on this screen: refused.
+            async with c.post("/api/cases/20990101000001", json=body,
+                              headers=headers(csrf)) as resp:
+                assert resp.status == 403
+            await call.done
+            await wait_for(lambda: any(m.get("phase") == "wrapup" for m in msgs))
 
 
 async def test_admin_changes_reach_pbxsim_router_and_audit(tmp_path: Path) -> None:

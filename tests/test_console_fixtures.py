@@ -4,6 +4,7 @@ logged-in HTTP client. (No tests here; the console test modules import from it.)
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -69,6 +70,25 @@ async def login(client: aiohttp.ClientSession, name: str, password: str) -> str:
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', await r.text())
     assert csrf is not None
     return csrf.group(1)
+
+
+@asynccontextmanager
+async def operator_feed(client: aiohttp.ClientSession, base: str
+                        ) -> AsyncIterator[list[dict[str, Any]]]:
+    """The operator websocket of a logged-in client: every message it receives, as it comes."""
+    ws = await client.ws_connect("/ws/operator", headers={"Origin": base})
+    msgs: list[dict[str, Any]] = []
+
+    async def pump() -> None:
+        async for m in ws:
+            msgs.append(json.loads(m.data))
+
+    reader = asyncio.create_task(pump())
+    try:
+        yield msgs
+    finally:
+        reader.cancel()
+        await ws.close()
 
 
 def headers(csrf: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from ivr.config import AmiNodeConfig
 from ivr.service import HotlineService
 from pbxsim import AgentSpec, PbxSim, SimConfig
 from tests.callpath_fixtures import QUEUES, service_config
-from tests.test_console_fixtures import caller, headers, login, users, wait_for
+from tests.test_console_fixtures import caller, headers, login, operator_feed, users, wait_for
 
 
 @dataclass
@@ -79,43 +79,34 @@ async def test_second_node_operator_gets_their_pop_and_their_case(tmp_path: Path
         await t.add_agent(1, 1001, "agent1001")
         async with _client(base) as c:
             csrf = await login(c, "agent1001", "pw")
-            ws = await c.ws_connect("/ws/operator", headers={"Origin": base})
-            msgs: list[dict[str, object]] = []
+            async with operator_feed(c, base) as msgs:
+                # One call on each Asterisk at the same moment: the same Uniqueid on both.
+                call_a, call_b = await asyncio.gather(
+                    sims[0].place_call(caller("1", "13800000001")),
+                    sims[1].place_call(caller("1", "13900000002")))
+                assert call_b.ivr_uniqueid == call_a.ivr_uniqueid       # the clash to survive
+                await wait_for(lambda: any(m.get("type") == "pop_detail"
+                                           and m.get("case") for m in msgs), 20)
+                pops = [m for m in msgs if m.get("type") == "pop"]
+                assert pops and pops[0]["caller"] == "139****0002"
+                detail = next(m for m in msgs if m.get("type") == "pop_detail" and m.get("case"))
+                case_b = await service.store.get_by_call("second", call_b.ivr_uniqueid)
+                assert case_b is not None
+                assert detail["case"]["number"] == case_b.number  # type: ignore[index]
+                await wait_for(lambda: not any(n.calls.sessions for n in service.nodes), 30)
+                await service.recorder.drain()
+                case_a = await service.store.get_by_call(first.name, call_a.ivr_uniqueid)
+                assert case_a is not None and case_a.number != case_b.number
 
-            async def pump() -> None:
-                async for m in ws:
-                    msgs.append(json.loads(m.data))
-
-            reader = asyncio.create_task(pump())
-            # One call on each Asterisk at the same moment: the same Uniqueid on both.
-            call_a, call_b = await asyncio.gather(
-                sims[0].place_call(caller("1", "13800000001")),
-                sims[1].place_call(caller("1", "13900000002")))
-            assert call_b.ivr_uniqueid == call_a.ivr_uniqueid       # the clash to survive
-            await wait_for(lambda: any(m.get("type") == "pop_detail"
-                                       and m.get("case") for m in msgs), 20)
-            pops = [m for m in msgs if m.get("type") == "pop"]
-            assert pops and pops[0]["caller"] == "139****0002"
-            detail = next(m for m in msgs if m.get("type") == "pop_detail" and m.get("case"))
-            case_b = await service.store.get_by_call("second", call_b.ivr_uniqueid)
-            assert case_b is not None
-            assert detail["case"]["number"] == case_b.number  # type: ignore[index]
-            await wait_for(lambda: not any(n.calls.sessions for n in service.nodes), 30)
-            await service.recorder.drain()
-            case_a = await service.store.get_by_call(first.name, call_a.ivr_uniqueid)
-            assert case_a is not None and case_a.number != case_b.number
-
-            assert all(m.get("caller") != "138****0001" for m in msgs)   # not node 1's caller
-            # Pausing reaches the Asterisk the operator's phone is on.
-            await asyncio.wait_for(asyncio.gather(call_a.done, call_b.done), 30)
-            async with c.post("/api/operator/pause", json={"paused": True, "reason": "break"},
-                              headers=headers(csrf)) as resp:
-                assert resp.status == 200, await resp.text()
-            await wait_for(lambda: second.live.members["water"]["agent1001"].paused)
-            snapshot = sims[1].queue_snapshot()["water"]
-            assert [m.paused for m in snapshot.members] == [True]
-            reader.cancel()
-            await ws.close()
+                assert all(m.get("caller") != "138****0001" for m in msgs)   # not node 1's caller
+                # Pausing reaches the Asterisk the operator's phone is on.
+                await asyncio.wait_for(asyncio.gather(call_a.done, call_b.done), 30)
+                async with c.post("/api/operator/pause", json={"paused": True, "reason": "break"},
+                                  headers=headers(csrf)) as resp:
+                    assert resp.status == 200, await resp.text()
+                await wait_for(lambda: second.live.members["water"]["agent1001"].paused)
+                snapshot = sims[1].queue_snapshot()["water"]
+                assert [m.paused for m in snapshot.members] == [True]
 
 
 async def test_a_member_name_on_both_nodes_gets_no_pops_and_cannot_sign_in(
@@ -125,22 +116,13 @@ async def test_a_member_name_on_both_nodes_gets_no_pops_and_cannot_sign_in(
         await t.add_agent(1, 1001, "agent1001")
         async with _client(t.base) as c:
             csrf = await login(c, "agent1001", "pw")
-            ws = await c.ws_connect("/ws/operator", headers={"Origin": t.base})
-            msgs: list[dict[str, object]] = []
-
-            async def pump() -> None:
-                async for m in ws:
-                    msgs.append(json.loads(m.data))
-
-            reader = asyncio.create_task(pump())
-            async with c.post("/api/operator/signin", json={"member": "agent1001"},
-                              headers=headers(csrf)) as resp:
-                assert resp.status == 409
-                assert "several Asterisk nodes" in (await resp.json())["error"]
-            call = await t.sims[1].place_call(caller("1", "13900000003"))
-            outcome = await asyncio.wait_for(call.done, 30)
-            assert outcome.answered_by == "agent1001"          # the call itself goes on
-            assert not any(m.get("type") in ("pop", "pop_detail") for m in msgs)
-            assert "13900000003" not in json.dumps(msgs)
-            reader.cancel()
-            await ws.close()
+            async with operator_feed(c, t.base) as msgs:
+                async with c.post("/api/operator/signin", json={"member": "agent1001"},
+                                  headers=headers(csrf)) as resp:
+                    assert resp.status == 409
+                    assert "several Asterisk nodes" in (await resp.json())["error"]
+                call = await t.sims[1].place_call(caller("1", "13900000003"))
+                outcome = await asyncio.wait_for(call.done, 30)
+                assert outcome.answered_by == "agent1001"          # the call itself goes on
+                assert not any(m.get("type") in ("pop", "pop_detail") for m in msgs)
+                assert "13900000003" not in json.dumps(msgs)
