@@ -89,34 +89,28 @@ async def sign_in(request: web.Request) -> web.Response:
     form: SignIn = await _json(request, SignIn)
     if s.user.member and form.member != s.user.member:
         raise web.HTTPForbidden(text=f"{s.user.name} answers as {s.user.member} only")
-    _refuse_ambiguous(request.app[CONSOLE], form.member)
+    node = _node_of(request.app[CONSOLE], form.member)
     s.member = form.member
-    s.interface = form.interface or s.user.interface or _interface_of(request, form.member)
+    s.interface = form.interface or s.user.interface or _interface_in(node, form.member)
     return web.json_response({"member": s.member, "interface": s.interface})
 
 
-def _interface_of(request: web.Request, member: str) -> str | None:
-    for node in request.app[CONSOLE].service.nodes:
-        for ms in node.live.members.values():
-            m = ms.get(member)
-            if m is not None:
-                return m.interface
-    return None
-
-
-def _nodes_of(console: Console, member: str) -> list[AsteriskNode]:
-    """The Asterisk nodes on which ``member`` is in a queue."""
-    return [n for n in console.service.nodes
-            if any(member in ms for ms in n.live.members.values())]
-
-
-def _refuse_ambiguous(console: Console, member: str) -> list[AsteriskNode]:
-    nodes = _nodes_of(console, member)
+def _node_of(console: Console, member: str) -> AsteriskNode | None:
+    """The one Asterisk on which ``member`` is in a queue (None: in no queue yet)."""
+    nodes = console.pops.nodes_of(member)
     if len(nodes) > 1:
         raise web.HTTPConflict(text=f"{member} is a queue member on several Asterisk nodes "
                                     f"({', '.join(n.name for n in nodes)}); member names "
                                     "must be unique across nodes")
-    return nodes
+    return nodes[0] if nodes else None
+
+
+def _interface_in(node: AsteriskNode | None, member: str) -> str | None:
+    for ms in node.live.members.values() if node is not None else ():
+        m = ms.get(member)
+        if m is not None:
+            return m.interface
+    return None
 
 
 async def operator_ws(request: web.Request) -> web.WebSocketResponse:
@@ -238,7 +232,7 @@ async def pause(request: web.Request) -> web.Response:
         fields["Reason"] = form.reason
     try:
         # On the Asterisk where this member is (the first, if in no queue yet).
-        node = next(iter(_refuse_ambiguous(console, member)), console.service.nodes[0])
+        node = _node_of(console, member) or console.service.nodes[0]
         await node.link.action("QueuePause", fields)
     except AmiActionError as e:
         # Asterisk answered: the request does not fit its state (e.g. not in any queue).

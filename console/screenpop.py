@@ -125,12 +125,16 @@ class PopTracker:
         elif isinstance(ev, QueueMemberEvent) and ev.member_name:
             self._hub.publish(agent_topic(ev.member_name), self.agent_state_json(ev.member_name))
 
+    def nodes_of(self, member: str) -> list[AsteriskNode]:
+        """The Asterisk nodes on which ``member`` is in a queue."""
+        return [n for n in self._service.nodes
+                if any(member in ms for ms in n.live.members.values())]
+
     def _sole_owner(self, member: str, node: AsteriskNode) -> bool:
         """Pops and operator screens are keyed by member name: a name that is a queue member
         on two Asterisk nodes would show one node's callers to the other's operator, so its
         calls get no pop (the operators still take them; the names must be made unique)."""
-        others = [n.name for n in self._service.nodes if n is not node
-                  and any(member in ms for ms in n.live.members.values())]
+        others = [n.name for n in self.nodes_of(member) if n is not node]
         if not others:
             return True
         if member not in self._ambiguous:
