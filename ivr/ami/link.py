@@ -106,6 +106,7 @@ class AmiLink:
         self.banner: str | None = None
         self.skipped = 0             # malformed messages skipped (metrics)
         self._skip_log = SkipLog(log)
+        self._on_malformed = self._malformed_line    # bound once: parse_fields runs per event
 
     # ---- lifecycle -------------------------------------------------------------------
     def add_listener(self, listener: EventListener,
@@ -302,7 +303,7 @@ class AmiLink:
             if not (self._want_all or lname in self._wanted or lname in _LINK_EVENTS
                     or (self._lists_pending and b"ActionID" in block)):
                 return
-        self._handle(parse_fields(block, self._malformed_line))
+        self._handle(parse_fields(block, self._on_malformed))
 
     async def _ping(self) -> None:
         while True:
