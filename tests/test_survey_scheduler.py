@@ -159,7 +159,7 @@ async def test_nothing_is_called_outside_the_calling_hours(tmp_path: Path) -> No
     # A one-minute window two hours from now, in UTC.
     start = datetime.now(UTC) + timedelta(hours=2)
     if start.hour == 23 and start.minute == 59:
-        pytest.skip("the window would wrap past midnight")
+        start += timedelta(minutes=2)                     # a range cannot wrap past midnight
     window = f"mon-sun {start:%H:%M}-{start + timedelta(minutes=1):%H:%M}"
     cfg = _config(tmp_path, after_s=0, hours=[window])
     cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"timezone": "UTC"})})
