@@ -94,11 +94,6 @@ class EnergyVad:
         return self.voiced
 
 
-# Quiet after speech that counts as the voice having stopped: longer than the gaps between
-# syllables, short against quiet_end_s, so the pending audio is decoded before it is needed.
-TAIL_AFTER_S = 0.06
-
-
 # Synchronous on purpose: the capture loop must never wait on a listener, or audio would
 # queue up behind it. A listener with async work hands the text to its own queue or task.
 PartialCallback = Callable[[str], None]
@@ -116,7 +111,6 @@ class _Listener:
         self.quiet_end = int(quiet_end_s * BYTES_PER_S)
         self.quiet_unheard = int(quiet_unheard_s * BYTES_PER_S)
         self.quiet = 0               # bytes of unvoiced audio since the last voiced frame
-        self.tail_after = int(TAIL_AFTER_S * BYTES_PER_S)
         self.keyword_heard = False   # the spotter's partial or a result holds a keyword
         self.spot = spot
         self.tr = tr
@@ -126,10 +120,6 @@ class _Listener:
         self.audio_bytes = 0
         self.digits = ""
         self.ended: asyncio.Future[EndedBy] = asyncio.get_running_loop().create_future()
-        self.decoders = (spot,) if tr is None else (spot, tr)
-        self.tail = False            # the voice stopped: decode promptly (see _pace)
-        for d in self.decoders:
-            d.set_batch(Decoder.BULK_BATCH_S)
 
     def _end(self, how: EndedBy) -> None:
         if not self.ended.done():
@@ -148,7 +138,6 @@ class _Listener:
             self.spot.feed(pcm)
             if self.tr is not None:
                 self.tr.feed(pcm)
-            self._pace()
             if self.audio_bytes >= self.max_bytes:
                 self._end("max_duration")
             elif self.vad.speech_seen and self.quiet_end and self.quiet >= (
@@ -157,20 +146,6 @@ class _Listener:
         else:
             self.digits += frame.digit
             self._end("key")
-
-    def _pace(self) -> None:
-        # Before and during speech the decoders take audio in bulk batches (cheaper per
-        # second of audio); once the voice has stopped, the topic is wanted now, so what is
-        # pending is decoded at once and the rest in small batches, until the voice resumes.
-        if self.quiet == 0:
-            if self.tail:
-                self.tail = False
-                for d in self.decoders:
-                    d.set_batch(Decoder.BULK_BATCH_S)
-        elif not self.tail and self.vad.speech_seen and self.quiet >= self.tail_after:
-            self.tail = True
-            for d in self.decoders:
-                d.set_batch(Decoder.MIN_BATCH_S, flush=True)
 
     def on_end(self, reason: str) -> None:
         self._end("hangup")

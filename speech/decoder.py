@@ -72,13 +72,9 @@ class Decoder:
     ``finish`` drains the rest in one urgent job (``speech.pool``).
     """
 
-    # Vosk's CPU cost per second of audio is the same for 20 ms or 400 ms chunks decoded back
-    # to back, but each job on a thread that slept before it costs ~0.25 ms more (cold
-    # caches; measured bare: 100 ms jobs with 5-20 ms gaps cost 12-20% more than the same
-    # audio decoded in one go, 400 ms jobs 0-7%). So the capture asks for BULK_BATCH_S while
-    # latency does not matter and MIN_BATCH_S when it does (``set_batch``).
+    # Vosk's CPU cost per second of audio is the same for 20 ms or 400 ms chunks (measured);
+    # batching cuts pool round trips; 100 ms bounds the latency it adds.
     MIN_BATCH_S = 0.1
-    BULK_BATCH_S = 0.4
     MAX_BATCH_S = 1.0        # ...and at most 1 s per job, so endpoints and partials stay timely
 
     def __init__(self, pool: DecodePool, recognizer: Any, mode: Mode, *,
@@ -104,7 +100,6 @@ class Decoder:
         self._scheduled = False        # a job is queued or running
         self._running = False          # a job is running: never two at once
         self._finishing = False
-        self._flush = False            # decode what is pending even if under a batch
         self._closed = False
         self._done: asyncio.Future[None] = self._loop.create_future()
         self.segments: list[Segment] = []
@@ -139,20 +134,6 @@ class Decoder:
                 self._scheduled = True
         if start:
             self._submit()
-
-    def set_batch(self, seconds: float, *, flush: bool = False) -> None:
-        """From now on, decode once ``seconds`` of audio are pending; ``flush``: also decode
-        what is pending now, however little (the caller just stopped talking)."""
-        with self._lock:
-            self._min_batch = max(2, int(seconds * BYTES_PER_S))
-            if flush and self._size:
-                self._flush = True
-            start = (not self._scheduled and not self._finishing and not self._closed
-                     and self._size > 0 and (self._flush or self._size >= self._min_batch))
-            if start:
-                self._scheduled = True
-        if start:
-            self._submit(urgent=flush)   # a flush is what the caller now waits on
 
     async def finish(self) -> list[Segment]:
         """Decode what is pending, take Vosk's final result; all segments of the session.
@@ -242,8 +223,7 @@ class Decoder:
                     self._running = self._scheduled = False
                     self._post(self._resolve)
                     return
-                if self._size and (self._finishing or self._flush
-                                   or self._size >= self._min_batch):
+                if self._size and (self._finishing or self._size >= self._min_batch):
                     chunk = self._take()
                 elif self._finishing:
                     chunk = b""
@@ -258,7 +238,7 @@ class Decoder:
                 if self._finishing or self._closed:
                     continue             # the caller waits: drain it all in this job
                 self._running = False
-                if self._size < self._min_batch and not self._flush:
+                if self._size < self._min_batch:
                     self._scheduled = False
                     return
             # More audio waiting: go to the back of the queue, behind other calls' jobs.
@@ -273,8 +253,6 @@ class Decoder:
             out.append(c)
             n += len(c)
         self._size -= n
-        if not self._size:
-            self._flush = False
         return b"".join(out)
 
     def _accept(self, chunk: bytes) -> None:

@@ -22,7 +22,6 @@ from routing.topics import TopicCatalogue
 from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
 from speech.capture import Utterance, capture_utterance
-from speech.decoder import BYTES_PER_S, Decoder
 from speech.cli import cmd_check, cmd_transcribe
 from speech.engine import DecoderSettings, SpeechEngine, SpeechUnavailable, _derived_model_dir
 from speech.files import to_slin8k, transcribe_file
@@ -173,28 +172,6 @@ async def test_transcription_partials_and_bounded_backlog(engine: SpeechEngine) 
             await asyncio.sleep(0.08)           # about 2.5x real time: partials come out
     await dec.finish()
     assert partials and all(isinstance(p, str) for p in partials)
-
-
-async def test_bulk_batches_wait_and_a_flush_decodes_at_once(engine: SpeechEngine) -> None:
-    # While the caller talks the capture decodes in bulk (cheaper); when the voice stops it
-    # flushes, so the keyword is decoded without waiting for a whole bulk batch.
-    dec = await engine.decoder("spotting", ["보험", "연금"])
-    dec.set_batch(Decoder.BULK_BATCH_S)
-    pcm = synthesize("보험", "ko-KR")
-    under = int(Decoder.BULK_BATCH_S * BYTES_PER_S) - 640
-    dec.feed(pcm[:under])
-    await asyncio.sleep(0.3)
-    assert dec.decoded_s == 0                  # under a bulk batch: nothing decoded yet
-    dec.set_batch(Decoder.MIN_BATCH_S, flush=True)
-    for _ in range(100):
-        if dec.decoded_s:
-            break
-        await asyncio.sleep(0.02)
-    assert dec.decoded_s == pytest.approx(under / BYTES_PER_S)
-    for i in range(under, len(pcm), 320):
-        dec.feed(pcm[i : i + 320])
-    await dec.finish()
-    assert "보험" in dec.text
 
 
 def test_grammar_keeps_hangul_and_uses_the_model_unk(engine: SpeechEngine,
