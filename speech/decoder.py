@@ -69,7 +69,9 @@ class Decoder:
     plain pool job only when a batch is ready and none is queued; the job decodes one batch,
     requeues itself behind other calls' jobs if more audio is waiting (fair on a busy pool),
     and wakes the event loop only when there is news (a result, a changed partial text).
-    ``finish`` drains the rest in one urgent job (``speech.pool``).
+    ``finish`` drains the rest in one urgent job (``speech.pool``); ``flush`` decodes what is
+    pending now, however little, in an urgent job, for when a result is wanted before the
+    next routine batch (the capture's end rule, once the voice pauses).
     """
 
     # Vosk's CPU cost per second of audio is the same for 20 ms or 400 ms chunks (measured);
@@ -101,6 +103,7 @@ class Decoder:
         self._running = False          # a job is running: never two at once
         self._finishing = False
         self._closed = False
+        self._flush = False            # decode what is pending now, whatever its size
         self._done: asyncio.Future[None] = self._loop.create_future()
         self.segments: list[Segment] = []
         self.partial = ""
@@ -134,6 +137,22 @@ class Decoder:
                 self._scheduled = True
         if start:
             self._submit()
+
+    def flush(self) -> None:
+        """Decode what is pending now, on the urgent lane, however little it is.
+
+        For a pause in the voice: the result is wanted before the next routine batch would
+        be full and before other calls' queued batches would let it run.
+        """
+        with self._lock:
+            if self._finishing or self._closed or not self._size:
+                return
+            self._flush = True
+            if self._running:            # the running job sees the flag before it stops
+                return
+            self._scheduled = True
+        # A routine job may still be queued: it runs later and finds nothing (or new audio).
+        self._submit(urgent=True)
 
     async def finish(self) -> list[Segment]:
         """Decode what is pending, take Vosk's final result; all segments of the session.
@@ -223,7 +242,9 @@ class Decoder:
                     self._running = self._scheduled = False
                     self._post(self._resolve)
                     return
-                if self._size and (self._finishing or self._size >= self._min_batch):
+                if self._size and (self._finishing or self._flush
+                                   or self._size >= self._min_batch):
+                    self._flush = False
                     chunk = self._take()
                 elif self._finishing:
                     chunk = b""
@@ -235,7 +256,7 @@ class Decoder:
                 return
             self._accept(chunk)
             with self._lock:
-                if self._finishing or self._closed:
+                if self._finishing or self._closed or self._flush:
                     continue             # the caller waits: drain it all in this job
                 self._running = False
                 if self._size < self._min_batch:

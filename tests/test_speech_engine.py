@@ -23,6 +23,7 @@ from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
 from speech.capture import Utterance, capture_utterance
 from speech.cli import cmd_check, cmd_transcribe
+from speech.decoder import BYTES_PER_S, Decoder
 from speech.engine import DecoderSettings, SpeechEngine, SpeechUnavailable, _derived_model_dir
 from speech.files import to_slin8k, transcribe_file
 from speech.synth import synthesize
@@ -81,7 +82,7 @@ def line_noise(seconds: float, seed: int = 7) -> bytes:
 
 async def _call(engine: SpeechEngine, catalogue: TopicCatalogue, audio: bytes, *,
                 max_s: float = 8.0, dtmf_after: int | None = None,
-                hangup_after: bool = False) -> Utterance:
+                hangup_after: bool = False, speed: float = SPEED) -> Utterance:
     """One call over a real TCP AudioSocket: the caller streams ``audio``, we capture."""
     server = AudioSocketServer("127.0.0.1", 0)
     await server.start()
@@ -90,11 +91,11 @@ async def _call(engine: SpeechEngine, catalogue: TopicCatalogue, audio: bytes, *
 
     async def talk() -> None:
         if dtmf_after is None:
-            await caller.send_audio(audio, SPEED)
+            await caller.send_audio(audio, speed)
         else:
-            await caller.send_audio(audio[:dtmf_after], SPEED)
+            await caller.send_audio(audio[:dtmf_after], speed)
             await caller.send_dtmf("2")
-            await caller.send_audio(audio[dtmf_after:], SPEED)
+            await caller.send_audio(audio[dtmf_after:], speed)
         if hangup_after:
             await caller.hangup()
 
@@ -172,6 +173,51 @@ async def test_transcription_partials_and_bounded_backlog(engine: SpeechEngine) 
             await asyncio.sleep(0.08)           # about 2.5x real time: partials come out
     await dec.finish()
     assert partials and all(isinstance(p, str) for p in partials)
+
+
+async def test_flush_decodes_what_is_pending_at_once(engine: SpeechEngine) -> None:
+    dec = await engine.decoder("spotting", ["보험", "연금"])
+    pcm = synthesize("보험", "ko-KR")
+    under = int(Decoder.MIN_BATCH_S * BYTES_PER_S) - 640     # less than a routine batch
+    dec.feed(pcm[:under])
+    await asyncio.sleep(0.3)
+    assert dec.decoded_s == 0                  # routine batches wait for a full batch ...
+    dec.flush()                                # ... a flush does not
+    for _ in range(100):
+        if dec.decoded_s:
+            break
+        await asyncio.sleep(0.02)
+    assert dec.decoded_s == pytest.approx(under / BYTES_PER_S)
+    for i in range(under, len(pcm), 320):
+        dec.feed(pcm[i : i + 320])
+    await dec.finish()
+    assert "보험" in dec.text
+
+
+async def test_a_busy_pool_does_not_delay_the_end_of_an_utterance(
+        engine: SpeechEngine, catalogue: TopicCatalogue) -> None:
+    # Other calls' routine batches fill the spotting pool. When this caller stops talking,
+    # the spotter must still name the keyword in time for the short end rule (quiet_end_s
+    # after a keyword) rather than the long one (quiet_unheard_s, for "um ... water").
+    others = [await engine.decoder("spotting", catalogue.keywords("ko-KR"), max_pending_s=60)
+              for _ in range(24)]
+    busy = line_noise(6.0, seed=3)
+    for d in others:
+        for i in range(0, len(busy), 3200):
+            d.feed(busy[i : i + 3200])
+    speech = synthesize(PHRASES["water"], "ko-KR")
+    loud = [i for i, v in enumerate(array.array("h", speech)) if abs(v) > 300]
+    voice_end_s = 0.3 + 2 * loud[-1] / BYTES_PER_S
+    audio = line_noise(0.3) + speech + line_noise(2.0)
+    try:
+        utt = await _call(engine, catalogue, audio, speed=1.0)
+    finally:
+        for d in others:
+            await d.aclose()
+    assert utt.topic == "water" and utt.ended_by == "endpoint", utt
+    # The short rule ended it: quiet_unheard_s (0.5 s) of quiet was not needed. (Unloaded,
+    # it ends 0.2 s after the voice; a spotter left behind the queue ends it at 0.5 s.)
+    assert utt.audio_s < voice_end_s + 0.48, (utt.audio_s, voice_end_s)
 
 
 def test_grammar_keeps_hangul_and_uses_the_model_unk(engine: SpeechEngine,
