@@ -66,7 +66,8 @@ class CallRegistry:
             self.started += 1
         task = asyncio.create_task(session.run(), name=f"call-{info.uniqueid}")
         self._tasks[info.uniqueid] = task
-        task.add_done_callback(lambda _t, uid=info.uniqueid: self._ended(uid))
+        uid = info.uniqueid
+        task.add_done_callback(lambda _t: self._ended(uid))
 
     def _ended(self, uniqueid: str) -> None:
         self.sessions.pop(uniqueid, None)

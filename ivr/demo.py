@@ -12,6 +12,7 @@ import logging
 import random
 import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ivr.config import HotlineConfig
@@ -136,6 +137,7 @@ async def run_demo(cfg: HotlineConfig, opts: DemoOptions) -> int:
         if opts.serve:
             from console.app import WebConsole
             from ivr.cli import _wait_for_signal
+            assert stacks[0].service is not None     # started above
             web = WebConsole(stacks[0].service, cfg.web)
             await web.start()
             print(f"serving on http://{cfg.web.host}:{cfg.web.port}/ — Ctrl-C to stop",
@@ -214,9 +216,10 @@ async def _staff(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
     for i in range(opts.agents):
         ext = 1001 + i
         name, interface = f"agent{ext}", f"Local/{ext}@agents/n"
+        talk = random.Random(rng.random())
         sim.add_agent(AgentSpec(
             interface=interface, name=name, answer_delay_s=rng.uniform(1.0, 3.0),
-            talk_time_s=lambda r=random.Random(rng.random()): r.expovariate(1 / TALK_MEAN_S)))
+            talk_time_s=partial(talk.expovariate, 1 / TALK_MEAN_S)))
         primary = skill_groups[i % len(skill_groups)] if skill_groups else general
         await service.link.action("QueueAdd", {"Queue": primary.queue, "Interface": interface,
                                                "Penalty": "0", "MemberName": name})

@@ -202,10 +202,10 @@ class RoutingPolicy:
             snap._memo[key] = got
         rate, idle = got  # type: ignore[misc]
         if without is not None:
-            m = _by_agent(snap, qv).get(without)
-            if m is not None and m.penalty <= max_pen:
-                rate -= 1.0 / snap.stats.aht(qv.name, m.skill)
-                idle -= not m.busy
+            gone = _by_agent(snap, qv).get(without)
+            if gone is not None and gone.penalty <= max_pen:
+                rate -= 1.0 / snap.stats.aht(qv.name, gone.skill)
+                idle -= not gone.busy
         return rate, idle
 
     def wait_in(self, snap: Snapshot, queue: str, max_pen: int, ahead: float,

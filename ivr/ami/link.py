@@ -279,11 +279,11 @@ class AmiLink:
                 t.result()   # re-raise what ended the session
             raise EOFError("connection closed")
         finally:
-            for t in (read_task, ping_task):
-                if t is not None and not t.done():
-                    t.cancel()
+            for task in (read_task, ping_task):
+                if task is not None and not task.done():
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await t
+                        await task
 
     async def _read(self, reader: asyncio.StreamReader, parser: FrameParser) -> None:
         while True:

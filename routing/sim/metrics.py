@@ -64,13 +64,13 @@ def seed_result(eng: Engine, seed: int, service_level_s: float,
         elif st == ABANDONED:
             abandoned += 1
             by_topic[calls.topic[c]] += calls.patience[c]
-    w = np.asarray(waits)
+    wait_arr = np.asarray(waits)
     n = len(waits)
     return SeedResult(
         seed=seed,
-        asa_s=float(w.mean()) if n else math.nan,
-        p90_wait_s=float(np.percentile(w, 90)) if n else math.nan,
-        service_level=float((w <= service_level_s).mean()) if n else math.nan,
+        asa_s=float(wait_arr.mean()) if n else math.nan,
+        p90_wait_s=float(np.percentile(wait_arr, 90)) if n else math.nan,
+        service_level=float((wait_arr <= service_level_s).mean()) if n else math.nan,
         abandon_rate=abandoned / arrived if arrived else math.nan,
         primary_share=primary / n if n else math.nan,
         arrived=arrived,
