@@ -144,7 +144,8 @@ class _Listener:
             self.audio_bytes += len(pcm)
             self.quiet = 0 if self.vad.update(pcm) else self.quiet + len(pcm)
             self.spot.feed(pcm)
-            if self.quiet >= self.hurry_from and not self.keyword_heard and self.vad.speech_seen:
+            if (self.quiet_end and self.quiet >= self.hurry_from and not self.keyword_heard
+                    and self.vad.speech_seen):
                 # The voice paused and no keyword is heard yet: that decides whether the
                 # utterance ends after quiet_end_s or quiet_unheard_s, and Vosk names the
                 # word only 0.1-0.2 s after it ends, so the spotter decodes each frame as it
