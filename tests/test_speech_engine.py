@@ -196,12 +196,14 @@ async def test_flush_decodes_what_is_pending_at_once(engine: SpeechEngine) -> No
 
 async def test_a_busy_pool_does_not_delay_the_end_of_an_utterance(
         engine: SpeechEngine, catalogue: TopicCatalogue) -> None:
-    # Other calls' routine batches fill the spotting pool. When this caller stops talking,
-    # the spotter must still name the keyword in time for the short end rule (quiet_end_s
-    # after a keyword) rather than the long one (quiet_unheard_s, for "um ... water").
+    # Other calls' routine batches fill the spotting pool for longer than this call lasts,
+    # and a round of them (80 batches of up to 1 s of audio) takes longer than the quiet
+    # rules. When this caller stops talking, the spotter must still name the keyword in time
+    # for the short end rule (quiet_end_s after a keyword) rather than the long one
+    # (quiet_unheard_s, for "um ... water").
     others = [await engine.decoder("spotting", catalogue.keywords("ko-KR"), max_pending_s=60)
-              for _ in range(24)]
-    busy = line_noise(6.0, seed=3)
+              for _ in range(80)]
+    busy = line_noise(20.0, seed=3)
     for d in others:
         for i in range(0, len(busy), 3200):
             d.feed(busy[i : i + 3200])
