@@ -145,8 +145,8 @@ class Decoder:
         be full and before other calls' queued batches would let it run.
         """
         with self._lock:
-            if self._finishing or self._closed or not self._size:
-                return
+            if self._finishing or self._closed or not self._size or self._flush:
+                return                   # (a flush already asked for takes this audio too)
             self._flush = True
             if self._running:            # the running job sees the flag before it stops
                 return
