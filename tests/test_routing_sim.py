@@ -193,3 +193,23 @@ def test_skill_advisor_trains_the_idle_group_in_the_overloaded_topic() -> None:
     assert adv.final["asa_s"] < adv.baseline["asa_s"]
     out = adv.as_json()
     assert out["asa_cut"] > 0 and out["additions"][0]["add_topic"] == "a"
+
+
+def test_breakdown_accounts_for_every_measured_call(city) -> None:  # type: ignore[no-untyped-def]
+    # The diagnostic splits exactly the calls bench.routing measures: its cells add up to the
+    # seed's answered and abandoned calls and to the same ASA.
+    from bench.routing_breakdown import run_seed as breakdown_seed
+    sc = city.with_seeds(city.seeds[:1])
+    job = Job(sc, "penalty_rules", sc.seeds[0])
+    res = run_seed(job)
+    cells = breakdown_seed(job).cells
+    answered = sum(c.answered for c in cells.values())
+    assert answered == res.answered
+    abandoned = sum(c.abandoned for c in cells.values())
+    assert answered + abandoned == res.arrived      # the run ends when every one is resolved
+    assert abandoned / res.arrived == pytest.approx(res.abandon_rate)
+    assert sum(c.wait_sum_s for c in cells.values()) / answered == pytest.approx(res.asa_s)
+    # The surge (water, minutes 20-40) is where water callers wait longest.
+    assert {t for t, _ in cells} == set(sc.topic_names)
+    water_in, water_out = cells[("water", True)], cells[("water", False)]
+    assert water_in.wait_sum_s / water_in.answered > 2 * water_out.wait_sum_s / water_out.answered
