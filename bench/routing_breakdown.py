@@ -20,11 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from routing.sim.baselines import build_model
-from routing.sim.engine import ABANDONED, SERVED, Engine
-from routing.sim.runner import POLICIES, Job, _controller, default_workers
+from routing.sim.engine import ABANDONED, SERVED
+from routing.sim.runner import POLICIES, Job, default_workers, simulate
 from routing.sim.scenario import Scenario, load_scenario
-from routing.sim.streams import generate_calls
 
 
 @dataclass(slots=True)
@@ -61,11 +59,8 @@ def _in_surge(sc: Scenario, t: float) -> bool:
 
 def run_seed(job: Job) -> Breakdown:
     sc = job.scenario
-    model = build_model(sc, pooled=job.policy == "full_flex")
-    calls = generate_calls(sc, job.seed)
-    ctl, _ = _controller(job, model)
-    eng = Engine(model, calls, ctl)
-    eng.run()
+    eng, _ = simulate(job)
+    calls = eng.calls
     out = Breakdown()
     for c in range(len(calls.arrival)):
         if not eng.measured[c]:

@@ -37,13 +37,19 @@ def _controller(job: Job, model: QueueModel) -> tuple[Controller, Any]:
     raise ValueError(f"unknown policy {job.policy!r}; choose from {POLICIES}")
 
 
-def run_seed(job: Job) -> SeedResult:
+def simulate(job: Job) -> tuple[Engine, Any]:
+    """One seed of one policy, run to the end: the engine and the policy's reporter (or None)."""
     sc = job.scenario
     model = build_model(sc, pooled=job.policy == "full_flex")
-    calls = generate_calls(sc, job.seed)
     ctl, reporter = _controller(job, model)
-    eng = Engine(model, calls, ctl)
+    eng = Engine(model, generate_calls(sc, job.seed), ctl)
     eng.run()
+    return eng, reporter
+
+
+def run_seed(job: Job) -> SeedResult:
+    sc = job.scenario
+    eng, reporter = simulate(job)
     extra = reporter.report(eng) if reporter is not None else {}
     return seed_result(eng, job.seed, sc.service_level_s, extra, sc.topic_names)
 
