@@ -18,7 +18,8 @@ from ivr.ami.events import (
     CoreShowChannel,
 )
 from ivr.ami.link import AmiLink
-from ivr.session import CallInfo, CallSession, SessionDeps
+from ivr.call_state import CallInfo, SessionDeps
+from ivr.session import CallSession
 
 log = logging.getLogger("hotline.calls")
 

@@ -14,11 +14,11 @@ from dataclasses import replace
 
 from cases.store import CaseStore
 from ivr.ami.link import AmiLink
+from ivr.call_state import SessionDeps
 from ivr.calls import CallRegistry
 from ivr.case_recorder import CaseRecorder
 from ivr.config import AmiConfig, HotlineConfig
 from ivr.heartbeat import Heartbeat
-from ivr.session import SessionDeps
 from ivr.speech_input import SpeechInput
 from routing.live_state import LiveQueues, QueueStateFeed
 from routing.policy import RoutingPolicy

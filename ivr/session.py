@@ -12,11 +12,8 @@ the queue, the case record, and the survey calls the centre places (回访).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -24,9 +21,7 @@ from cases.schemas import CallStart, CaseView
 from ivr.agi import AgiChannel
 from ivr.ami.errors import AgiHangup, AgiResultLost, AmiDisconnected, AmiNotConnected
 from ivr.ami.events import AgentEvent, AmiEvent, Hangup, QueueCallerAbandon, QueueCallerJoin
-from ivr.ami.link import AmiLink
-from ivr.case_recorder import CaseRecorder
-from ivr.config import IvrConfig
+from ivr.call_state import CallInfo, CallState, SessionDeps
 from ivr.menus.engine import (
     MENU_MARK,
     Defaults,
@@ -37,8 +32,7 @@ from ivr.menus.engine import (
 )
 from ivr.menus.io import ALL_KEYS as _ALL_KEYS
 from ivr.menus.io import HUMAN_KEY as _HUMAN_KEY
-from ivr.menus.io import CaseStatusInfo
-from ivr.menus.live_io import AgiCallIO
+from ivr.menus.live_io import AgiCallIO, StoreServices
 from ivr.menus.survey import (
     MENU_VARIABLE,
     SURVEY_VARIABLE,
@@ -47,9 +41,8 @@ from ivr.menus.survey import (
     ask_score,
 )
 from ivr.menus.waiting import exit_key as queue_exit_key
-from ivr.speech_input import SpeechInput
-from routing.router import RouteDecision, Router
-from routing.topics import Classification, TopicCatalogue
+from routing.router import RouteDecision
+from routing.topics import Classification
 from speech.capture import Utterance
 
 log = logging.getLogger("hotline.call")
@@ -65,62 +58,6 @@ RESUMED_CASE_WAIT_S = 2.0
 # previous service: the first command of ours waits behind it this long at most.
 RESUME_WAIT_S = 120.0
 T = TypeVar("T")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    node: str
-    channel: str
-    uniqueid: str
-    caller_num: str
-    caller_name: str
-    dnid: str
-    locale: str
-
-
-@dataclass(slots=True)
-class CallState:
-    """What the session knows; written by AMI events and by its own steps."""
-    started_mono: float = field(default_factory=time.monotonic)
-    case_number: str | None = None
-    ivr_path: list[str] = field(default_factory=list)
-    topic: str | None = None
-    transcript: str | None = None
-    live_transcript: str = ""
-    menu: str | None = None           # the menu (hotline and language) the caller is in
-    menu_outcome: str | None = None   # what the menu settled (MenuOutcome.kind)
-    decision: RouteDecision | None = None
-    queue_joined: str | None = None
-    agent: str | None = None
-    hold_time_s: float | None = None
-    talk_time_s: float | None = None
-    abandoned: bool = False
-    hung_up: bool = False
-    emergency: str | None = None      # the emergency topic, if the call was one
-    final: str | None = None          # an outcome the session settled itself (callback, ...)
-    survey_of: str | None = None      # a survey call: the case it is about
-    outcome: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionDeps:
-    link: AmiLink
-    recorder: CaseRecorder
-    catalogue: TopicCatalogue
-    router: Router
-    ivr: IvrConfig
-    agi_timeout_s: float = 10.0
-    speech: SpeechInput | None = None     # None: keys only (disabled or unavailable)
-    speech_locale: str = ""
-    # The case store for status lookups and surveys; None: the recorder's store.
-    cases: SurveyStore | None = None
-    clock: Callable[[], datetime] = _utcnow   # opening hours
-    # Routing group -> its queue, for menu actions that route to a group.
-    group_queues: Mapping[str, str] = field(default_factory=dict)
 
 
 class CallSession:
@@ -276,7 +213,7 @@ class CallSession:
 
     def _new_engine(self) -> MenuEngine:
         ivr = self.deps.ivr
-        return MenuEngine(ivr.menus, self.deps.catalogue, _Services(self._store(),
+        return MenuEngine(ivr.menus, self.deps.catalogue, StoreServices(self._store(),
                                                                      self.deps.clock),
                           Defaults(ivr.input_timeout_ms, ivr.max_attempts),
                           timezone=ivr.timezone or "UTC", trail=self.state.ivr_path,
@@ -486,25 +423,6 @@ class CallSession:
         log.info("call %s ended: %s%s", self.info.uniqueid, s.outcome,
                  f" by {s.agent} after {s.hold_time_s:.0f}s" if s.agent else "")
         self.finished.set()
-
-
-class _Services:
-    """What the menu engine asks of the service: the clock and case statuses."""
-
-    def __init__(self, store: SurveyStore | None, clock: Callable[[], datetime]) -> None:
-        self._store = store
-        self._clock = clock
-
-    def now(self) -> datetime:
-        return self._clock()
-
-    async def case_status(self, number: str) -> CaseStatusInfo | None:
-        if self._store is None:
-            raise RuntimeError("no case store to look the case up in")
-        case = await self._store.get(number)
-        if case is None:
-            return None
-        return CaseStatusInfo(case.number, str(case.status), case.deadline)
 
 
 def _mask(number: str) -> str:

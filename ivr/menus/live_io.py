@@ -13,13 +13,15 @@ import functools
 import logging
 import wave
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from ivr.agi import AgiChannel
 from ivr.ami.errors import AgiCommandError, AgiHangup, AmiError
 from ivr.ami.link import AmiLink
-from ivr.menus.io import Heard, Recording, TransferTarget
+from ivr.menus.io import CaseStatusInfo, Heard, Recording, TransferTarget
+from ivr.menus.survey import SurveyStore
 from ivr.speech_input import SpeechInput
 from speech.capture import Utterance
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE
@@ -186,3 +188,22 @@ def _write_wav(path: Path, pcm: bytes) -> None:
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
         w.writeframes(pcm)
+
+
+class StoreServices:
+    """What the menu engine asks of the service: the clock and case statuses."""
+
+    def __init__(self, store: SurveyStore | None, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    async def case_status(self, number: str) -> CaseStatusInfo | None:
+        if self._store is None:
+            raise RuntimeError("no case store to look the case up in")
+        case = await self._store.get(number)
+        if case is None:
+            return None
+        return CaseStatusInfo(case.number, str(case.status), case.deadline)
