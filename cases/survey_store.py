@@ -29,6 +29,7 @@ class SurveyClaim:
     attempt: int | None        # the attempt claimed (1, 2, ...); None: nothing to do now
     exhausted: bool = False    # every attempt was made: close the case without the callback
     made: int = 0              # attempts made since the latest reply (before this claim)
+    not_before: datetime | None = None   # waiting out the retry: nothing to do before this
 
 
 class SurveyMixin(StoreCore):
@@ -63,11 +64,12 @@ class SurveyMixin(StoreCore):
                       if r.kind == EventKind.SURVEY_CALL_FAILED.value}
             made = [r for r in rows if r.kind == EventKind.SURVEY_CALL.value
                     and r.detail.get("attempt") not in failed]
+            rested = made[-1].at + retry_after if made else at
             if len(made) >= attempts:
-                return SurveyClaim(None, exhausted=at - made[-1].at >= retry_after,
-                                   made=len(made))
-            if made and at - made[-1].at < retry_after:
-                return SurveyClaim(None, made=len(made))
+                return SurveyClaim(None, exhausted=at >= rested, made=len(made),
+                                   not_before=rested if at < rested else None)
+            if at < rested:
+                return SurveyClaim(None, made=len(made), not_before=rested)
             attempt = 1 + max((int(r.detail.get("attempt", 0)) for r in rows), default=0)
             self._event(s, case, EventKind.SURVEY_CALL, actor, at, {"attempt": attempt})
             return SurveyClaim(attempt, made=len(made))

@@ -54,6 +54,10 @@ class SurveyScheduler:
         self._hours = OpeningHours.of(cfg.hours, cfg.holidays, cfg.workdays, timezone)
         self._now = now
         self._task: asyncio.Task[None] | None = None
+        # (case, reply) -> when its retry wait ends, as the last claim said: a look skips it
+        # until then instead of taking a locked write to hear "not yet" again. Only a hint:
+        # the claim still decides, so another service's calls are never missed.
+        self._resting: dict[tuple[str, datetime | None], datetime] = {}
 
     def start(self) -> None:
         if self._task is None:
@@ -86,12 +90,18 @@ class SurveyScheduler:
         placed: list[str] = []
         due = await self._store.replied_due(now - timedelta(seconds=cfg.after_s),
                                             limit=max(1000, cfg.per_check * 20))
+        self._resting = {k: t for k, t in self._resting.items() if t > now}
         for case in due:
             if len(placed) >= cfg.per_check:
                 break
+            key = (case.number, case.replied_at)
+            if key in self._resting:
+                continue
             claim = await self._store.claim_survey_call(
                 case.number, actor=ACTOR, attempts=cfg.attempts,
                 retry_after=timedelta(seconds=cfg.retry_s), now=now)
+            if claim.not_before is not None:
+                self._resting[key] = claim.not_before
             if claim.exhausted:
                 await self._close(case.number, f"回访 callback survey: citizen not reached "
                                                 f"in {claim.made} calls")

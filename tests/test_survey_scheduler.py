@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,46 @@ async def test_a_citizen_not_reached_is_called_again_then_the_case_closed(
         closing = [e for e in await r.service.store.timeline(number) if "not reached" in str(
             e.detail)]
         assert closing and closing[-1].actor == "ivr-survey"
+
+
+class _CountingStore:
+    """The real case store, counting the scheduler's claims (each one is a locked write)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.claims: list[str] = []
+
+    async def claim_survey_call(self, number: str, **kw: Any) -> Any:
+        self.claims.append(number)
+        return await self._store.claim_survey_call(number, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_case_waiting_out_its_retry_costs_no_claim_until_then(tmp_path: Path) -> None:
+    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+        number = await _replied_case(r, "resting-call", "13900004444")   # nobody answers
+        clock = _Clock()
+        store = _CountingStore(r.service.store)
+        cfg = r.config
+        scheduler = SurveyScheduler(store, r.service.surveys, cfg.ivr.survey,
+                                    cfg.ivr.timezone or cfg.service.timezone, now=clock)
+        clock.now += timedelta(seconds=601)
+        assert await scheduler.check() == [number]
+        assert await scheduler.check() == []     # the store says: not before the retry time
+        assert store.claims == [number, number]
+        for _ in range(5):                       # ... so the next looks do not ask again
+            clock.now += timedelta(seconds=600)
+            assert await scheduler.check() == []
+        assert store.claims == [number, number]
+        clock.now += timedelta(seconds=601)      # 3601 s after the first call
+        assert await scheduler.check() == [number]
+        assert store.claims == [number] * 3
+        # A second scheduler (another service on the same store) has no such memory, and the
+        # claim still refuses it the call the first one just made.
+        other = _scheduler(r, clock)
+        assert await other.check() == []
 
 
 async def test_a_case_replied_again_is_surveyed_afresh(tmp_path: Path) -> None:
