@@ -50,6 +50,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -211,13 +212,14 @@ def bare(engine: SpeechEngine, mode: Mode, keywords: list[str], audio: list[byte
     return audio_s, time.process_time() - cpu0
 
 
-async def _caller_child() -> None:
+async def _caller_child(job_path: str) -> None:
     """Child process: the simulated Asterisk side, so its CPU is not counted as the service's.
 
-    Reads {port, speed, concurrency, calls: [{uuid, audio, head}]} on stdin; prints one JSON
-    line per call with the monotonic time (system-wide clock) its speech ended.
+    Reads {port, speed, concurrency, calls: [{uuid, audio, head}]} from ``job_path``; prints
+    one JSON line per call with the monotonic time (system-wide clock) its speech ended.
     """
-    job = json.loads(sys.stdin.read())
+    with open(job_path, encoding="utf-8") as f:
+        job = json.load(f)
     sem = asyncio.Semaphore(job["concurrency"])
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -274,18 +276,23 @@ async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
         finally:
             await stream.close()
 
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.speech", "--caller-child",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    cpu0 = time.process_time()
-    try:
-        tasks = [asyncio.create_task(capture(u, s)) for u, s in calls]
-        out, _ = await child.communicate(json.dumps(job).encode())
-        results = await asyncio.gather(*tasks)
-    finally:
-        if child.returncode is None:
-            child.kill()
-        await server.stop()
+    # The job (all calls' audio, megabytes) goes through a file written before the CPU count
+    # starts: encoding and piping it is the harness's work, not the service's.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as jf:
+        json.dump(job, jf)
+        jf.flush()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.speech", "--caller-child", jf.name,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
+        cpu0 = time.process_time()
+        try:
+            tasks = [asyncio.create_task(capture(u, s)) for u, s in calls]
+            out, _ = await child.communicate()
+            results = await asyncio.gather(*tasks)
+        finally:
+            if child.returncode is None:
+                child.kill()
+            await server.stop()
     cpu = time.process_time() - cpu0
     ends = {(d := json.loads(line))["uuid"]: d["speech_end"] for line in out.decode().splitlines()}
     return _Run(audio_s=sum(u.audio_s for _, u, _ in results), cpu_s=cpu,
@@ -413,10 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="hotline TOML configuration (model path, topics)")
     p.add_argument("--config-keywords", action="store_true",
                    help="use the configured ko-KR keywords instead of the recommended ones")
-    p.add_argument("--caller-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--caller-child", metavar="JOB", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.caller_child:
-        asyncio.run(_caller_child())
+        asyncio.run(_caller_child(args.caller_child))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     result = asyncio.run(main_async(args))

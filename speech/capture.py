@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -77,22 +78,34 @@ class EnergyVad:
         self._margin = 10 ** (margin_db / 10)
         self._min = min_frames
         self._run = 0
-        self._energies = np.full(max(1, int(floor_window_s / 0.02)), np.inf)
+        # Ring of the last frames' energies (plain floats: cheaper per frame than numpy
+        # scalars); the floor is their minimum, rescanned only when that minimum leaves.
+        self._energies = [math.inf] * max(1, int(floor_window_s / 0.02))
         self._i = 0
+        self._floor = math.inf
         self.speech_seen = False
         self.voiced = False          # the last frame
+
+    @property
+    def floor(self) -> float:
+        """The line's noise floor: the lowest frame energy of the window (mean square)."""
+        return self._floor
 
     def update(self, pcm: bytes) -> bool:
         """Feed one frame; True if it is voiced."""
         samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
         if not samples.size:
             return self.voiced
-        energy = float(np.dot(samples, samples)) / samples.size
-        energies = self._energies
-        energies[self._i] = energy
-        self._i = (self._i + 1) % energies.size
-        floor = float(energies.min())
-        self.voiced = energy >= self._threshold_sq and energy >= floor * self._margin
+        energy = float(samples.dot(samples)) / samples.size
+        energies, i = self._energies, self._i
+        leaving = energies[i]
+        energies[i] = energy
+        self._i = i + 1 if i + 1 < len(energies) else 0
+        if energy <= self._floor:
+            self._floor = energy
+        elif leaving == self._floor:
+            self._floor = min(energies)
+        self.voiced = energy >= self._threshold_sq and energy >= self._floor * self._margin
         self._run = self._run + 1 if self.voiced else 0
         if self._run >= self._min:
             self.speech_seen = True
