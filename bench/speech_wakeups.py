@@ -18,7 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.speech import KO_KEYWORDS, LOCALE, build_corpus
+from bench.speech_corpus import KO_KEYWORDS, LOCALE, build_corpus
 from ivr.config import load_config
 from routing.topics import TopicCatalogue
 from speech.decoder import BYTES_PER_S
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                     chunk = int(c * BYTES_PER_S)
                     t0 = time.process_time()
                     with ThreadPoolExecutor(engine.threads) as pool:
-                        list(pool.map(lambda a: one(a, chunk, s), audio))
+                        list(pool.map(lambda a, k=chunk, z=s: one(a, k, z), audio))
                     key = f"chunk_{round(c * 1000)}ms_sleep_{round(s * 1000)}ms"
                     cpu[key] = cpu.get(key, 0.0) + time.process_time() - t0
     finally:
