@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ivr.ami.events import TYPED_EVENTS, AmiEvent  # noqa: E402
-from ivr.ami.link import AmiLink  # noqa: E402
-from ivr.config import AmiConfig  # noqa: E402
-from tests.reference import recv_stream  # noqa: E402
+from ivr.ami.events import TYPED_EVENTS, AmiEvent
+from ivr.ami.link import AmiLink
+from ivr.config import AmiConfig
+from tests.reference import recv_stream
 
 LOGIN_OK = b"Response: Success\r\nActionID: %s\r\nMessage: Authentication accepted\r\n\r\n"
 
@@ -59,8 +59,8 @@ async def serve(payload: bytes, login: bool) -> tuple[asyncio.base_events.Server
         w.write(b"Asterisk Call Manager/13.0.0\r\n")
         if login:
             raw = await r.readuntil(b"\r\n\r\n")
-            aid = [ln.split(b": ", 1)[1] for ln in raw.split(b"\r\n")
-                   if ln.lower().startswith(b"actionid")][0]
+            aid = next(ln.split(b": ", 1)[1] for ln in raw.split(b"\r\n")
+                       if ln.lower().startswith(b"actionid"))
             w.write(LOGIN_OK % aid)
         w.write(payload)
         await w.drain()

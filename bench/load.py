@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ivr.ami.events import AmiEvent  # noqa: E402
-from ivr.config import HotlineConfig, load_config  # noqa: E402
-from ivr.service import HotlineService  # noqa: E402
+from ivr.ami.events import AmiEvent
+from ivr.config import HotlineConfig, load_config
+from ivr.service import HotlineService
 
 
 def rss_mb() -> float:

@@ -106,7 +106,7 @@ class CallRegistry:
         except AgiHangup:
             self._link.fail_agi(channel, AgiHangup(f"{channel} hung up"), only=before)
             return
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure: the results are lost either way
             log.warning("could not settle AGI commands on %s: %s", channel, e)
         self._link.fail_agi(channel, AgiResultLost(f"{channel}: result lost"), only=before)
 

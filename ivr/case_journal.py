@@ -55,7 +55,8 @@ class CaseWrite:
             raise ValueError(f"unknown write kind {kind!r}")
         node, call_id, data = d["node"], d["call_id"], d["data"]
         if not (isinstance(node, str) and isinstance(call_id, str) and isinstance(data, dict)):
-            raise ValueError("node, call_id and data must be string, string, object")
+            # A malformed journal line, as above: the reader skips what raises ValueError.
+            raise ValueError("node, call_id and data: string, string, object")  # noqa: TRY004
         return cls(kind, node, call_id, data)
 
 

@@ -352,7 +352,7 @@ class CaseRecorder:
                         log.error("case write %s rejected: %s", w.what, e)
                         self._gave_up(w, e)
                         break
-                    except Exception as e:
+                    except Exception as e:  # noqa: BLE001 - outage or bug: retried, then given up
                         self.errors += 1
                         # An outage is waited out for as long as it lasts; anything else
                         # for ``give_up_after_s``.

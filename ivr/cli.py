@@ -172,8 +172,8 @@ async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int
         } for c in cases], ensure_ascii=False))
     else:
         for c in cases:
-            print(f"{c.number}  {str(c.status):<10} {c.topic or '-':<16} {c.caller_masked:<12} "
-                  f"{c.queue or '-':<16} {str(c.outcome or '-'):<10} {c.agent or '-'}")
+            print(f"{c.number}  {c.status!s:<10} {c.topic or '-':<16} {c.caller_masked:<12} "
+                  f"{c.queue or '-':<16} {c.outcome or '-'!s:<10} {c.agent or '-'}")
         print(f"{len(cases)} case(s)")
     return 0
 

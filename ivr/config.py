@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from ivr.menus.check import first_menu_error
 from ivr.menus.model import MenuConfig, SurveyCallConfig
 from routing.policy import PolicyParams
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATABASE_URL_ENV = "HOTLINE_DATABASE_URL"
 
@@ -108,7 +109,7 @@ class DatabaseConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _async_driver(cls, v: str) -> str:
-        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "must be an async SQLAlchemy URL: sqlite+aiosqlite:///path or "
                 "postgresql+asyncpg://user@host/db"
@@ -333,7 +334,7 @@ def _describe(source: str, err: ValidationError) -> str:
         reason = e["msg"].removeprefix("Value error, ")
         if not key:
             # Cross-field checks phrase their message as "<key>: <reason>".
-            m = re.match(r"^([\w\[\].*#-]+): (.*)$", reason, re.S)
+            m = re.match(r"^([\w\[\].*#-]+): (.*)$", reason, re.DOTALL)
             key, reason = (m.group(1), m.group(2)) if m else ("(top level)", reason)
         if e["type"] == "extra_forbidden":
             reason = "unknown key (misspelt?)"

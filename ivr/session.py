@@ -192,7 +192,7 @@ class CallSession:
                 expression, timeout=RESUME_WAIT_S if self.resumed else -1.0)) or ""
         except AgiHangup:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - unreadable variables: an inbound call
             # Not knowing is no reason to drop a caller: take it for an inbound call.
             log.warning("call %s: channel variables unreadable (%s); an inbound call",
                         self.info.uniqueid, e)
@@ -238,7 +238,7 @@ class CallSession:
             outcome = await engine.run(self.io, name)
         except (AgiHangup, asyncio.CancelledError):
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any IVR failure: the default group
             log.warning("call %s: IVR step failed (%s: %s); routing to the default group",
                         self.info.uniqueid, type(e).__name__, e)
             return MenuOutcome("human", self._menu_name, reason="ivr failure")
@@ -387,7 +387,7 @@ class CallSession:
         if answer.score is not None:
             try:
                 done = await apply_score(store, number, answer.score)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - logged with the score, never lost
                 # The score must not be lost with the error: it is in this line.
                 log.error("survey of case %s: score %d not recorded (%s: %s)", number,
                           answer.score, type(e).__name__, e)

@@ -100,7 +100,7 @@ class SpeechInput:
             await stream.close()       # hangup frame: AudioSocket() returns to the AGI loop
             try:
                 await asyncio.wait_for(asyncio.shield(exec_task), 5.0)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - the AGI must go on whatever happened
                 if not exec_task.done():
                     exec_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 import logging
 from enum import Enum
 from typing import TYPE_CHECKING

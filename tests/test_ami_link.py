@@ -67,9 +67,10 @@ class MuteAfterLogin:
 
 
 def cfg(port: int, **kw: float) -> AmiConfig:
-    base = dict(host="127.0.0.1", port=port, username="hotline", secret="s", action_timeout_s=0.3,
-                ping_interval_s=0.2, reconnect_min_s=0.05, reconnect_max_s=0.2,
-                heartbeat_interval_s=5.0)
+    base: dict[str, object] = {
+        "host": "127.0.0.1", "port": port, "username": "hotline", "secret": "s",
+        "action_timeout_s": 0.3, "ping_interval_s": 0.2, "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.2, "heartbeat_interval_s": 5.0}
     base.update(kw)
     return AmiConfig(**base)  # type: ignore[arg-type]
 

@@ -106,7 +106,7 @@ async def run_replay(name: str, secret: str = "s3cret") -> tuple[ReplayServer, A
 
 
 async def test_replay_call_through_ivr_and_queue() -> None:
-    server, link, results, seen = await run_replay("call-through-ivr-and-queue.txt")
+    _, link, results, seen = await run_replay("call-through-ivr-and-queue.txt")
     agi = [r for r in results if isinstance(r, AgiResult)]
     # GET DATA, AudioSocket, SET VARIABLE, GET VARIABLE, SAY DIGITS, Queue: in order.
     assert [r.result for r in agi] == ["2", "-1", "1", "1", "0", "-1"]
@@ -114,8 +114,8 @@ async def test_replay_call_through_ivr_and_queue() -> None:
     summary = next(r for r in results if isinstance(r, ActionResult)
                    and r.message == "Queue summary will follow")
     assert summary.events[0].fields["available"] == "1"
-    status = [r for r in results if isinstance(r, ActionResult)
-              and r.message == "Queue status will follow"][0]
+    status = next(r for r in results if isinstance(r, ActionResult)
+                  and r.message == "Queue status will follow")
     members = [e for e in status.events if e.name == "QueueMember"]
     assert {(m.fields["queue"], m.fields["name"], m.fields["paused"]) for m in members} == {
         ("water", "agent1001", "0"), ("housing", "agent1001", "0"), ("housing", "agent1002", "1")}
@@ -134,8 +134,8 @@ async def test_replay_call_through_ivr_and_queue() -> None:
 async def test_replay_errors_wrong_secret_then_exact_error_messages(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="hotline")
-    server, link, results, seen = await run_replay("errors-and-abandoned-call.txt",
-                                                   secret="wrong-secret-xyz")
+    _, link, results, seen = await run_replay("errors-and-abandoned-call.txt",
+                                              secret="wrong-secret-xyz")
     # The replay refused the first login and accepted the second, as Asterisk did.
     assert link.connects == 1
     refused = [r for r in caplog.records if "refused" in r.getMessage()]
@@ -156,7 +156,7 @@ async def test_replay_errors_wrong_secret_then_exact_error_messages(
 
 
 async def test_replay_heartbeat_parked_channel_redirect_and_failed_originate() -> None:
-    server, link, results, seen = await run_replay("heartbeat-resume-redirect.txt")
+    _, _, results, seen = await run_replay("heartbeat-resume-redirect.txt")
     getvar = next(r for r in results if isinstance(r, ActionResult)
                   and r.fields.get("variable") == "GLOBAL(HOTLINE_HEARTBEAT)")
     assert getvar.fields["value"].isdigit()

@@ -63,7 +63,7 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ivr.cli", *args], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
 
 
 def test_cli_exit_2_with_one_clear_message(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ what is wrong, in one line per problem)."""
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def _toml(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else "0.0"
+        return repr(v) if math.isfinite(v) else "0.0"
     if isinstance(v, str):
         return json.dumps(v)              # a JSON string is a valid TOML basic string
     if isinstance(v, list):

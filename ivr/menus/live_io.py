@@ -86,7 +86,7 @@ class AgiCallIO:
             utt = await speech.listen(self._agi, self._locale(), self._on_partial)
         except (AgiHangup, asyncio.CancelledError):
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - speech failing must not drop the call
             # Vosk or AudioSocket broke: this call goes on with keys only.
             log.warning("call %s: speech unavailable (%s: %s); keys only", self._call,
                         type(e).__name__, e)
@@ -128,7 +128,7 @@ class AgiCallIO:
             pcm = await speech.record(self._agi, max_s, silence_s)
         except (AgiHangup, asyncio.CancelledError):
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a lost recording must not drop the call
             log.warning("call %s: message not recorded (%s: %s)", self._call,
                         type(e).__name__, e)
             return None
@@ -141,7 +141,7 @@ class AgiCallIO:
             return Recording(seconds, str(path))
         try:
             t = await speech.transcribe(pcm, self._locale())
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the recording is kept untranscribed
             log.warning("call %s: message recorded in %s but not transcribed (%s)",
                         self._call, path, e)
             return Recording(seconds, str(path))

@@ -14,8 +14,15 @@ import math
 from dataclasses import dataclass, field
 
 from routing.estimator import DecayedStats
-from routing.policy import (Caller, Member, PolicyParams, RoutingPolicy, Snapshot, Waiting,
-                            initial_penalties)
+from routing.policy import (
+    Caller,
+    Member,
+    PolicyParams,
+    RoutingPolicy,
+    Snapshot,
+    Waiting,
+    initial_penalties,
+)
 from routing.sim.engine import SERVED, Engine, QueueModel
 from routing.sim.scenario import Scenario
 

@@ -9,6 +9,7 @@ also keeps the other topics' calls identical when one topic's load is changed.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ def _segments(t: TopicSpec, start: float, end: float) -> list[tuple[float, float
         cuts.update(x for x in (s.start_s, s.end_s) if start < x < end)
     pts = sorted(cuts)
     out = []
-    for a, b in zip(pts, pts[1:]):
+    for a, b in itertools.pairwise(pts):
         rate = t.calls_per_hour / 3600.0
         mid = 0.5 * (a + b)
         for s in t.surges:
