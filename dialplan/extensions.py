@@ -97,6 +97,14 @@ def _entry(number: str, *, language: str, stale_s: int, queue: str, timeout_s: i
     ]
 
 
+def agi_priority() -> int:
+    """The priority of ``AGI(agi:async)`` in every entry of the hotline context. A call there
+    whose application is not AGI runs one the service started with EXEC (Queue, Dial,
+    AudioSocket): Asterisk shows the last application run, not the AGI it runs in."""
+    lines = _entry("x", language="x", stale_s=1, queue="x", timeout_s=1)
+    return 1 + next(i for i, line in enumerate(lines) if "AGI(agi:async)" in line)
+
+
 def _global_name() -> str:
     return HEARTBEAT_VARIABLE.removeprefix("GLOBAL(").removesuffix(")")
 

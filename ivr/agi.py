@@ -10,6 +10,12 @@ from ivr.ami.agi_result import AgiResult
 from ivr.ami.errors import AgiCommandError, AgiHangup
 from ivr.ami.link import AmiLink
 
+# A command that plays a prompt returns when the prompt ends, and a greeting read by a
+# text-to-speech voice can run for a minute (the default Mandarin one: about 60 s). Such
+# commands wait this long for Asterisk, on top of any input timeout; the command timeout
+# (the AMI action timeout, seconds) is for commands that return at once.
+PLAYBACK_WAIT_S = 300.0
+
 
 def _quote(arg: str) -> str:
     if arg == "" or any(c in arg for c in ' "\t'):
@@ -36,19 +42,21 @@ class AgiChannel:
         """Play ``prompt`` (a key stops it) and collect up to ``max_digits`` keys.
         Returns the digits, or None on timeout without input. Raises AgiHangup."""
         r = await self.command(f"GET DATA {prompt} {timeout_ms} {max_digits}",
-                               timeout=self._timeout + timeout_ms / 1000 * 2)
+                               timeout=PLAYBACK_WAIT_S + timeout_ms / 1000 * (max_digits + 1))
         if r.result == "-1":
             raise AgiHangup(f"{self.channel} hung up during GET DATA")
         return r.result or None
 
     async def stream_file(self, prompt: str, escape_digits: str = "") -> str | None:
-        r = await self.command(f"STREAM FILE {prompt} {_quote(escape_digits)}")
+        r = await self.command(f"STREAM FILE {prompt} {_quote(escape_digits)}",
+                               timeout=PLAYBACK_WAIT_S)
         if r.result == "-1":
             raise AgiHangup(f"{self.channel} hung up during STREAM FILE")
         return chr(int(r.result)) if r.result not in ("", "0") and r.result.isdigit() else None
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> None:
-        r = await self.command(f"SAY DIGITS {digits} {_quote(escape_digits)}")
+        r = await self.command(f"SAY DIGITS {digits} {_quote(escape_digits)}",
+                               timeout=PLAYBACK_WAIT_S)
         if r.result == "-1":
             raise AgiHangup(f"{self.channel} hung up during SAY DIGITS")
 

@@ -30,6 +30,9 @@ class CallInfo:
     caller_name: str
     dnid: str
     locale: str
+    # Taken up after a restart while running an application the last service started over
+    # async AGI (Queue, Dial, AudioSocket): its name; "" for a call parked in AGI itself.
+    running: str = ""
 
 
 @dataclass(slots=True)

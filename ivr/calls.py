@@ -28,8 +28,13 @@ FLUSH_TIMEOUT_S = 120.0
 
 
 class CallRegistry:
-    def __init__(self, link: AmiLink, deps: SessionDeps, *, node: str, locale: str) -> None:
+    def __init__(self, link: AmiLink, deps: SessionDeps, *, node: str, locale: str,
+                 agi_at: tuple[str, int] | None = None) -> None:
         self._link = link
+        # (context, priority) of the dialplan's AGI(agi:async): a channel there showing
+        # another application runs one we started with EXEC (Asterisk does not restore
+        # "AGI" in the channel listing once an EXEC has run).
+        self._agi_at = agi_at
         self.deps = deps
         self._node = node
         self._locale = locale
@@ -46,17 +51,25 @@ class CallRegistry:
         if isinstance(ev, AsyncAgiStart):
             if ev.uniqueid not in self.sessions:
                 env = ev.env
-                dnid = env.get("agi_dnid", "")
                 self._start(CallInfo(
                     node=self._node, channel=ev.channel, uniqueid=ev.uniqueid,
                     caller_num=ev.ref.caller_num or env.get("agi_callerid", ""),
                     caller_name=ev.ref.caller_name or env.get("agi_calleridname", ""),
-                    dnid="" if dnid == "unknown" else dnid, locale=self._locale), False)
+                    dnid=self._called(env.get("agi_extension", ""), env.get("agi_dnid", "")),
+                    locale=self._locale), False)
             return
         if isinstance(ev, ChannelEvent):
             session = self.sessions.get(ev.uniqueid)
             if session is not None:
                 session.on_event(ev)
+
+    def _called(self, extension: str, dnid: str) -> str:
+        """The hotline number the caller dialled. The dialplan entry's extension is that
+        number (``exten => 12345``), where the DNID may be missing (Local channels have none)
+        or differ (an inbound context rewriting the number before its Goto)."""
+        if self.deps.ivr.lists_number(extension):
+            return extension
+        return "" if dnid == "unknown" else dnid
 
     def _start(self, info: CallInfo, resumed: bool) -> None:
         session = CallSession(info, self.deps, resumed=resumed)
@@ -88,21 +101,32 @@ class CallRegistry:
             elif row.parked_in_async_agi:
                 # A command may still be running (GET DATA) or may have finished unseen.
                 self._spawn(self._flush(channel), f"flush-{channel}")
+            elif self._runs_our_exec(row):
+                # Queue or Dial may run for as long as the conversation: wait it out.
+                self._spawn(self._flush(channel, None), f"flush-{channel}")
         for row in rows.values():
-            if row.parked_in_async_agi and row.uniqueid not in self.sessions:
-                log.info("resuming call %s parked in async AGI on %s", row.uniqueid,
+            if row.uniqueid in self.sessions:
+                continue
+            running = "" if row.parked_in_async_agi else row.application
+            if row.parked_in_async_agi or self._runs_our_exec(row):
+                log.info("resuming call %s %s on %s", row.uniqueid,
+                         f"running {running}" if running else "parked in async AGI",
                          row.channel)
                 self._start(CallInfo(node=self._node, channel=row.channel,
                                      uniqueid=row.uniqueid, caller_num=row.ref.caller_num,
                                      caller_name=row.ref.caller_name, dnid="",
-                                     locale=self._locale), True)
+                                     locale=self._locale, running=running), True)
 
-    async def _flush(self, channel: str) -> None:
+    def _runs_our_exec(self, row: CoreShowChannel) -> bool:
+        return (self._agi_at is not None and (row.context, row.priority) == self._agi_at
+                and row.application not in ("", "AGI"))
+
+    async def _flush(self, channel: str, timeout: float | None = FLUSH_TIMEOUT_S) -> None:
         """Commands run in order on a channel: once a NOOP queued now has run, any command
         queued before it that still has no result lost it while the link was down."""
         before = self._link.agi_pending(channel)
         try:
-            await self._link.agi(channel, "NOOP", timeout=FLUSH_TIMEOUT_S)
+            await self._link.agi(channel, "NOOP", timeout=timeout)
         except AgiHangup:
             self._link.fail_agi(channel, AgiHangup(f"{channel} hung up"), only=before)
             return

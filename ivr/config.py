@@ -156,6 +156,10 @@ class IvrConfig(_Strict):
     # Recorded messages (after hours) when the service records them itself (AudioSocket).
     messages_dir: str = "var/messages"
 
+    def lists_number(self, number: str) -> bool:
+        """True when a menu lists ``number`` as one of its called numbers."""
+        return bool(number) and any(number in m.numbers for m in self.menus.values())
+
     def menu_for(self, dnid: str) -> str:
         """The menu of a called number: the menu listing it, else the default menu."""
         for name, menu in self.menus.items():

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from cases.store import CaseStore
+from dialplan.extensions import CONTEXT, agi_priority
 from ivr.ami.link import AmiLink
 from ivr.call_state import SessionDeps
 from ivr.calls import CallRegistry
@@ -47,7 +48,8 @@ class AsteriskNode:
                            router=self.router, ivr=config.ivr,
                            agi_timeout_s=ami.action_timeout_s, cases=store,
                            group_queues={g.name: g.queue for g in config.routing.groups})
-        self.calls = CallRegistry(self.link, deps, node=name, locale=config.service.locale)
+        self.calls = CallRegistry(self.link, deps, node=name, locale=config.service.locale,
+                                  agi_at=(CONTEXT, agi_priority()))
         self.heartbeat = Heartbeat(self.link, ami.heartbeat_interval_s)
         self._rebalance = (config.routing.strategy == "expected_wait"
                            and config.routing.policy.park_helpers)

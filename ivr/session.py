@@ -12,6 +12,7 @@ the queue, the case record, and the survey calls the centre places (回访).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,8 +20,16 @@ from typing import TypeVar
 
 from cases.schemas import CallStart, CaseView
 from ivr.agi import AgiChannel
+from ivr.ami.agi_result import AgiResult
 from ivr.ami.errors import AgiHangup, AgiResultLost, AmiDisconnected, AmiNotConnected
-from ivr.ami.events import AgentEvent, AmiEvent, Hangup, QueueCallerAbandon, QueueCallerJoin
+from ivr.ami.events import (
+    AgentEvent,
+    AmiEvent,
+    AsyncAgiEnd,
+    Hangup,
+    QueueCallerAbandon,
+    QueueCallerJoin,
+)
 from ivr.call_state import CallInfo, CallState, SessionDeps
 from ivr.menus.engine import (
     MENU_MARK,
@@ -57,7 +66,18 @@ RESUMED_CASE_WAIT_S = 2.0
 # A call taken up after a restart may still be running a command (a prompt) queued by the
 # previous service: the first command of ours waits behind it this long at most.
 RESUME_WAIT_S = 120.0
+# Asterisk also answers "result=-1" on a live channel (a prompt file missing in that
+# language, a recording it cannot write): a real hangup shows its Hangup event within
+# milliseconds, so without one after this long the caller is still there.
+HANGUP_EVENT_WAIT_S = 2.0
+# app_queue's QUEUESTATUS when the caller left without being answered.
+NO_ANSWER_STATUSES = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL",
+                                "LEAVEUNAVAIL"})
 T = TypeVar("T")
+
+
+class _ResultLost(Exception):
+    """Queue()'s result went with the AMI link (it ran to its end meanwhile)."""
 
 
 class CallSession:
@@ -73,6 +93,8 @@ class CallSession:
         self._dnid = info.dnid
         self._menu_name = ""
         self._engine: MenuEngine | None = None
+        self._gone = asyncio.Event()          # Hangup or AsyncAGIEnd seen: nothing to drive
+        self._agi_ended = False
         self.io = AgiCallIO(self.agi, deps.link, call_id=info.uniqueid, step=self._step,
                             speech=deps.speech, speech_locale=deps.speech_locale,
                             locale=self._locale, messages_dir=deps.ivr.messages_dir,
@@ -98,6 +120,10 @@ class CallSession:
             s.hold_time_s = float(ev.hold_time)
         elif isinstance(ev, Hangup):
             s.hung_up = True
+            self._gone.set()
+        elif isinstance(ev, AsyncAgiEnd):
+            self._agi_ended = True
+            self._gone.set()
 
     # ---- the call script ---------------------------------------------------------------
     async def run(self) -> None:
@@ -106,21 +132,16 @@ class CallSession:
         try:
             log.info("call %s from %s on %s%s", info.uniqueid, _mask(info.caller_num),
                      info.channel, " (resumed)" if self.resumed else "")
+            if info.running and await self._follow_running_app(info.running):
+                return
             if not self._dnid and await self._survey_call():
                 return
-            # The case is written while the caller hears the greeting: the database is
-            # never on the caller's path (a resumed call needs its case's topic first).
-            self._case_open = asyncio.create_task(self.deps.recorder.open(CallStart(
-                node=info.node, call_id=info.uniqueid, channel=info.channel,
-                caller_number=info.caller_num or None, caller_name=info.caller_name or None,
-                dnid=self._dnid or None, locale=info.locale), wait_s=CASE_OPEN_WAIT_S),
-                name=f"case-open-{info.uniqueid}")
-            self._case_open.add_done_callback(self._case_opened)
+            self._open_case()
             if self.resumed:
                 await asyncio.wait({self._case_open}, timeout=RESUMED_CASE_WAIT_S)
             await self._carry_out(await self._walk_menu())
-        except AgiHangup:
-            self.state.hung_up = True
+        except AgiHangup as e:
+            await self._after_minus_one(e)
         except asyncio.CancelledError:
             # The service is stopping, not the call: the channel stays parked in Asterisk
             # and the next service instance resumes it, so no outcome is recorded here.
@@ -134,10 +155,73 @@ class CallSession:
         except Exception:
             log.exception("call %s: unexpected error; handing the caller to the dialplan's "
                           "default queue", info.uniqueid)
+            self.state.final = "failed"
             await self._release()
         finally:
             if not handed_back:
                 self._finish()
+
+    def _open_case(self) -> None:
+        """The case is written while the caller hears the greeting: the database is never on
+        the caller's path (a resumed call needs its case's topic first). Idempotent per
+        call, in the store too, so a resumed call keeps its one case."""
+        if self._case_open is not None:
+            return
+        info = self.info
+        self._case_open = asyncio.create_task(self.deps.recorder.open(CallStart(
+            node=info.node, call_id=info.uniqueid, channel=info.channel,
+            caller_number=info.caller_num or None, caller_name=info.caller_name or None,
+            dnid=self._dnid or None, locale=info.locale), wait_s=CASE_OPEN_WAIT_S),
+            name=f"case-open-{info.uniqueid}")
+        self._case_open.add_done_callback(self._case_opened)
+
+    async def _follow_running_app(self, app: str) -> bool:
+        """Taken up after a restart while an application the last service started runs.
+        Queue and Dial are seen to their end and the call settled as ``_queue`` would; True
+        then. Anything else (AudioSocket: it ends with the old service's connection) goes
+        on as a resumed call from the menu."""
+        if app.lower() not in ("queue", "dial"):
+            return False
+        self._open_case()
+        log.info("call %s: following %s started by the previous service", self.info.uniqueid,
+                 app)
+        # Commands run in order: this one runs once the application has returned.
+        await self._step(lambda: self.agi.command("NOOP", timeout=None))
+        if app.lower() == "dial":
+            self.state.final = "transferred"
+            await self._hang_up_if_up()
+            return True
+        await self._after_queue(None, "")
+        return True
+
+    async def _after_minus_one(self, e: AgiHangup) -> None:
+        """A command said the channel is gone ("result=-1"). Usually the caller hung up;
+        but Asterisk says the same of a live channel whose prompt file is missing, and that
+        caller must not be left parked in silence."""
+        s = self.state
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), HANGUP_EVENT_WAIT_S)
+        if s.hung_up:
+            return
+        # No hangup: our step failed on Asterisk's side. The caller goes to the default
+        # queue (the dialplan's fallback after async AGI), and the case says we failed.
+        log.warning("call %s: %s, but the caller is still on the line (a prompt missing on "
+                    "Asterisk?); handing the caller to the dialplan's default queue",
+                    self.info.uniqueid, e)
+        s.final = "failed"
+        if not self._agi_ended:
+            await self._release()
+
+    async def _hang_up_if_up(self) -> None:
+        """The call is done (the agent hung up first, or the queue gave up): Queue() has
+        returned into async AGI with the caller still on the line, so end the call rather
+        than leave the caller parked in silence."""
+        if self.state.hung_up or self._agi_ended:
+            return
+        try:
+            await self.agi.hangup()
+        except Exception as e:  # noqa: BLE001 - the caller may be gone already
+            log.debug("call %s: hangup after the queue: %s", self.info.uniqueid, e)
 
     async def _release(self) -> None:
         """End async AGI without hanging up: the generated dialplan then queues the caller to
@@ -186,7 +270,8 @@ class CallSession:
         """A call without a called number is one the centre placed (a survey) or one taken
         up after a restart: the channel says which, and its called number. True when the
         survey was this call."""
-        expression = f"${{{SURVEY_VARIABLE}}}|${{{MENU_VARIABLE}}}|${{CALLERID(dnid)}}"
+        expression = (f"${{{SURVEY_VARIABLE}}}|${{{MENU_VARIABLE}}}|${{CALLERID(dnid)}}"
+                      "|${EXTEN}")
         try:
             marks = await self._step(lambda: self.agi.get_full_variable(
                 expression, timeout=RESUME_WAIT_S if self.resumed else -1.0)) or ""
@@ -197,8 +282,8 @@ class CallSession:
             log.warning("call %s: channel variables unreadable (%s); an inbound call",
                         self.info.uniqueid, e)
             return False
-        survey, menu, dnid = (marks.split("|") + ["", "", ""])[:3]
-        self._dnid = dnid
+        survey, menu, dnid, exten = (marks.split("|") + ["", "", "", ""])[:4]
+        self._dnid = exten if self.deps.ivr.lists_number(exten) else dnid
         if not survey:
             return False
         await self._survey(survey, menu)
@@ -334,19 +419,56 @@ class CallSession:
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
                  decision.queue, decision.reason)
         args = f"{decision.queue},,,,{self.deps.ivr.queue_timeout_s}"
-        result = await self._step(lambda: self.agi.exec("Queue", args, timeout=None))
-        if result.result == "-1" or s.hung_up or s.agent is not None or s.abandoned:
+        await self._after_queue(await self._run_queue(args), decision.queue)
+
+    async def _run_queue(self, args: str) -> str | None:
+        """Queue() over async AGI: its result, or None when it ended while the AMI link was
+        down (the result is lost; the channel variables tell what happened)."""
+        # app_queue names a status only when nobody answered: clear the last one's.
+        await self._step(lambda: self.agi.set_variable("QUEUESTATUS", ""))
+        try:
+            result = await self._step(lambda: self._exec_queue(args))
+        except _ResultLost:
+            return None
+        return result.result
+
+    async def _exec_queue(self, args: str) -> AgiResult:
+        try:
+            return await self.agi.exec("Queue", args, timeout=None)
+        except AgiResultLost:
+            # Queue() ran (the flush after the reconnect proved it ended): never again.
+            await self.deps.link.wait_up()
+            raise _ResultLost from None
+
+    async def _after_queue(self, result: str | None, queue: str) -> None:
+        """Queue() returned (``result``; None: unseen). Settle the call: hang up a served
+        caller, book a callback asked for with the exit key, else one more queue."""
+        s = self.state
+        if result is None:
+            status = await self._step(lambda: self.agi.get_variable("QUEUESTATUS")) or ""
+            unanswered = status in NO_ANSWER_STATUSES
+            if s.agent is None and not unanswered and await self._left_with_callback_key():
+                return
+            if s.agent is not None or s.abandoned or not unanswered:
+                if s.agent is None and not s.abandoned:
+                    s.final = "answered"      # a member answered while we were away
+                await self._hang_up_if_up()
+                return
+        elif result == "-1" or s.hung_up or s.agent is not None or s.abandoned:
+            await self._hang_up_if_up()
             return
-        if await self._left_with_callback_key():
+        elif await self._left_with_callback_key():
             return
-        # The queue timed out with nobody answering: one more try in the default group.
+        # The queue timed out with nobody answering: one more try in the default group,
+        # with its own window (app_queue reads these each time Queue() starts).
         fallback = self.deps.router.default("queue timeout")
-        if fallback.queue != decision.queue:
+        if fallback.queue != queue:
             s.ivr_path.append(f"overflow:{fallback.group}")
-            await self._step(lambda: self.agi.exec(
-                "Queue", f"{fallback.queue},,,,{self.deps.ivr.queue_timeout_s}", timeout=None))
-        if s.agent is None:
-            await self.agi.hangup()
+            await self._step(lambda: self._set_variables(
+                {"QUEUE_MIN_PENALTY": "", "QUEUE_MAX_PENALTY": "", "QUEUE_PRIO": "",
+                 **fallback.channel_vars()}))
+            await self._run_queue(f"{fallback.queue},,,,{self.deps.ivr.queue_timeout_s}")
+        await self._hang_up_if_up()
 
     async def _left_with_callback_key(self) -> bool:
         """app_queue's exit key (queues.conf ``context``): Queue() returned after a jump to

@@ -29,6 +29,10 @@ from speech.files import FileTranscript, transcribe_pcm
 log = logging.getLogger("hotline.speech")
 
 CONNECT_TIMEOUT_S = 5.0
+# Beyond the longest the caller may talk: the results' own wait (2 s for the transcript) and
+# closing the stream. A decoder that never answers (a wedged Vosk) then costs the caller this
+# much silence once, and the call goes on with keys.
+LISTEN_SLACK_S = 8.0
 SILENCE_DBFS = -40.0          # below this a frame is silence (telephone noise is ~-60 dBFS)
 END_KEY = "#"                 # ends a message
 
@@ -67,11 +71,13 @@ class SpeechInput:
 
     async def listen(self, agi: AgiChannel, locale: str,
                      on_partial: Callable[[str], None] | None = None) -> Utterance:
-        """One utterance. Raises on any failure; the caller of this falls back to keys."""
-        async with self._audiosocket(agi, self._max_s) as stream:
-            return await capture_utterance(stream, self._engine, self._catalogue, locale,
-                                           self._max_s, on_partial,
-                                           transcription=self._transcription)
+        """One utterance. Raises on any failure (TimeoutError when the recognizer does not
+        answer in time); the caller of this falls back to keys."""
+        async with asyncio.timeout(self._max_s + CONNECT_TIMEOUT_S + LISTEN_SLACK_S):
+            async with self._audiosocket(agi, self._max_s) as stream:
+                return await capture_utterance(stream, self._engine, self._catalogue, locale,
+                                               self._max_s, on_partial,
+                                               transcription=self._transcription)
 
     async def record(self, agi: AgiChannel, max_s: float, silence_s: float) -> bytes:
         """A message: 8 kHz slin from the tone until '#', ``silence_s`` of silence after
@@ -81,9 +87,12 @@ class SpeechInput:
             return await _record_pcm(stream, max_s, silence_s)
 
     async def transcribe(self, pcm: bytes, locale: str) -> FileTranscript:
-        """Transcript and topic of recorded audio (``speech.files``)."""
-        return await transcribe_pcm(self._engine, pcm, self._catalogue, locale,
-                                    fast=self._transcription == "transcription_fast")
+        """Transcript and topic of recorded audio (``speech.files``). Raises TimeoutError
+        past several times the audio's length: the message is then kept untranscribed."""
+        audio_s = len(pcm) / BYTES_PER_S
+        async with asyncio.timeout(30.0 + 4.0 * audio_s):
+            return await transcribe_pcm(self._engine, pcm, self._catalogue, locale,
+                                        fast=self._transcription == "transcription_fast")
 
     @contextlib.asynccontextmanager
     async def _audiosocket(self, agi: AgiChannel, max_s: float) -> AsyncIterator[AudioStream]:

@@ -97,7 +97,7 @@ async def run_agi(core: PbxCore, chan: Channel, data: str) -> int:
                 if outcome == "break":
                     break
                 if outcome == "failure" and not chan.should_stop:
-                    status, res = "FAILURE", -1
+                    status, res = "FAILURE", 0    # agi_exec_full: the dialplan goes on
                     break
                 continue
             state.arrived.clear()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from . import lifecycle, media
@@ -133,6 +135,10 @@ async def h_exec(core: PbxCore, chan: Channel, argv: list[str]) -> Reply:
 async def h_get_data(core: PbxCore, chan: Channel, argv: list[str]) -> Reply:
     if len(argv) < 3:
         return usage("GET DATA <file to be streamed> [timeout] [maxdigits]")
+    if core.sounds.missing(argv[2]):
+        # ast_app_getdata_full: the prompt cannot be streamed, so -1, and the handler fails
+        log.warning("%s: GET DATA: no sound %s", chan.name, argv[2])
+        return Reply("200 result=-1\n", RESULT_FAILURE)
     media.notify_far(chan, Notice("dtmf_prompt"))
     digits, status = await collect_digits(core, chan, argv[2], _int(argv, 3, 0),
                                           _int(argv, 4, 1024))
@@ -228,6 +234,9 @@ async def h_set_location(core: PbxCore, chan: Channel, argv: list[str]) -> Reply
 async def h_stream_file(core: PbxCore, chan: Channel, argv: list[str]) -> Reply:
     if len(argv) < 4:
         return usage("STREAM FILE <filename> <escape digits> [sample offset]")
+    if core.sounds.missing(argv[2]):
+        log.warning("%s: STREAM FILE: no sound %s", chan.name, argv[2])
+        return Reply("200 result=-1 endpos=0\n", RESULT_FAILURE)
     if argv[3]:
         media.notify_far(chan, Notice("dtmf_prompt"))
     played = await media.play(core, chan, argv[2], argv[3])
@@ -248,6 +257,63 @@ async def h_wait_for_digit(core: PbxCore, chan: Channel, argv: list[str]) -> Rep
     return ok(ord(digit) if digit else 0)
 
 
+async def h_record_file(core: PbxCore, chan: Channel, argv: list[str]) -> Reply:
+    """res_agi's handle_recordfile: until an escape digit, the timeout, ``s=`` seconds of
+    silence (a simulated caller is silent) or a hangup; endpos in samples."""
+    if len(argv) < 6:
+        return usage("RECORD FILE <filename> <format> <escape digits> <timeout> "
+                     "[offset samples] [BEEP] [s=silence]")
+    name, fmt, escape, timeout_ms = argv[2], argv[3], argv[4], _int(argv, 5, -1)
+    silence_s = next((float(a[2:]) for a in argv[6:] if a.startswith("s=")
+                      and a[2:].isdigit()), 0.0)
+    target = _record_target(core, name, fmt)
+    if target is None:
+        log.warning("%s: RECORD FILE: cannot write %s.%s", chan.name, name, fmt)
+        return Reply("200 result=-1 (writefile)\n", RESULT_FAILURE)
+    if any(a.upper() == "BEEP" for a in argv[6:]):
+        await media.play(core, chan, "beep", duration_s=0.25)
+    limits = [t for t in (timeout_ms / 1000 if timeout_ms > 0 else None,
+                          silence_s or None) if t is not None]
+    start = core.clock.now()
+    media.notify_far(chan, Notice("dtmf_prompt"))
+    deadline = start + min(limits) if limits else None
+    digit: str | None = None
+    stopped = False
+    while True:
+        left = None if deadline is None else max(0.0, deadline - core.clock.now())
+        got, stopped = await lifecycle.read_digit(core, chan, left)
+        if stopped or got is None or got in escape:
+            digit = got
+            break
+    samples = int((core.clock.now() - start) * 8000)
+    _write_silence(target, samples)
+    if stopped:
+        return Reply(f"200 result=-1 (hangup) endpos={samples}\n", RESULT_FAILURE)
+    if digit is not None:
+        return ok(ord(digit), f" (dtmf) endpos={samples}")
+    return ok(0, f" (timeout) endpos={samples}")
+
+
+def _record_target(core: PbxCore, name: str, fmt: str) -> Path | None:
+    base = core.config.record_dir
+    if base is None:
+        return None
+    target = Path(base) / f"{name.lstrip('/')}.{fmt}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return target
+
+
+def _write_silence(path: Path, samples: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * samples)
+
+
 async def h_verbose(core: PbxCore, chan: Channel, argv: list[str]) -> Reply:
     log.info("%s AGI verbose: %s", chan.name, argv[1] if len(argv) > 1 else "")
     return ok(1)
@@ -258,6 +324,7 @@ COMMANDS: dict[tuple[str, ...], Handler] = {
     ("channel", "status"): h_channel_status, ("exec",): h_exec, ("get", "data"): h_get_data,
     ("get", "variable"): h_get_variable, ("get", "full", "variable"): h_get_full_variable,
     ("hangup",): h_hangup, ("noop",): h_noop, ("say", "digits"): h_say_digits,
+    ("record", "file"): h_record_file,
     ("say", "number"): h_say_number, ("set", "variable"): h_set_variable,
     ("set", "callerid"): h_set_callerid, ("set", "context"): h_set_location,
     ("set", "extension"): h_set_location, ("set", "priority"): h_set_location,

@@ -144,6 +144,7 @@ class AmiServer:
         self._sessions: dict[AmiSession, asyncio.Task[None]] = {}
         # SessionID looks like the address of Asterisk's mansession struct
         self._session_ids = itertools.count(0x7F6F6C000EE0, 0x1A0)
+        self.refusing = False      # a network outage: connections are closed at once
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._on_client, host, port)
@@ -154,6 +155,9 @@ class AmiServer:
 
     async def _on_client(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
         session = AmiSession(self._core, reader, writer, next(self._session_ids))
         task = asyncio.current_task()
         assert task is not None

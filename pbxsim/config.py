@@ -94,6 +94,14 @@ class SimConfig:
     sounds_dirs: tuple[Path, ...] = ()
     # Length of a prompt whose file pbxsim cannot find (it exists on the production Asterisk).
     default_prompt_s: float = 1.0
+    # As an Asterisk without those files: STREAM FILE and GET DATA of a sound pbxsim cannot
+    # find answer "result=-1" and async AGI ends (res_agi: a failure on a live channel).
+    missing_sounds_fail: bool = False
+    # RECORD FILE writes below this directory (the file's absolute path is kept under it;
+    # the recording is silence of the recorded length: pbxsim carries no caller audio on
+    # the channel). None: as an Asterisk whose target directory is missing, the command
+    # answers "result=-1 (writefile)" and fails.
+    record_dir: Path | None = None
     say_digit_s: float = 0.5
     # AudioSocket gives up when the server sent nothing for this long (res_audiosocket: 2 s).
     audiosocket_timeout_s: float = 2.0

@@ -113,6 +113,10 @@ class SoundLibrary:
             self._cache[name] = pcm
         return self._cache[name]
 
+    def missing(self, name: str) -> bool:
+        """True when the sound cannot be played: not found, on a sim that fails on that."""
+        return self._config.missing_sounds_fail and self.load(name) is None
+
     def duration(self, name: str) -> float:
         pcm = self.load(name)
         return len(pcm) / BYTES_PER_SECOND if pcm is not None else self._config.default_prompt_s

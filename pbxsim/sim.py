@@ -107,6 +107,12 @@ class PbxSim:
     def drop_ami_connections(self) -> int:
         return self._ami.drop_all()
 
+    def ami_outage(self, down: bool) -> int:
+        """A network outage between the service and Asterisk: while ``down``, every AMI
+        connection is dropped and new ones are closed at once; calls go on meanwhile."""
+        self._ami.refusing = down
+        return self._ami.drop_all() if down else 0
+
     @property
     def ami_client_count(self) -> int:
         return self._ami.client_count

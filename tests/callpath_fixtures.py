@@ -101,9 +101,9 @@ class Rig:
 
 @asynccontextmanager
 async def rig(tmp_path: Path, *, speed: float = 10.0, engine: SpeechEngine | None = None,
-              **cfg_kw: object) -> AsyncIterator[Rig]:
+              sim_kw: dict[str, object] | None = None, **cfg_kw: object) -> AsyncIterator[Rig]:
     sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=speed, queues=QUEUES,
-                           auth_failure_delay_s=0.2))
+                           auth_failure_delay_s=0.2, **(sim_kw or {})))  # type: ignore[arg-type]
     await sim.start()
     cfg = service_config(tmp_path, sim.ami_port, **cfg_kw)  # type: ignore[arg-type]
     service = HotlineService(cfg, speech_engine=engine)

@@ -107,8 +107,8 @@ def menu_config(tmp_path: Path, **kw: object) -> HotlineConfig:
 
 @asynccontextmanager
 async def menu_rig(tmp_path: Path, config: HotlineConfig, *, speed: float = 10.0,
-                   engine: SpeechEngine | None = None, extra_dialplan: str = ""
-                   ) -> AsyncIterator[MenuRig]:
+                   engine: SpeechEngine | None = None, extra_dialplan: str = "",
+                   record_dir: Path | None = None) -> AsyncIterator[MenuRig]:
     # The heartbeat guard compares pbxsim's clock, `speed` times faster than the service's
     # heartbeat timer: the dialplan is rendered for a beat that many times slower.
     scaled = config.model_copy(update={"ami": config.ami.model_copy(update={
@@ -116,7 +116,8 @@ async def menu_rig(tmp_path: Path, config: HotlineConfig, *, speed: float = 10.0
     text = {k: v.decode() for k, v in build_text(scaled).items()}
     sim = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=speed,
                            dialplan=text["extensions.conf"] + extra_dialplan,
-                           queues=text["queues.conf"], auth_failure_delay_s=0.2))
+                           queues=text["queues.conf"], auth_failure_delay_s=0.2,
+                           record_dir=record_dir))
     await sim.start()
     cfg = config.model_copy(update={"ami": config.ami.model_copy(update={
         "port": sim.ami_port})})

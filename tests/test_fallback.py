@@ -10,7 +10,7 @@ generated staleness of 3 s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ SPEED = 4.0
 HEARTBEAT = "HOTLINE_HEARTBEAT"
 
 
-def hotline_config(tmp_path: Path, ami_port: int = 5038) -> HotlineConfig:
+def hotline_config(tmp_path: Path, ami_port: int = 5038, **ivr: object) -> HotlineConfig:
     cfg = load_config(env={})
     return cfg.model_copy(update={
         "speech": cfg.speech.model_copy(update={"enabled": False}),
@@ -40,7 +40,7 @@ def hotline_config(tmp_path: Path, ami_port: int = 5038) -> HotlineConfig:
             "reconnect_max_s": 0.5}),
         "database": cfg.database.model_copy(update={
             "url": f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"}),
-        "ivr": cfg.ivr.model_copy(update={"input_timeout_ms": 3000}),
+        "ivr": cfg.ivr.model_copy(update={"input_timeout_ms": 3000, **ivr}),
     })
 
 
@@ -78,13 +78,16 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, queue_timeout_s: int | None = None,
+              configure: Callable[[HotlineConfig], HotlineConfig] = lambda c: c,
+              **sim_kw: object) -> AsyncIterator[Rig]:
+    ivr = {} if queue_timeout_s is None else {"queue_timeout_s": queue_timeout_s}
     # The dialplan and the queues do not depend on the AMI port pbxsim is about to get.
-    files = build_text(hotline_config(tmp_path))
+    files = build_text(configure(hotline_config(tmp_path, **ivr)))
     sim = PbxSim(SimConfig(port=0, speed=SPEED, dialplan=files["extensions.conf"].decode(),
-                           queues=files["queues.conf"].decode()))
+                           queues=files["queues.conf"].decode(), **sim_kw))  # type: ignore[arg-type]
     await sim.start()
-    config = hotline_config(tmp_path, sim.ami_port)
+    config = configure(hotline_config(tmp_path, sim.ami_port, **ivr))
     again = build_text(config)
     assert [again[f] == files[f] for f in ("extensions.conf", "queues.conf")] == [True, True]
     service = HotlineService(config)
@@ -161,4 +164,105 @@ async def test_a_bug_in_the_call_script_releases_the_caller_to_the_default_queue
                 await asyncio.sleep(0.05)
         await r.service.recorder.drain()
         assert await r.service.store.count() == 1     # the call still has its case
+        await r.watcher.action("Hangup", Channel=channel)
+
+
+async def test_a_prompt_missing_on_asterisk_queues_the_caller_and_owes_no_callback(
+        tmp_path: Path) -> None:
+    """Asterisk without the generated sound files: the first prompt answers "result=-1" on a
+    live channel and async AGI ends. That is no hangup: the dialplan queues the caller to the
+    default group, and the case says the call failed on our side (not abandoned, which would
+    book a callback for a citizen who is being served)."""
+    async with rig(tmp_path, missing_sounds_fail=True) as r:
+        channel = await r.call()
+        await r.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
+        joined = await r.joined(channel)
+        assert get(joined, "Queue") == default_queue(r.config)
+        assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "agi-FAILURE"
+        async with asyncio.timeout(10):
+            while r.service.calls.sessions:
+                await asyncio.sleep(0.05)
+        await r.service.recorder.drain()
+        uniqueid = get(joined, "Uniqueid")
+        case = await r.service.store.get_by_call(r.config.service.node, uniqueid)
+        assert case is not None and str(case.outcome) == "failed"
+        kinds = [e.kind for e in await r.service.store.timeline(case.number)]
+        assert "callback_task" not in kinds
+        await r.watcher.action("Hangup", Channel=channel)
+
+
+async def _default_queue_joins(r: Rig, watcher: AmiClient, channel: str) -> list[str]:
+    return [get(m, "Queue") for m in watcher.events("QueueCallerJoin")
+            if get(m, "Channel") == channel]
+
+
+async def test_a_caller_waiting_in_queue_across_a_restart_is_not_stranded(
+        tmp_path: Path) -> None:
+    """A deploy restarts the service while a caller waits in Queue() (run over async AGI).
+    Asterisk lists the channel under Queue, not AGI; the new service must still take the
+    call up and, when the queue gives up, try the default group as the first would have."""
+    async with rig(tmp_path, queue_timeout_s=8) as r:
+        channel = await r.call()
+        joined = await r.joined(channel)
+        first_queue = get(joined, "Queue")
+        assert first_queue != default_queue(r.config)
+        await r.service.stop()
+        second = HotlineService(r.config)
+        await second.start()
+        try:
+            await second.link.wait_up(timeout=10)
+            async with asyncio.timeout(30):     # the queue's 8 s, then the default queue
+                while len(joins := await _default_queue_joins(r, r.watcher, channel)) < 2:
+                    await asyncio.sleep(0.05)
+            assert joins == [first_queue, default_queue(r.config)]
+            assert second.calls.resumed == 1
+        finally:
+            await r.watcher.action("Hangup", Channel=channel)
+            await second.stop()
+
+
+async def test_a_queue_that_ends_during_an_ami_outage_is_settled_after_it(
+        tmp_path: Path) -> None:
+    """The AMI link is down when Queue() gives up (its result is lost with the link). After
+    the reconnect the session learns how the queue ended (QUEUESTATUS) and carries on: the
+    caller is offered the default group, not left parked, and not queued twice where it was."""
+    async with rig(tmp_path, queue_timeout_s=8) as r:
+        channel = await r.call()
+        joined = await r.joined(channel)
+        first_queue = get(joined, "Queue")
+        assert first_queue != default_queue(r.config)
+        r.sim.ami_outage(True)
+        async with asyncio.timeout(15):
+            while r.sim.channel_variable(channel, "QUEUESTATUS") != "TIMEOUT":
+                await asyncio.sleep(0.05)
+        r.sim.ami_outage(False)
+        watcher = await AmiClient.connect(r.sim.ami_port, login=True)
+        try:
+            joined_again = await watcher.wait_event("QueueCallerJoin", timeout=20,
+                                                    Channel=channel)
+            assert get(joined_again, "Queue") == default_queue(r.config)
+            assert len(r.service.calls.sessions) == 1
+        finally:
+            await watcher.action("Hangup", Channel=channel)
+            await watcher.close()
+
+
+async def test_the_menu_follows_the_dialled_number_on_a_channel_without_dnid(
+        tmp_path: Path) -> None:
+    """A trunk's inbound context that does Goto(hotline,${EXTEN},1), or a Local channel,
+    gives no DNID (agi_dnid: unknown in the reference transcripts): the hotline number is the
+    entry's extension, and its menu (here the Mandarin one) must greet the caller."""
+    def mandarin_on_12366(c: HotlineConfig) -> HotlineConfig:
+        menus = dict(c.ivr.menus)
+        menus["zh-CN"] = menus["zh-CN"].model_copy(update={"numbers": ["12366"]})
+        return c.model_copy(update={"ivr": c.ivr.model_copy(update={"menus": menus})})
+
+    async with rig(tmp_path, configure=mandarin_on_12366) as r:
+        assert r.config.ivr.menu_for("") != "zh-CN"
+        call = await r.sim.place_call(CitizenScript(context=CONTEXT, exten="12366", dnid="",
+                                                    keys=[("1", 0.5)], patience_s=30.0))
+        channel = call.ivr_channel
+        await r.joined(channel)
+        session = next(iter(r.service.calls.sessions.values()))
+        assert session.state.menu == "zh-CN"
         await r.watcher.action("Hangup", Channel=channel)

@@ -22,6 +22,7 @@ import pytest
 
 from cases import Action
 from cases.schemas import CallStart
+from ivr.config import HotlineConfig
 from ivr.menus.model import EmergencyConfig
 from pbxsim import CitizenScript
 from speech.engine import SpeechEngine
@@ -286,6 +287,39 @@ async def test_after_hours_message_becomes_a_case_with_its_transcript(
         recorded = case.description.rsplit(": ", 1)[1]
         with wave.open(recorded, "rb") as w:
             assert w.getframerate() == 8000 and w.getnframes() > 4000
+        assert str(case.outcome) == "callback"
+        kinds = [e.kind for e in await r.service.store.timeline(case.number)]
+        assert "callback_task" in kinds
+
+
+def _closed_today(cfg: HotlineConfig) -> HotlineConfig:
+    today = datetime.now(ZoneInfo(cfg.service.timezone)).date()
+    ko = cfg.ivr.menus["ko-KR"].model_copy(update={
+        "holidays": [today + timedelta(days=d) for d in (-1, 0, 1)], "after_hours": "closed"})
+    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
+        "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
+
+
+async def test_after_hours_message_recorded_by_asterisk_when_audiosocket_fails(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    """Speech is on, but Asterisk cannot reach the service's AudioSocket (a wrong advertise
+    address, a firewall): the message is recorded by Asterisk with RECORD FILE instead, and
+    the citizen still gets the callback they were promised."""
+    cfg = _closed_today(menu_config(tmp_path, speech=True,
+                                    messages_dir=str(tmp_path / "messages")))
+    cfg = cfg.model_copy(update={"audiosocket": cfg.audiosocket.model_copy(
+        update={"listen_host": "127.0.0.1", "advertise": "127.0.0.2:9"})})   # unreachable
+    async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine,
+                        record_dir=tmp_path / "asterisk") as r:
+        call = await r.sim.place_call(caller([("1", 0.3), ("#", 3.0)]))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        assert outcome.answered_by is None
+        case = await _case_of(r, call.ivr_uniqueid)
+        assert "message:recorded" in case.ivr_path, case.ivr_path
+        assert case.description is not None and "asterisk:" in case.description
+        recorded = tmp_path / "asterisk" / case.description.rsplit("asterisk:/", 1)[1]
+        assert recorded.is_file()
         assert str(case.outcome) == "callback"
         kinds = [e.kind for e in await r.service.store.timeline(case.number)]
         assert "callback_task" in kinds

@@ -165,6 +165,8 @@ class CoreShowChannel(ChannelEvent):
     application_data: str
     context: str
     duration: str
+    exten: str = ""
+    priority: int = 0
 
     @property
     def parked_in_async_agi(self) -> bool:
@@ -242,7 +244,8 @@ _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], AmiEvent]] = {
     "coreshowchannel": lambda n, f: CoreShowChannel(n, f, ChannelRef.of(f),
                                                     f.get("application", ""),
                                                     f.get("applicationdata", ""),
-                                                    f.get("context", ""), f.get("duration", "")),
+                                                    f.get("context", ""), f.get("duration", ""),
+                                                    f.get("exten", ""), _int(f.get("priority"))),
     "originateresponse": lambda n, f: OriginateResponse(n, f, f.get("actionid", ""),
                                                         f.get("response", ""),
                                                         _int(f.get("reason")),

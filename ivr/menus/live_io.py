@@ -27,6 +27,8 @@ from speech.capture import Utterance
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE
 
 log = logging.getLogger("hotline.call")
+# Longest a case lookup may keep a caller waiting (status read back, 过程查询).
+CASE_LOOKUP_WAIT_S = 5.0
 
 T = TypeVar("T")
 
@@ -116,8 +118,12 @@ class AgiCallIO:
 
     # ---- messages ------------------------------------------------------------------------
     async def record(self, max_s: float, silence_s: float) -> Recording | None:
-        if self._speech is not None:
-            return await self._record_here(self._speech, max_s, silence_s)
+        if self._speech is not None and not self.speech_failed:
+            got = await self._record_here(self._speech, max_s, silence_s)
+            if got is not None or not self.speech_failed:
+                return got
+            # AudioSocket broke before the caller could speak: Asterisk records it instead.
+            log.info("call %s: recording on Asterisk instead", self._call)
         return await self._record_on_asterisk(max_s, silence_s)
 
     async def _record_here(self, speech: SpeechInput, max_s: float,
@@ -129,8 +135,9 @@ class AgiCallIO:
         except (AgiHangup, asyncio.CancelledError):
             raise
         except Exception as e:  # noqa: BLE001 - a lost recording must not drop the call
-            log.warning("call %s: message not recorded (%s: %s)", self._call,
+            log.warning("call %s: message not recorded over AudioSocket (%s: %s)", self._call,
                         type(e).__name__, e)
+            self.speech_failed = True
             return None
         if not pcm:
             return None
@@ -203,7 +210,10 @@ class StoreServices:
     async def case_status(self, number: str) -> CaseStatusInfo | None:
         if self._store is None:
             raise RuntimeError("no case store to look the case up in")
-        case = await self._store.get(number)
+        # The caller is listening to silence meanwhile: a store that hangs (PostgreSQL has no
+        # statement timeout here) must not hold them; the menu's failure path queues them.
+        async with asyncio.timeout(CASE_LOOKUP_WAIT_S):
+            case = await self._store.get(number)
         if case is None:
             return None
         return CaseStatusInfo(case.number, str(case.status), case.deadline)
