@@ -414,6 +414,7 @@ class CallSession:
             self._case_open.add_done_callback(self._case_number_later)
         if s.topic:
             variables["HOTLINE_TOPIC"] = s.topic
+        variables["QUEUESTATUS"] = ""
         variables.update(decision.channel_vars())
         await self._step(lambda: self._set_variables(variables))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
@@ -423,9 +424,9 @@ class CallSession:
 
     async def _run_queue(self, args: str) -> str | None:
         """Queue() over async AGI: its result, or None when it ended while the AMI link was
-        down (the result is lost; the channel variables tell what happened)."""
-        # app_queue names a status only when nobody answered: clear the last one's.
-        await self._step(lambda: self.agi.set_variable("QUEUESTATUS", ""))
+        down (the result is lost; QUEUESTATUS tells what happened, so the variables set
+        before it clear the last one's: app_queue names a status only when nobody
+        answered)."""
         try:
             result = await self._step(lambda: self._exec_queue(args))
         except _ResultLost:
@@ -466,7 +467,7 @@ class CallSession:
             s.ivr_path.append(f"overflow:{fallback.group}")
             await self._step(lambda: self._set_variables(
                 {"QUEUE_MIN_PENALTY": "", "QUEUE_MAX_PENALTY": "", "QUEUE_PRIO": "",
-                 **fallback.channel_vars()}))
+                 "QUEUESTATUS": "", **fallback.channel_vars()}))
             await self._run_queue(f"{fallback.queue},,,,{self.deps.ivr.queue_timeout_s}")
         await self._hang_up_if_up()
 
