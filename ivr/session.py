@@ -5,8 +5,13 @@ Failure policy: whatever breaks (classifier, case store, a bad key, a menu step)
 is queued to the default group; a call is only ever ended by the caller, the agent, Asterisk,
 or the menu once it has served the caller (status heard, message left, callback booked).
 
-Menus (``ivr.menus``) decide what the caller needs; this module carries it out: routing and
-the queue, the case record, and the survey calls the centre places (回访).
+Menus (``ivr.menus``) decide what the caller needs; this module carries it out: routing, the
+case record, and the survey calls the centre places (回访). Queueing the caller and settling
+the call when Queue() returns is ``ivr.call_queue``.
+
+A command that answers "result=-1" usually means the caller hung up, but Asterisk says the
+same of a live channel whose prompt is missing: without a Hangup event the call counts as
+failed on our side (no callback owed), and the dialplan's fallback queues the caller.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from typing import TypeVar
 
 from cases.schemas import CallStart, CaseView
 from ivr.agi import AgiChannel
-from ivr.ami.agi_result import AgiResult
 from ivr.ami.errors import AgiHangup, AgiResultLost, AmiDisconnected, AmiNotConnected
 from ivr.ami.events import (
     AgentEvent,
@@ -30,6 +34,7 @@ from ivr.ami.events import (
     QueueCallerAbandon,
     QueueCallerJoin,
 )
+from ivr.call_queue import QueueSteps
 from ivr.call_state import CallInfo, CallState, SessionDeps
 from ivr.menus.engine import (
     MENU_MARK,
@@ -49,7 +54,6 @@ from ivr.menus.survey import (
     apply_score,
     ask_score,
 )
-from ivr.menus.waiting import exit_key as queue_exit_key
 from routing.router import RouteDecision
 from routing.topics import Classification
 from speech.capture import Utterance
@@ -70,17 +74,10 @@ RESUME_WAIT_S = 120.0
 # language, a recording it cannot write): a real hangup shows its Hangup event within
 # milliseconds, so without one after this long the caller is still there.
 HANGUP_EVENT_WAIT_S = 2.0
-# app_queue's QUEUESTATUS when the caller left without being answered.
-NO_ANSWER_STATUSES = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL",
-                                "LEAVEUNAVAIL"})
 T = TypeVar("T")
 
 
-class _ResultLost(Exception):
-    """Queue()'s result went with the AMI link (it ran to its end meanwhile)."""
-
-
-class CallSession:
+class CallSession(QueueSteps):
     def __init__(self, info: CallInfo, deps: SessionDeps, *, resumed: bool = False) -> None:
         self.info = info
         self.deps = deps
@@ -136,9 +133,9 @@ class CallSession:
                 return
             if not self._dnid and await self._survey_call():
                 return
-            self._open_case()
+            opening = self._open_case()
             if self.resumed:
-                await asyncio.wait({self._case_open}, timeout=RESUMED_CASE_WAIT_S)
+                await asyncio.wait({opening}, timeout=RESUMED_CASE_WAIT_S)
             await self._carry_out(await self._walk_menu())
         except AgiHangup as e:
             await self._after_minus_one(e)
@@ -161,12 +158,12 @@ class CallSession:
             if not handed_back:
                 self._finish()
 
-    def _open_case(self) -> None:
+    def _open_case(self) -> asyncio.Task[CaseView | None]:
         """The case is written while the caller hears the greeting: the database is never on
         the caller's path (a resumed call needs its case's topic first). Idempotent per
         call, in the store too, so a resumed call keeps its one case."""
         if self._case_open is not None:
-            return
+            return self._case_open
         info = self.info
         self._case_open = asyncio.create_task(self.deps.recorder.open(CallStart(
             node=info.node, call_id=info.uniqueid, channel=info.channel,
@@ -174,25 +171,7 @@ class CallSession:
             dnid=self._dnid or None, locale=info.locale), wait_s=CASE_OPEN_WAIT_S),
             name=f"case-open-{info.uniqueid}")
         self._case_open.add_done_callback(self._case_opened)
-
-    async def _follow_running_app(self, app: str) -> bool:
-        """Taken up after a restart while an application the last service started runs.
-        Queue and Dial are seen to their end and the call settled as ``_queue`` would; True
-        then. Anything else (AudioSocket: it ends with the old service's connection) goes
-        on as a resumed call from the menu."""
-        if app.lower() not in ("queue", "dial"):
-            return False
-        self._open_case()
-        log.info("call %s: following %s started by the previous service", self.info.uniqueid,
-                 app)
-        # Commands run in order: this one runs once the application has returned.
-        await self._step(lambda: self.agi.command("NOOP", timeout=None))
-        if app.lower() == "dial":
-            self.state.final = "transferred"
-            await self._hang_up_if_up()
-            return True
-        await self._after_queue(None, "")
-        return True
+        return self._case_open
 
     async def _after_minus_one(self, e: AgiHangup) -> None:
         """A command said the channel is gone ("result=-1"). Usually the caller hung up;
@@ -212,17 +191,6 @@ class CallSession:
         if not self._agi_ended:
             await self._release()
 
-    async def _hang_up_if_up(self) -> None:
-        """The call is done (the agent hung up first, or the queue gave up): Queue() has
-        returned into async AGI with the caller still on the line, so end the call rather
-        than leave the caller parked in silence."""
-        if self.state.hung_up or self._agi_ended:
-            return
-        try:
-            await self.agi.hangup()
-        except Exception as e:  # noqa: BLE001 - the caller may be gone already
-            log.debug("call %s: hangup after the queue: %s", self.info.uniqueid, e)
-
     async def _release(self) -> None:
         """End async AGI without hanging up: the generated dialplan then queues the caller to
         the default group (its fallback after AGI), so a bug here never strands a citizen."""
@@ -235,27 +203,6 @@ class CallSession:
         # Sent back to back: Asterisk runs a channel's AGI commands in order, so Queue (sent
         # after) sees them all, and the caller waits one round trip instead of one each.
         await asyncio.gather(*(self.agi.set_variable(n, v) for n, v in variables.items()))
-
-    def _case_number_later(self, task: asyncio.Task[CaseView | None]) -> None:
-        """The case was written after the caller joined the queue: put its number on the
-        channel with AMI Setvar (async AGI is busy running Queue)."""
-        if task.cancelled() or task.exception() is not None or self.state.hung_up:
-            return
-        case = task.result()
-        if case is None:
-            return
-        setvar = asyncio.create_task(self.deps.link.action("Setvar", {
-            "Channel": self.info.channel, "Variable": "HOTLINE_CASE", "Value": case.number}),
-            name=f"case-number-{self.info.uniqueid}")
-        self._background.add(setvar)
-        setvar.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[object]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The channel may be gone by now; the case itself is written either way.
-            log.debug("call %s: %s failed: %s", self.info.uniqueid, task.get_name(),
-                      task.exception())
 
     def _case_opened(self, task: asyncio.Task[CaseView | None]) -> None:
         if task.cancelled() or task.exception() is not None:
@@ -399,96 +346,6 @@ class CallSession:
                          self.info.uniqueid, type(e).__name__)
                 await self.deps.link.wait_up()
         return await op()
-
-    # ---- the queue -------------------------------------------------------------------------
-    async def _queue(self, decision: RouteDecision) -> None:
-        s = self.state
-        s.decision = decision
-        s.ivr_path.append(f"route:{decision.group}")
-        self._update(topic=s.topic, queue=decision.queue, ivr_path=list(s.ivr_path))
-        variables: dict[str, str] = {}
-        if s.case_number:
-            variables["HOTLINE_CASE"] = s.case_number
-        elif self._case_open is not None and not self._case_open.done():
-            # The caller does not wait for the database: the number follows when written.
-            self._case_open.add_done_callback(self._case_number_later)
-        if s.topic:
-            variables["HOTLINE_TOPIC"] = s.topic
-        variables["QUEUESTATUS"] = ""
-        variables.update(decision.channel_vars())
-        await self._step(lambda: self._set_variables(variables))
-        log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",
-                 decision.queue, decision.reason)
-        args = f"{decision.queue},,,,{self.deps.ivr.queue_timeout_s}"
-        await self._after_queue(await self._run_queue(args), decision.queue)
-
-    async def _run_queue(self, args: str) -> str | None:
-        """Queue() over async AGI: its result, or None when it ended while the AMI link was
-        down (the result is lost; QUEUESTATUS tells what happened, so the variables set
-        before it clear the last one's: app_queue names a status only when nobody
-        answered)."""
-        try:
-            result = await self._step(lambda: self._exec_queue(args))
-        except _ResultLost:
-            return None
-        return result.result
-
-    async def _exec_queue(self, args: str) -> AgiResult:
-        try:
-            return await self.agi.exec("Queue", args, timeout=None)
-        except AgiResultLost:
-            # Queue() ran (the flush after the reconnect proved it ended): never again.
-            await self.deps.link.wait_up()
-            raise _ResultLost from None
-
-    async def _after_queue(self, result: str | None, queue: str) -> None:
-        """Queue() returned (``result``; None: unseen). Settle the call: hang up a served
-        caller, book a callback asked for with the exit key, else one more queue."""
-        s = self.state
-        if result is None:
-            status = await self._step(lambda: self.agi.get_variable("QUEUESTATUS")) or ""
-            unanswered = status in NO_ANSWER_STATUSES
-            if s.agent is None and not unanswered and await self._left_with_callback_key():
-                return
-            if s.agent is not None or s.abandoned or not unanswered:
-                if s.agent is None and not s.abandoned:
-                    s.final = "answered"      # a member answered while we were away
-                await self._hang_up_if_up()
-                return
-        elif result == "-1" or s.hung_up or s.agent is not None or s.abandoned:
-            await self._hang_up_if_up()
-            return
-        elif await self._left_with_callback_key():
-            return
-        # The queue timed out with nobody answering: one more try in the default group,
-        # with its own window (app_queue reads these each time Queue() starts).
-        fallback = self.deps.router.default("queue timeout")
-        if fallback.queue != queue:
-            s.ivr_path.append(f"overflow:{fallback.group}")
-            await self._step(lambda: self._set_variables(
-                {"QUEUE_MIN_PENALTY": "", "QUEUE_MAX_PENALTY": "", "QUEUE_PRIO": "",
-                 "QUEUESTATUS": "", **fallback.channel_vars()}))
-            await self._run_queue(f"{fallback.queue},,,,{self.deps.ivr.queue_timeout_s}")
-        await self._hang_up_if_up()
-
-    async def _left_with_callback_key(self) -> bool:
-        """app_queue's exit key (queues.conf ``context``): Queue() returned after a jump to
-        the key's extension in the exit context."""
-        menu = self.deps.ivr.menus.get(self._menu_name)
-        if menu is None or menu.waiting is None:
-            return False
-        where = await self._step(lambda: self.agi.get_full_variable("${CONTEXT},${EXTEN}"))
-        if not where or not queue_exit_key(where, menu.waiting.callback_key):
-            return False
-        self.state.ivr_path.append("wait:callback")
-        await self.io.play([menu.sound_of(self._menu_name, menu.waiting.confirm)])
-        return await self._booked_callback("from the queue")
-
-    async def _booked_callback(self, where: str) -> bool:
-        self.state.final = "callback"
-        log.info("call %s: callback requested %s", self.info.uniqueid, where)
-        await self.agi.hangup()
-        return True
 
     # ---- survey calls (回访) -------------------------------------------------------------
     async def _survey(self, number: str, menu_name: str) -> None:
