@@ -16,14 +16,14 @@ from tests.callpath_fixtures import rig
 
 async def test_a_prompt_longer_than_the_ami_action_timeout_plays_to_its_end(
         tmp_path: Path) -> None:
-    # Every prompt plays 25 simulated seconds (2.5 s here), longer than the 2 s AMI action
-    # timeout: a greeting read by a text-to-speech voice runs that long (the default
-    # Mandarin one about 60 s).
-    async with rig(tmp_path, speed=10.0, sim_kw={"default_prompt_s": 25.0},
+    # Every prompt plays 100 simulated seconds (10 s here): longer than the 2 s AMI action
+    # timeout, and than a GET DATA's 3 s of input time on top of it. A greeting read by a
+    # text-to-speech voice runs that long (the default Mandarin one about 60 s).
+    async with rig(tmp_path, speed=10.0, sim_kw={"default_prompt_s": 100.0},
                    max_attempts=1) as r:
         agent = await r.add_agent(1010, "hotline_general", talk_s=1.0)
         call = await r.sim.place_call(CitizenScript(keys=[]))
-        outcome = await asyncio.wait_for(call.done, 60)
+        outcome = await asyncio.wait_for(call.done, 90)
         await r.settle()
         case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
         assert case is not None
