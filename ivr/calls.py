@@ -97,6 +97,7 @@ class CallRegistry:
         for channel in self._link.agi_pending_channels():
             row = rows.get(channel)
             if row is None:
+                self._gone(channel)
                 self._link.fail_agi(channel, AgiHangup(f"{channel} ended while AMI was down"))
             elif row.parked_in_async_agi:
                 # A command may still be running (GET DATA) or may have finished unseen.
@@ -117,6 +118,13 @@ class CallRegistry:
                                      caller_name=row.ref.caller_name, dnid="",
                                      locale=self._locale, running=running), True)
 
+    def _gone(self, channel: str) -> None:
+        """The channel hung up while the link was down (its Hangup event is lost): tell its
+        session before failing its commands, so the call ends as the caller ended it."""
+        for session in self.sessions.values():
+            if session.info.channel == channel:
+                session.channel_gone()
+
     def _runs_our_exec(self, row: CoreShowChannel) -> bool:
         return (self._agi_at is not None and (row.context, row.priority) == self._agi_at
                 and row.application not in ("", "AGI"))
@@ -128,6 +136,7 @@ class CallRegistry:
         try:
             await self._link.agi(channel, "NOOP", timeout=timeout)
         except AgiHangup:
+            self._gone(channel)
             self._link.fail_agi(channel, AgiHangup(f"{channel} hung up"), only=before)
             return
         except Exception as e:  # noqa: BLE001 - any failure: the results are lost either way

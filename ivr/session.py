@@ -122,6 +122,11 @@ class CallSession(QueueSteps):
             self._agi_ended = True
             self._gone.set()
 
+    def channel_gone(self) -> None:
+        """The caller hung up unseen (while the AMI link was down)."""
+        self.state.hung_up = True
+        self._gone.set()
+
     # ---- the call script ---------------------------------------------------------------
     async def run(self) -> None:
         info = self.info

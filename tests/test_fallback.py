@@ -266,3 +266,26 @@ async def test_the_menu_follows_the_dialled_number_on_a_channel_without_dnid(
         session = next(iter(r.service.calls.sessions.values()))
         assert session.state.menu == "zh-CN"
         await r.watcher.action("Hangup", Channel=channel)
+
+
+async def test_a_caller_who_hangs_up_during_an_ami_outage_is_owed_a_callback(
+        tmp_path: Path) -> None:
+    """The caller gives up in the queue while the AMI link is down: the Hangup event is lost
+    with the link, and after the reconnect the channel is simply gone. That is the caller
+    hanging up (abandoned, a callback owed), not a failure of ours."""
+    async with rig(tmp_path) as r:
+        call = await r.sim.place_call(CitizenScript(
+            context=CONTEXT, exten="12345", dnid="12345", keys=[("1", 0.5)], patience_s=6.0))
+        channel = call.ivr_channel
+        joined = await r.joined(channel)
+        r.sim.ami_outage(True)
+        await asyncio.wait_for(call.done, 20)          # the citizen hangs up meanwhile
+        r.sim.ami_outage(False)
+        async with asyncio.timeout(20):
+            while r.service.calls.sessions:
+                await asyncio.sleep(0.05)
+        await r.service.recorder.drain()
+        case = await r.service.store.get_by_call(r.config.service.node, get(joined, "Uniqueid"))
+        assert case is not None and str(case.outcome) == "abandoned"
+        kinds = [e.kind for e in await r.service.store.timeline(case.number)]
+        assert "callback_task" in kinds
