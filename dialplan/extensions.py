@@ -78,13 +78,18 @@ def guard_expression(stale_s: int) -> str:
     return f"$[${{EPOCH}} - 0${{{HEARTBEAT_VARIABLE}}} > {stale_s}]"
 
 
-def _entry(number: str, *, language: str, stale_s: int, queue: str, timeout_s: int) -> list[str]:
+def _entry(number: str, *, language: str, stale_s: int, queue: str, timeout_s: int,
+           watchdog_s: int = 0) -> list[str]:
+    armed = [f" same => n,Set(TIMEOUT(absolute)={watchdog_s})"] if watchdog_s else []
+    disarmed = [" same => n,Set(TIMEOUT(absolute)=0)"] if watchdog_s else []
     return [
         f"exten => {number},1,Answer()",
         # Prompts are looked up by channel language; the service greets in its default locale.
         f" same => n,Set(CHANNEL(language)={language})",
         f" same => n,GotoIf({guard_expression(stale_s)}?fallback)",
+        *armed,
         " same => n,AGI(agi:async)",
+        *disarmed,
         # Still here: the service let go of the caller without queueing it. The penalty window
         # it may have set must not narrow the default queue.
         f" same => n,Set(__{FALLBACK_VARIABLE}=agi-${{AGISTATUS}})",
@@ -97,12 +102,26 @@ def _entry(number: str, *, language: str, stale_s: int, queue: str, timeout_s: i
     ]
 
 
-def agi_priority() -> int:
+def agi_priority(watchdog_s: int) -> int:
     """The priority of ``AGI(agi:async)`` in every entry of the hotline context. A call there
     whose application is not AGI runs one the service started with EXEC (Queue, Dial,
     AudioSocket): Asterisk shows the last application run, not the AGI it runs in."""
-    lines = _entry("x", language="x", stale_s=1, queue="x", timeout_s=1)
+    lines = _entry("x", language="x", stale_s=1, queue="x", timeout_s=1,
+                   watchdog_s=watchdog_s)
     return 1 + next(i for i, line in enumerate(lines) if "AGI(agi:async)" in line)
+
+
+def _watchdog(queue: str, timeout_s: int) -> list[str]:
+    """The T extension: where Asterisk sends a call whose TIMEOUT(absolute) ran out, i.e. the
+    service stopped pushing it back (gone for good, or its AMI link down that long)."""
+    return [
+        f"exten => T,1,Set(__{FALLBACK_VARIABLE}=watchdog)",
+        " same => n,Set(TIMEOUT(absolute)=0)",
+        " same => n,Set(QUEUE_MIN_PENALTY=)",
+        " same => n,Set(QUEUE_MAX_PENALTY=)",
+        f" same => n,Queue({queue},,,,{timeout_s})",
+        " same => n,Hangup()",
+    ]
 
 
 def _global_name() -> str:
@@ -146,6 +165,9 @@ def render_extensions(config: HotlineConfig) -> str:
         if i:
             lines.append("")
         lines.extend(_entry(number, language=channel_language(locale), stale_s=stale_s,
-                            queue=queue, timeout_s=config.ivr.queue_timeout_s))
+                            queue=queue, timeout_s=config.ivr.queue_timeout_s,
+                            watchdog_s=config.ivr.watchdog_s))
+    if config.ivr.watchdog_s:
+        lines += ["", *_watchdog(queue, config.ivr.queue_timeout_s)]
     lines.extend(render_exit_context(config))
     return "\n".join(lines) + "\n"

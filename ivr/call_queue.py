@@ -55,6 +55,7 @@ class QueueSteps:
         async def _set_variables(self, variables: dict[str, str]) -> None: ...
         def _update(self, **changes: object) -> None: ...
         def _open_case(self) -> asyncio.Task[CaseView | None]: ...
+        def _stop_watchdog(self) -> bool: ...
 
     async def _follow_running_app(self, app: str) -> bool:
         """Taken up after a restart while an application the last service started runs.
@@ -121,6 +122,8 @@ class QueueSteps:
         if s.topic:
             variables["HOTLINE_TOPIC"] = s.topic
         variables["QUEUESTATUS"] = ""
+        if self._stop_watchdog():
+            variables["TIMEOUT(absolute)"] = "0"     # a queue and a talk may run for long
         variables.update(decision.channel_vars())
         await self._step(lambda: self._set_variables(variables))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",

@@ -155,6 +155,10 @@ class IvrConfig(_Strict):
     survey: SurveyCallConfig = Field(default_factory=SurveyCallConfig)
     # Recorded messages (after hours) when the service records them itself (AudioSocket).
     messages_dir: str = "var/messages"
+    # Asterisk-side watchdog of a call in the IVR: the dialplan arms TIMEOUT(absolute) before
+    # async AGI and the service keeps pushing it back while it drives the call; should the
+    # service be gone this long, Asterisk queues the caller to the default group (0: off).
+    watchdog_s: int = Field(120, ge=0, le=3600)
 
     def lists_number(self, number: str) -> bool:
         """True when a menu lists ``number`` as one of its called numbers."""

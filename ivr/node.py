@@ -49,7 +49,7 @@ class AsteriskNode:
                            agi_timeout_s=ami.action_timeout_s, cases=store,
                            group_queues={g.name: g.queue for g in config.routing.groups})
         self.calls = CallRegistry(self.link, deps, node=name, locale=config.service.locale,
-                                  agi_at=(CONTEXT, agi_priority()))
+                                  agi_at=(CONTEXT, agi_priority(config.ivr.watchdog_s)))
         self.heartbeat = Heartbeat(self.link, ami.heartbeat_interval_s)
         self._rebalance = (config.routing.strategy == "expected_wait"
                            and config.routing.policy.park_helpers)

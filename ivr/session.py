@@ -74,6 +74,8 @@ RESUME_WAIT_S = 120.0
 # language, a recording it cannot write): a real hangup shows its Hangup event within
 # milliseconds, so without one after this long the caller is still there.
 HANGUP_EVENT_WAIT_S = 2.0
+# How often at most the IVR watchdog (ivr.watchdog_s) is pushed back; see _keep_armed.
+WATCHDOG_PUSH_S = 5.0
 T = TypeVar("T")
 
 
@@ -95,7 +97,9 @@ class CallSession(QueueSteps):
         self.io = AgiCallIO(self.agi, deps.link, call_id=info.uniqueid, step=self._step,
                             speech=deps.speech, speech_locale=deps.speech_locale,
                             locale=self._locale, messages_dir=deps.ivr.messages_dir,
-                            on_partial=self._on_partial, on_heard=self._on_heard)
+                            on_partial=self._on_partial, on_heard=self._on_heard,
+                            before_handoff=self._disarm)
+        self._watchdog: asyncio.Task[None] | None = None
 
     # ---- AMI events for this caller (called in arrival order by the registry) ---------
     def on_event(self, ev: AmiEvent) -> None:
@@ -136,6 +140,7 @@ class CallSession(QueueSteps):
                      info.channel, " (resumed)" if self.resumed else "")
             if info.running and await self._follow_running_app(info.running):
                 return
+            self._arm()
             if not self._dnid and await self._survey_call():
                 return
             opening = self._open_case()
@@ -196,9 +201,49 @@ class CallSession(QueueSteps):
         if not self._agi_ended:
             await self._release()
 
+    def _arm(self) -> None:
+        """Keep pushing back the dialplan's TIMEOUT(absolute) while this service drives the
+        call: should the service go away, Asterisk queues the caller once it runs out."""
+        w = self.deps.ivr.watchdog_s
+        if w <= 0 or self._watchdog is not None:
+            return
+        self._watchdog = asyncio.create_task(self._keep_armed(w),
+                                             name=f"watchdog-{self.info.uniqueid}")
+        self._background.add(self._watchdog)       # cancelled with the call's other tasks
+        self._watchdog.add_done_callback(self._background.discard)
+
+    async def _keep_armed(self, w: int) -> None:
+        # Often enough that a late push or two cannot let it run out (and simulated clocks,
+        # up to 20 times faster, still see it pushed back in time); one small AMI action
+        # per call in the IVR every few seconds is nothing to Asterisk.
+        while True:
+            await asyncio.sleep(min(w / 4, WATCHDOG_PUSH_S))
+            try:
+                await self.deps.link.action("Setvar", {
+                    "Channel": self.info.channel, "Variable": "TIMEOUT(absolute)",
+                    "Value": str(w)})
+            except Exception as e:  # noqa: BLE001 - the link is down: Asterisk's timer runs on
+                log.debug("call %s: watchdog not pushed back: %s", self.info.uniqueid, e)
+
+    def _stop_watchdog(self) -> bool:
+        """Stop pushing the watchdog back; True if it was armed (the channel's timer is
+        then still running, and whoever hands the call on must clear it)."""
+        if self._watchdog is None:
+            return False
+        self._watchdog.cancel()
+        self._watchdog = None
+        return True
+
+    async def _disarm(self) -> None:
+        """The call leaves the IVR for a transfer: no watchdog from here on, or it would cut
+        the conversation."""
+        if self._stop_watchdog():
+            await self._step(lambda: self.agi.set_variable("TIMEOUT(absolute)", "0"))
+
     async def _release(self) -> None:
         """End async AGI without hanging up: the generated dialplan then queues the caller to
         the default group (its fallback after AGI), so a bug here never strands a citizen."""
+        self._stop_watchdog()               # the dialplan clears it after AGI
         try:
             await self.agi.command("ASYNCAGI BREAK")
         except Exception as e:  # noqa: BLE001 - the caller may be gone; nothing more to do

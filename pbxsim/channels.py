@@ -72,6 +72,7 @@ class Channel:
     hungup: bool = False
     pbx_running: bool = False
     async_goto: tuple[str, str, int] | None = None
+    absolute_timeout: asyncio.Task[None] | None = None   # TIMEOUT(absolute), when set
     interrupted: asyncio.Event = field(default_factory=asyncio.Event)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     gone: asyncio.Event = field(default_factory=asyncio.Event)

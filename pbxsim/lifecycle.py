@@ -58,6 +58,35 @@ def request_goto(chan: Channel, context: str, exten: str, priority: int) -> None
     chan.interrupted.set()
 
 
+def set_absolute_timeout(core: PbxCore, chan: Channel, value: str) -> bool:
+    """TIMEOUT(absolute): ``value`` seconds from now the channel goes to the ``T`` extension
+    of its context if there is one (what __ast_pbx_run does on AST_SOFTHANGUP_TIMEOUT),
+    else it is hung up; 0 or empty clears it. False for a value Asterisk would refuse."""
+    try:
+        seconds = float(value) if value.strip() else 0.0
+    except ValueError:
+        return False
+    if chan.absolute_timeout is not None:
+        chan.absolute_timeout.cancel()
+        chan.absolute_timeout = None
+    if seconds <= 0:
+        return True
+
+    async def fire() -> None:
+        await core.clock.sleep(seconds)
+        chan.absolute_timeout = None
+        if chan.hungup:
+            return
+        log.info("%s: absolute timeout", chan.name)
+        if core.dialplan.find_extension(chan.context, "T") is not None:
+            request_goto(chan, chan.context, "T", 1)
+        else:
+            request_hangup(core, chan, 19)      # AST_CAUSE_NO_ANSWER, as Asterisk sets it
+
+    chan.absolute_timeout = core.spawn(fire(), f"timeout-{chan.name}")
+    return True
+
+
 def finish_hangup(core: PbxCore, chan: Channel, *, ran_pbx: bool) -> None:
     """Destroy ``chan``: events, Local partner notification, registry removal."""
     if chan.hungup:
@@ -65,6 +94,9 @@ def finish_hangup(core: PbxCore, chan: Channel, *, ran_pbx: bool) -> None:
     chan.hungup = True
     chan.softhangup = True
     chan.interrupted.set()
+    if chan.absolute_timeout is not None:
+        chan.absolute_timeout.cancel()
+        chan.absolute_timeout = None
     if ran_pbx:
         core.emit("SoftHangupRequest", "call", chan, [("Cause", "16")])
     cause = chan.hangupcause

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .channels import STATE_DESC, Channel
 from .expr import is_true, substitute
+from .lifecycle import set_absolute_timeout
 
 if TYPE_CHECKING:
     from .core import PbxCore
@@ -152,6 +153,10 @@ def set_variable(core: PbxCore, chan: Channel | None, name: str, value: str) -> 
             else:
                 return False
             return True
+        if fname == "TIMEOUT":
+            if arg.strip().lower() == "absolute":
+                return set_absolute_timeout(core, chan, value)
+            return False
         if fname == "CHANNEL":
             if arg.strip().lower() == "language":
                 chan.language = value

@@ -14,7 +14,7 @@ import pytest
 from dialplan import DialplanError, build_text, generate
 from dialplan.cli import cmd_dialplan
 from dialplan.common import service_address, sound_dirs
-from dialplan.extensions import guard_expression, stale_after_s
+from dialplan.extensions import agi_priority, guard_expression, stale_after_s
 from dialplan.manager import ACTIONS, READ, WRITE
 from dialplan.prompts import config_prompts, greeting_text, hotline_locales
 from dialplan.queues import PenaltyRule, PenaltyStep, render_queuerules, render_queues
@@ -106,10 +106,19 @@ def test_entry_runs_in_pbxsim_and_the_guard_fails_open(config: HotlineConfig, ou
         ext = plan.find_extension("hotline", number)
         assert ext is not None, number
         assert [s.app for s in ext.steps.values()] == [
-            "Answer", "Set", "GotoIf", "AGI", "Set", "Set", "Set", "Goto", "Set", "Queue",
-            "Hangup"]
-        assert ext.steps[4].args == "agi:async"
+            "Answer", "Set", "GotoIf", "Set", "AGI", "Set", "Set", "Set", "Set", "Goto", "Set",
+            "Queue", "Hangup"]
+        # The IVR watchdog: armed just before async AGI, cleared just after it.
+        assert ext.steps[4].args == "TIMEOUT(absolute)=120"
+        assert ext.steps[5].args == "agi:async" and agi_priority(120) == 5
+        assert ext.steps[6].args == "TIMEOUT(absolute)=0"
         assert ext.steps[ext.labels["queue"]].args == "hotline_general,,,,300"
+    watchdog = plan.find_extension("hotline", "T")
+    assert watchdog is not None
+    assert [s.app for s in watchdog.steps.values()] == [
+        "Set", "Set", "Set", "Set", "Queue", "Hangup"]
+    assert watchdog.steps[2].args == "TIMEOUT(absolute)=0"
+    assert watchdog.steps[5].args == "hotline_general,,,,300"
     stale = stale_after_s(config.ami)
     assert stale == 15  # 3 beats of 5 s; and beat + action timeout (5 + 10)
     now = 1_795_601_869

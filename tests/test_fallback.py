@@ -22,7 +22,7 @@ from dialplan.common import default_queue
 from dialplan.extensions import CONTEXT, FALLBACK_VARIABLE, stale_after_s
 from ivr.config import HotlineConfig, load_config
 from ivr.service import HotlineService
-from pbxsim import CitizenScript, PbxSim, SimConfig
+from pbxsim import AgentSpec, CitizenScript, PbxSim, SimConfig
 from tests.test_pbxsim_support import AmiClient, Msg, get
 
 SPEED = 4.0
@@ -289,3 +289,44 @@ async def test_a_caller_who_hangs_up_during_an_ami_outage_is_owed_a_callback(
         assert case is not None and str(case.outcome) == "abandoned"
         kinds = [e.kind for e in await r.service.store.timeline(case.number)]
         assert "callback_task" in kinds
+
+
+
+def _watchdog_after(seconds: int) -> Callable[[HotlineConfig], HotlineConfig]:
+    def configure(c: HotlineConfig) -> HotlineConfig:
+        return c.model_copy(update={"ivr": c.ivr.model_copy(update={"watchdog_s": seconds})})
+    return configure
+
+
+async def test_a_caller_in_the_ivr_is_queued_when_the_service_is_gone_for_good(
+        tmp_path: Path) -> None:
+    """The service dies and does not come back while a caller is in the IVR (parked in async
+    AGI). The heartbeat guard only protects new calls; the dialplan's watchdog, no longer
+    pushed back, sends this one to the default queue."""
+    async with rig(tmp_path, configure=_watchdog_after(20)) as r:
+        # The caller never presses anything: the IVR keeps asking.
+        call = await r.sim.place_call(CitizenScript(context=CONTEXT, exten="12345",
+                                                    dnid="12345", patience_s=60.0))
+        channel = call.ivr_channel
+        await r.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
+        await r.service.stop()                 # for good
+        joined = await r.watcher.wait_event("QueueCallerJoin", timeout=15, Channel=channel)
+        assert get(joined, "Queue") == default_queue(r.config)
+        assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "watchdog"
+        await r.watcher.action("Hangup", Channel=channel)
+
+
+async def test_the_watchdog_never_cuts_a_conversation(tmp_path: Path) -> None:
+    """A call handed to a queue talks for far longer than the watchdog: the service clears
+    it before Queue(), so Asterisk does not end the conversation."""
+    async with rig(tmp_path, configure=_watchdog_after(20)) as r:
+        await r.watcher.action("QueueAdd", Queue="water", Interface="Local/1001@agents/n",
+                               MemberName="agent1001")
+        r.sim.add_agent(AgentSpec(interface="Local/1001@agents/n", name="agent1001",
+                                  answer_delay_s=0.5, talk_time_s=60.0))
+        call = await r.sim.place_call(CitizenScript(context=CONTEXT, exten="12345",
+                                                    dnid="12345", keys=[("1", 0.5)],
+                                                    patience_s=60.0))
+        outcome = await asyncio.wait_for(call.done, 60)
+        assert outcome.answered_by == "agent1001" and outcome.talk_s >= 59
+        assert r.sim.channel_variable(call.ivr_channel, FALLBACK_VARIABLE) is None

@@ -124,3 +124,44 @@ async def test_python_m_pbxsim_runs_until_sigterm(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_absolute_timeout_goes_to_the_t_extension_or_hangs_up() -> None:
+    """TIMEOUT(absolute), as __ast_pbx_run handles it: the running application is
+    interrupted and the channel goes to its context's T extension, or is hung up without
+    one; 0 clears it."""
+    plan = """
+[watched]
+exten => s,1,Answer()
+ same => n,Set(TIMEOUT(absolute)=3)
+ same => n,Wait(30)
+exten => T,1,Set(TIMED_OUT=yes)
+ same => n,Wait(30)
+[unwatched]
+exten => s,1,Answer()
+ same => n,Set(TIMEOUT(absolute)=3)
+ same => n,Wait(30)
+[cleared]
+exten => s,1,Answer()
+ same => n,Set(TIMEOUT(absolute)=3)
+ same => n,Set(TIMEOUT(absolute)=0)
+ same => n,Wait(6)
+ same => n,Set(WAITED=yes)
+ same => n,Wait(30)
+"""
+    sim = PbxSim(SimConfig(port=0, speed=10.0, dialplan=plan))
+    await sim.start()
+    try:
+        watched = await sim.place_call(CitizenScript(context="watched", exten="s",
+                                                     hangup_after_s=20.0))
+        unwatched = await sim.place_call(CitizenScript(context="unwatched", exten="s",
+                                                       hangup_after_s=20.0))
+        cleared = await sim.place_call(CitizenScript(context="cleared", exten="s",
+                                                     hangup_after_s=20.0))
+        outcome = await asyncio.wait_for(unwatched.done, 5)
+        assert not outcome.hung_up_by_citizen         # Asterisk hung it up at 3 s
+        await asyncio.sleep(0.5)                      # 5 simulated seconds past the timeout
+        assert sim.channel_variable(watched.ivr_channel, "TIMED_OUT") == "yes"
+        assert sim.channel_variable(cleared.ivr_channel, "WAITED") == "yes"
+    finally:
+        await sim.stop()

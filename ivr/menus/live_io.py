@@ -49,8 +49,12 @@ class AgiCallIO:
                  speech: SpeechInput | None, speech_locale: str,
                  locale: Callable[[], str], messages_dir: str,
                  on_partial: Callable[[str], None] | None = None,
-                 on_heard: Callable[[Utterance], None] | None = None) -> None:
+                 on_heard: Callable[[Utterance], None] | None = None,
+                 before_handoff: Callable[[], Awaitable[None]] | None = None) -> None:
         self._agi = agi
+        # Run before the call leaves the IVR for someone else (Dial, Redirect): the
+        # session stops its IVR watchdog, or it would cut that conversation.
+        self._before_handoff = before_handoff
         self._link = link
         self._call = call_id
         self._step = step
@@ -169,6 +173,8 @@ class AgiCallIO:
 
     # ---- emergencies -----------------------------------------------------------------------
     async def transfer(self, to: TransferTarget) -> bool:
+        if self._before_handoff is not None:
+            await self._before_handoff()
         if to.kind == "dial":
             await self._run(lambda: self._agi.exec("Dial", f"{to.target},{to.timeout_s}",
                                                    timeout=None))
