@@ -21,6 +21,7 @@ from ivr.agi import AgiChannel
 from ivr.ami.agi_result import AgiResult
 from ivr.ami.errors import AgiResultLost
 from ivr.call_state import CallInfo, CallState, SessionDeps
+from ivr.ivr_watchdog import VARIABLE as WATCHDOG_VARIABLE
 from ivr.menus.live_io import AgiCallIO
 from ivr.menus.waiting import exit_key as queue_exit_key
 from routing.router import RouteDecision
@@ -123,7 +124,7 @@ class QueueSteps:
             variables["HOTLINE_TOPIC"] = s.topic
         variables["QUEUESTATUS"] = ""
         if self._stop_watchdog():
-            variables["TIMEOUT(absolute)"] = "0"     # a queue and a talk may run for long
+            variables[WATCHDOG_VARIABLE] = "0"     # a queue and a talk may run for long
         variables.update(decision.channel_vars())
         await self._step(lambda: self._set_variables(variables))
         log.info("call %s: topic %s -> queue %s (%s)", self.info.uniqueid, s.topic or "-",

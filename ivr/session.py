@@ -36,6 +36,8 @@ from ivr.ami.events import (
 )
 from ivr.call_queue import QueueSteps
 from ivr.call_state import CallInfo, CallState, SessionDeps
+from ivr.ivr_watchdog import VARIABLE as WATCHDOG_VARIABLE
+from ivr.ivr_watchdog import IvrWatchdog
 from ivr.menus.engine import (
     MENU_MARK,
     Defaults,
@@ -74,8 +76,6 @@ RESUME_WAIT_S = 120.0
 # language, a recording it cannot write): a real hangup shows its Hangup event within
 # milliseconds, so without one after this long the caller is still there.
 HANGUP_EVENT_WAIT_S = 2.0
-# How often at most the IVR watchdog (ivr.watchdog_s) is pushed back; see _keep_armed.
-WATCHDOG_PUSH_S = 5.0
 T = TypeVar("T")
 
 
@@ -99,7 +99,8 @@ class CallSession(QueueSteps):
                             locale=self._locale, messages_dir=deps.ivr.messages_dir,
                             on_partial=self._on_partial, on_heard=self._on_heard,
                             before_handoff=self._disarm)
-        self._watchdog: asyncio.Task[None] | None = None
+        self._watchdog = IvrWatchdog(deps.link, info.channel, info.uniqueid,
+                                     deps.ivr.watchdog_s)
 
     # ---- AMI events for this caller (called in arrival order by the registry) ---------
     def on_event(self, ev: AmiEvent) -> None:
@@ -140,7 +141,7 @@ class CallSession(QueueSteps):
                      info.channel, " (resumed)" if self.resumed else "")
             if info.running and await self._follow_running_app(info.running):
                 return
-            self._arm()
+            self._watchdog.start()
             if not self._dnid and await self._survey_call():
                 return
             opening = self._open_case()
@@ -158,6 +159,8 @@ class CallSession(QueueSteps):
                 self._case_open.cancel()
             for t in self._background:
                 t.cancel()
+            # No more pushes: should no service come back, the watchdog queues the caller.
+            self._watchdog.stop()
             raise
         except Exception:
             log.exception("call %s: unexpected error; handing the caller to the dialplan's "
@@ -201,44 +204,14 @@ class CallSession(QueueSteps):
         if not self._agi_ended:
             await self._release()
 
-    def _arm(self) -> None:
-        """Keep pushing back the dialplan's TIMEOUT(absolute) while this service drives the
-        call: should the service go away, Asterisk queues the caller once it runs out."""
-        w = self.deps.ivr.watchdog_s
-        if w <= 0 or self._watchdog is not None:
-            return
-        self._watchdog = asyncio.create_task(self._keep_armed(w),
-                                             name=f"watchdog-{self.info.uniqueid}")
-        self._background.add(self._watchdog)       # cancelled with the call's other tasks
-        self._watchdog.add_done_callback(self._background.discard)
-
-    async def _keep_armed(self, w: int) -> None:
-        # Often enough that a late push or two cannot let it run out (and simulated clocks,
-        # up to 20 times faster, still see it pushed back in time); one small AMI action
-        # per call in the IVR every few seconds is nothing to Asterisk.
-        while True:
-            await asyncio.sleep(min(w / 4, WATCHDOG_PUSH_S))
-            try:
-                await self.deps.link.action("Setvar", {
-                    "Channel": self.info.channel, "Variable": "TIMEOUT(absolute)",
-                    "Value": str(w)})
-            except Exception as e:  # noqa: BLE001 - the link is down: Asterisk's timer runs on
-                log.debug("call %s: watchdog not pushed back: %s", self.info.uniqueid, e)
-
     def _stop_watchdog(self) -> bool:
-        """Stop pushing the watchdog back; True if it was armed (the channel's timer is
-        then still running, and whoever hands the call on must clear it)."""
-        if self._watchdog is None:
-            return False
-        self._watchdog.cancel()
-        self._watchdog = None
-        return True
+        return self._watchdog.stop()
 
     async def _disarm(self) -> None:
         """The call leaves the IVR for a transfer: no watchdog from here on, or it would cut
         the conversation."""
-        if self._stop_watchdog():
-            await self._step(lambda: self.agi.set_variable("TIMEOUT(absolute)", "0"))
+        if self._watchdog.stop():
+            await self._step(lambda: self.agi.set_variable(WATCHDOG_VARIABLE, "0"))
 
     async def _release(self) -> None:
         """End async AGI without hanging up: the generated dialplan then queues the caller to
@@ -435,6 +408,7 @@ class CallSession(QueueSteps):
             self._case_open.cancel()
         for t in self._background:
             t.cancel()
+        self._watchdog.stop()
         s = self.state
         if s.final is not None and s.agent is None:
             s.outcome = s.final
