@@ -81,8 +81,7 @@ class IdealEngine(Engine):
         self.idle.pop(a, None)
         self._serve(best, a)
 
-    def _offer(self, c: int) -> bool:
-        q = self.queue[c]
+    def _pick_idle(self, c: int, q: int) -> int:
         best, best_key = -1, (math.inf, math.inf)
         for a in self.idle:
             p = self.member_pen[a].get(q)
@@ -91,12 +90,7 @@ class IdealEngine(Engine):
             key = (p, len(self.member_pen[a]))     # primaries, single-skilled first
             if key < best_key:
                 best, best_key = a, key
-        if best < 0:
-            return False
-        self.waiting[q].remove(c)
-        del self.idle[best]
-        self._serve(c, best)
-        return True
+        return best
 
     def _helper_free(self, a: int) -> bool:
         r = self.rule

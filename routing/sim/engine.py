@@ -150,8 +150,20 @@ class Engine:
         w.insert(i, c)
 
     def _offer(self, c: int) -> bool:
-        """Serve caller ``c`` if an eligible agent is idle: lowest penalty, then idle longest."""
-        q, lo, hi = self.queue[c], self.min_pen[c], self.max_pen[c]
+        """Serve caller ``c`` if an eligible agent is idle (``_pick_idle``)."""
+        q = self.queue[c]
+        best = self._pick_idle(c, q)
+        if best < 0:
+            return False
+        self.waiting[q].remove(c)
+        del self.idle[best]
+        self._serve(c, best)
+        return True
+
+    def _pick_idle(self, c: int, q: int) -> int:
+        """The idle agent caller ``c`` in queue ``q`` takes: inside its window, lowest
+        penalty, then idle longest; -1 if none."""
+        lo, hi = self.min_pen[c], self.max_pen[c]
         best, best_p = -1, hi + 1
         mp = self.member_pen
         for a in self.idle:
@@ -160,12 +172,7 @@ class Engine:
                 best, best_p = a, p
                 if p == lo:
                     break
-        if best < 0:
-            return False
-        self.waiting[q].remove(c)
-        del self.idle[best]
-        self._serve(c, best)
-        return True
+        return best
 
     def _agent_free(self, a: int) -> None:
         """Agent ``a`` is (or stays) idle: take the best caller it is eligible for."""
