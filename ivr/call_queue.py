@@ -22,6 +22,7 @@ from ivr.ami.agi_result import AgiResult
 from ivr.ami.errors import AgiResultLost
 from ivr.call_state import CallInfo, CallState, SessionDeps
 from ivr.ivr_watchdog import VARIABLE as WATCHDOG_VARIABLE
+from ivr.ivr_watchdog import IvrWatchdog
 from ivr.menus.live_io import AgiCallIO
 from ivr.menus.waiting import exit_key as queue_exit_key
 from routing.router import RouteDecision
@@ -50,13 +51,13 @@ class QueueSteps:
     _agi_ended: bool
     _case_open: asyncio.Task[CaseView | None] | None
     _background: set[asyncio.Task[object]]
+    _watchdog: IvrWatchdog
 
     if TYPE_CHECKING:
         async def _step(self, op: Callable[[], Awaitable[T]]) -> T: ...
         async def _set_variables(self, variables: dict[str, str]) -> None: ...
         def _update(self, **changes: object) -> None: ...
         def _open_case(self) -> asyncio.Task[CaseView | None]: ...
-        def _stop_watchdog(self) -> bool: ...
 
     async def _follow_running_app(self, app: str) -> bool:
         """Taken up after a restart while an application the last service started runs.
@@ -123,7 +124,7 @@ class QueueSteps:
         if s.topic:
             variables["HOTLINE_TOPIC"] = s.topic
         variables["QUEUESTATUS"] = ""
-        if self._stop_watchdog():
+        if self._watchdog.stop():
             variables[WATCHDOG_VARIABLE] = "0"     # a queue and a talk may run for long
         variables.update(decision.channel_vars())
         await self._step(lambda: self._set_variables(variables))

@@ -204,9 +204,6 @@ class CallSession(QueueSteps):
         if not self._agi_ended:
             await self._release()
 
-    def _stop_watchdog(self) -> bool:
-        return self._watchdog.stop()
-
     async def _disarm(self) -> None:
         """The call leaves the IVR for a transfer: no watchdog from here on, or it would cut
         the conversation."""
@@ -216,7 +213,7 @@ class CallSession(QueueSteps):
     async def _release(self) -> None:
         """End async AGI without hanging up: the generated dialplan then queues the caller to
         the default group (its fallback after AGI), so a bug here never strands a citizen."""
-        self._stop_watchdog()               # the dialplan clears it after AGI
+        self._watchdog.stop()               # the dialplan clears it after AGI
         try:
             await self.agi.command("ASYNCAGI BREAK")
         except Exception as e:  # noqa: BLE001 - the caller may be gone; nothing more to do

@@ -69,6 +69,13 @@ class Rig:
     async def joined(self, channel: str) -> Msg:
         return await self.watcher.wait_event("QueueCallerJoin", timeout=15, Channel=channel)
 
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Every session ended and every case write landed."""
+        async with asyncio.timeout(timeout_s):
+            while self.service.calls.sessions:
+                await asyncio.sleep(0.05)
+        await self.service.recorder.drain()
+
     async def wait_stale(self) -> None:
         stale = stale_after_s(self.config.ami)
         async with asyncio.timeout(10):
@@ -159,10 +166,7 @@ async def test_a_bug_in_the_call_script_releases_the_caller_to_the_default_queue
         joined = await r.joined(channel)
         assert get(joined, "Queue") == default_queue(r.config)
         assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "agi-SUCCESS"
-        async with asyncio.timeout(10):
-            while r.service.calls.sessions:
-                await asyncio.sleep(0.05)
-        await r.service.recorder.drain()
+        await r.settle()
         assert await r.service.store.count() == 1     # the call still has its case
         await r.watcher.action("Hangup", Channel=channel)
 
@@ -179,10 +183,7 @@ async def test_a_prompt_missing_on_asterisk_queues_the_caller_and_owes_no_callba
         joined = await r.joined(channel)
         assert get(joined, "Queue") == default_queue(r.config)
         assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "agi-FAILURE"
-        async with asyncio.timeout(10):
-            while r.service.calls.sessions:
-                await asyncio.sleep(0.05)
-        await r.service.recorder.drain()
+        await r.settle()
         uniqueid = get(joined, "Uniqueid")
         case = await r.service.store.get_by_call(r.config.service.node, uniqueid)
         assert case is not None and str(case.outcome) == "failed"
@@ -281,10 +282,7 @@ async def test_a_caller_who_hangs_up_during_an_ami_outage_is_owed_a_callback(
         r.sim.ami_outage(True)
         await asyncio.wait_for(call.done, 20)          # the citizen hangs up meanwhile
         r.sim.ami_outage(False)
-        async with asyncio.timeout(20):
-            while r.service.calls.sessions:
-                await asyncio.sleep(0.05)
-        await r.service.recorder.drain()
+        await r.settle(20)
         case = await r.service.store.get_by_call(r.config.service.node, get(joined, "Uniqueid"))
         assert case is not None and str(case.outcome) == "abandoned"
         kinds = [e.kind for e in await r.service.store.timeline(case.number)]
@@ -329,4 +327,6 @@ async def test_the_watchdog_never_cuts_a_conversation(tmp_path: Path) -> None:
                                                     patience_s=60.0))
         outcome = await asyncio.wait_for(call.done, 60)
         assert outcome.answered_by == "agent1001" and outcome.talk_s >= 59
-        assert r.sim.channel_variable(call.ivr_channel, FALLBACK_VARIABLE) is None
+        # Never sent on to the watchdog's queue (the T extension) meanwhile.
+        assert [get(m, "Queue") for m in r.watcher.events("QueueCallerJoin")
+                if get(m, "Channel") == call.ivr_channel] == ["water"]

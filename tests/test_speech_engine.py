@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.speech_corpus import KO_KEYWORDS
 from ivr.config import HotlineConfig, load_config
 from routing.topics import TopicCatalogue
 from speech.audiosocket_server import AudioSocketServer
@@ -32,15 +33,8 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.whic
                                 reason="espeak-ng and sox are needed to synthesize test speech")
 
 # ko-KR keywords the Korean model recognises from espeak-ng speech (measured; see the speech
-# report). The test overlays them on the configured topics so it does not depend on the
-# defaults' current word lists.
-KO_KEYWORDS = {
-    "water": ["수도", "하수도", "정수기"],
-    "energy": ["난방비", "가스", "보일러"],
-    "housing": ["임대", "월세", "관리비"],
-    "transport": ["버스", "마을버스"],
-    "social_security": ["보험", "고용", "연금", "일자리"],
-}
+# report; the speech benchmark uses the same list). The test overlays them on the configured
+# topics so it does not depend on the defaults' current word lists.
 # Short phrases, as a directed prompt ("say water, heating, ...") gets them. With a closed
 # keyword grammar, longer carrier speech from espeak-ng gets mapped onto some keyword too.
 PHRASES = {

@@ -165,7 +165,6 @@ class CoreShowChannel(ChannelEvent):
     application_data: str
     context: str
     duration: str
-    exten: str = ""
     priority: int = 0
 
     @property
@@ -245,7 +244,7 @@ _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], AmiEvent]] = {
                                                     f.get("application", ""),
                                                     f.get("applicationdata", ""),
                                                     f.get("context", ""), f.get("duration", ""),
-                                                    f.get("exten", ""), _int(f.get("priority"))),
+                                                    _int(f.get("priority"))),
     "originateresponse": lambda n, f: OriginateResponse(n, f, f.get("actionid", ""),
                                                         f.get("response", ""),
                                                         _int(f.get("reason")),
