@@ -69,6 +69,15 @@ class Rig:
     async def joined(self, channel: str) -> Msg:
         return await self.watcher.wait_event("QueueCallerJoin", timeout=15, Channel=channel)
 
+    async def handed_to_the_default_queue(self, channel: str, fallback: str) -> Msg:
+        """The service took the call, then the dialplan's fallback (``fallback``: how async
+        AGI ended) queued it to the default group; its QueueCallerJoin."""
+        await self.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
+        joined = await self.joined(channel)
+        assert get(joined, "Queue") == default_queue(self.config)
+        assert self.sim.channel_variable(channel, FALLBACK_VARIABLE) == fallback
+        return joined
+
     async def settle(self, timeout_s: float = 10.0) -> None:
         """Every session ended and every case write landed."""
         async with asyncio.timeout(timeout_s):
@@ -162,10 +171,7 @@ async def test_a_bug_in_the_call_script_releases_the_caller_to_the_default_queue
     monkeypatch.setattr(CallSession, "_walk_menu", broken)
     async with rig(tmp_path) as r:
         channel = await r.call()
-        await r.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
-        joined = await r.joined(channel)
-        assert get(joined, "Queue") == default_queue(r.config)
-        assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "agi-SUCCESS"
+        await r.handed_to_the_default_queue(channel, "agi-SUCCESS")
         await r.settle()
         assert await r.service.store.count() == 1     # the call still has its case
         await r.watcher.action("Hangup", Channel=channel)
@@ -179,10 +185,7 @@ async def test_a_prompt_missing_on_asterisk_queues_the_caller_and_owes_no_callba
     book a callback for a citizen who is being served)."""
     async with rig(tmp_path, missing_sounds_fail=True) as r:
         channel = await r.call()
-        await r.watcher.wait_event("AsyncAGIStart", timeout=10, Channel=channel)
-        joined = await r.joined(channel)
-        assert get(joined, "Queue") == default_queue(r.config)
-        assert r.sim.channel_variable(channel, FALLBACK_VARIABLE) == "agi-FAILURE"
+        joined = await r.handed_to_the_default_queue(channel, "agi-FAILURE")
         await r.settle()
         uniqueid = get(joined, "Uniqueid")
         case = await r.service.store.get_by_call(r.config.service.node, uniqueid)
