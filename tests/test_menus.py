@@ -129,6 +129,27 @@ async def test_emergency_transfer_per_config(tmp_path: Path) -> None:
         assert "emergency:transferred" in case.ivr_path and case.queue is None
 
 
+async def test_an_emergency_transfer_outlasts_the_ivr_watchdog(tmp_path: Path) -> None:
+    """The fire brigade talks for longer than the IVR watchdog: the service clears the
+    channel's TIMEOUT(absolute) before the Redirect, so Asterisk does not cut the emergency
+    call (the brigade's context has no T extension: the timeout would hang it up)."""
+    cfg = menu_config(tmp_path)
+    watchdog_s = cfg.ivr.watchdog_s
+    assert watchdog_s > 0
+    ko = cfg.ivr.menus["ko-KR"]
+    emergency = {**ko.emergency, "fire": EmergencyConfig(
+        mode="transfer", prompt="emergency_fire", redirect="fire-brigade,119,1")}
+    menus = {**cfg.ivr.menus, "ko-KR": ko.model_copy(update={"emergency": emergency})}
+    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
+    fire_brigade = ("\n[fire-brigade]\nexten => 119,1,Set(REACHED=fire-brigade)\n"
+                    f" same => n,Wait({watchdog_s + 30})\n"
+                    " same => n,Set(REACHED=talked)\n same => n,Hangup()\n")
+    async with menu_rig(tmp_path, cfg, extra_dialplan=fire_brigade, speed=20.0) as r:
+        call = await r.sim.place_call(caller([("7", 0.2), ("2", 0.2)]))
+        await asyncio.wait_for(call.done, 30)
+        assert r.sim.channel_variable(call.ivr_channel, "REACHED") == "talked"
+
+
 async def test_language_key_switches_to_the_12345_menu(tmp_path: Path) -> None:
     async with menu_rig(tmp_path, menu_config(tmp_path)) as r:
         agent = await r.add_agent(1005, "water")
