@@ -59,10 +59,13 @@ ringinuse = no
 
 def service_config(tmp_path: Path, port: int, *, secret: str = "s3cret",
                    db_url: str | None = None, speech: bool = False, model_path: str = "",
-                   **ivr: object) -> HotlineConfig:
+                   max_utterance_s: float | None = None, **ivr: object) -> HotlineConfig:
     cfg = load_config(env={})
+    heard = {"enabled": speech, "model_path": model_path}
+    if max_utterance_s is not None:
+        heard["max_utterance_s"] = max_utterance_s
     return cfg.model_copy(update={
-        "speech": cfg.speech.model_copy(update={"enabled": speech, "model_path": model_path}),
+        "speech": cfg.speech.model_copy(update=heard),
         "audiosocket": cfg.audiosocket.model_copy(update={"listen_port": 0}),
         "ami": cfg.ami.model_copy(update={"port": port, "secret": secret,
                                           "ping_interval_s": 1.0, "action_timeout_s": 2.0,

@@ -6,6 +6,7 @@ AudioSocket into the service's Vosk, topic into the case, the caller queued acco
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,43 @@ async def test_vosk_failing_mid_call_falls_back_to_keys(tmp_path: Path,
         call = await r.sim.place_call(CitizenScript(keys=[("", 0.1), ("2", 0.3)]))
         outcome = await asyncio.wait_for(call.done, 40)
         assert outcome.queue == "energy"
+
+
+async def test_a_wedged_vosk_costs_the_caller_one_wait_then_keys(
+        tmp_path: Path, engine: SpeechEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vosk stops answering mid-call (a decoder call that never returns): listening gives
+    up after the longest utterance plus a bounded slack, and the caller goes on with keys."""
+    release = threading.Event()
+
+    class Wedged:
+        """A recognizer whose first decode never returns (until the test ends)."""
+
+        def __init__(self, rec: object) -> None:
+            self._rec = rec
+
+        def AcceptWaveform(self, _pcm: bytes) -> bool:        # Vosk's name
+            release.wait()
+            return False
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._rec, name)
+
+    real = engine.recognizer_sync
+    monkeypatch.setattr(engine, "recognizer_sync",
+                        lambda *a, **k: Wedged(real(*a, **k)))
+    try:
+        async with rig(tmp_path, speed=2.0, engine=engine, speech=True,
+                       max_utterance_s=1.0) as r:
+            await r.add_agent(1302, "energy", talk_s=1.0)
+            # Talks at the greeting (Vosk never answers), then keys at the fallback prompt.
+            call = await r.sim.place_call(CitizenScript(
+                keys=[("", 0.1), ("2", 0.3)], speech_wav=wav_of("난방비요", tmp_path / "energy.wav")))
+            outcome = await asyncio.wait_for(call.done, 60)
+            assert outcome.queue == "energy" and outcome.answered_by == "agent1302"
+            await r.settle()
+            case = await r.service.store.get_by_call(r.config.service.node,
+                                                     outcome.ivr_uniqueid)
+            assert case is not None and case.topic == "energy"
+    finally:
+        release.set()           # the wedged pool threads go back to the shared engine
+
