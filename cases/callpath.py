@@ -93,24 +93,31 @@ class CallPathMixin(RepeatMixin):
 
         async def apply(s: AsyncSession) -> CaseView:
             case = await self._require_by_call(s, node, call_id)
-            now = self._now()
-            changed: set[str] = set()
-            for field, value in values.items():
-                if getattr(case, field) == value:
-                    continue
-                setattr(case, field, value)
-                case.updated_at = now
-                changed.add(field)
-                self._event(s, case, EventKind.CHANGED, actor, now,
-                            {"field": field, "value": jsonable(value)})
-            if changed & _DEADLINE_INPUTS and "deadline" not in values:
-                self._set_deadline(s, case, case.deadline_from or case.created_at, actor, now)
-            if "topic" in changed:
-                await self._link_repeat(s, case, actor, now)
+            await self._change_fields(s, case, values, actor)
             await s.flush()
             return self._view(case)
 
         return await self._write("update_call_case", apply)
+
+    async def _change_fields(self, s: AsyncSession, case: Case, values: dict[str, Any],
+                             actor: str) -> set[str]:
+        """Apply ``CaseChanges.parse`` output to a locked case (one event per real change, the
+        deadline and the repeat link follow); returns the names of the fields that changed."""
+        now = self._now()
+        changed: set[str] = set()
+        for field, value in values.items():
+            if getattr(case, field) == value:
+                continue
+            setattr(case, field, value)
+            case.updated_at = now
+            changed.add(field)
+            self._event(s, case, EventKind.CHANGED, actor, now,
+                        {"field": field, "value": jsonable(value)})
+        if changed & _DEADLINE_INPUTS and "deadline" not in values:
+            self._set_deadline(s, case, case.deadline_from or case.created_at, actor, now)
+        if "topic" in changed:
+            await self._link_repeat(s, case, actor, now)
+        return changed
 
     async def finish_call(
         self,

@@ -6,6 +6,7 @@ One class for callers, assembled from one mixin per concern so each module stays
 ``cases.core``                 engine, transactions, views (``open``, ``close``, ``now``)
 ``cases.callpath``             ``open_call_case``, ``update_call_case``, ``finish_call``
 ``cases.intake``               ``open_case`` (Open311, web, app)
+``cases.editing``              ``edit_case`` (the console's case form, by number)
 ``cases.reads``                ``get``, ``get_by_call``, ``list_cases``, ``find_cases``,
                                ``history_for_number``, ``count``, ``timeline``
 ``cases.repeat``               ``repeat_of`` (repeat callers)
@@ -28,6 +29,7 @@ from cases.analysis_store import AnalysisMixin
 from cases.audit import AuditMixin
 from cases.callpath import CallPathMixin
 from cases.departments_store import DepartmentsMixin
+from cases.editing import EditMixin
 from cases.intake import IntakeMixin
 from cases.lifecycle_store import LifecycleMixin
 from cases.reads import ReadsMixin
@@ -37,6 +39,7 @@ from cases.survey_store import SurveyMixin
 
 class CaseStore(
     IntakeMixin,
+    EditMixin,
     CallPathMixin,
     ReadsMixin,
     LifecycleMixin,

@@ -172,21 +172,28 @@ async def save_case(request: web.Request) -> web.Response:
     changes = form.model_dump(include={"case_type", "topic", "urgency", "district",
                                        "description"}, exclude_none=True)
     try:
-        case = await store.get(number)
-        if case is None:
-            raise web.HTTPNotFound(text=f"no case {number}")
-        if form.expected_version is not None and case.version != form.expected_version:
-            raise web.HTTPConflict(text=f"case {number} changed meanwhile (version "
-                                        f"{case.version}); reload it")
+        # The store compares expected_version with the row locked, inside the write: a check
+        # on a read of its own would let two saves of the same version both pass.
+        expected = form.expected_version
         if changes:
-            case = await store.update_call_case(case.node, case.call_id, actor=actor,
-                                                **changes)
+            case = await store.edit_case(number, changes, actor=actor,
+                                         expected_version=expected)
+            expected = case.version   # the action applies to what was just saved
+        elif form.action is None:     # nothing to write: the case as it is, if still current
+            found = await store.get(number)
+            if found is None:
+                raise web.HTTPNotFound(text=f"no case {number}")
+            if expected is not None and found.version != expected:
+                raise web.HTTPConflict(text=f"case {number} changed meanwhile (version "
+                                            f"{found.version}); reload it")
+            case = found
         if form.action is not None:
             if form.action not in FORM_ACTIONS:
                 raise web.HTTPBadRequest(text=f"{form.action} is not done from a call")
             case = await store.transition(number, form.action, actor=actor,
                                           reason=form.reason or None,
-                                          department=form.department or None)
+                                          department=form.department or None,
+                                          expected_version=expected)
     except (InvalidTransition, UnknownDepartment, ValueError) as e:
         raise web.HTTPBadRequest(text=str(e)) from None
     except ConcurrentUpdate as e:

@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-from console.app import WebConsole
+from cases import CaseStore
+from console.app import WebConsole, build_app
 from console.auth import Role, WebUser, demo_users, hash_password
 from console.settings import ConsoleSettings
+from ivr.config import load_config
+from ivr.service import HotlineService
 from pbxsim import CitizenScript
 from tests.callpath_fixtures import Rig, rig
 
@@ -106,3 +110,39 @@ def caller(keys: str = "1", number: str = "13800138000", patience_s: float = 60.
     return CitizenScript(caller_num=number, caller_name="李先生",
                          keys=[(keys, key_delay_s)] if keys else [], patience_s=patience_s,
                          **kw)
+
+
+OPEN311_KEY = "k-console-0123456789abcdef"
+
+
+@dataclass
+class WebRig:
+    """The console app (no Asterisk) in front of a real case store: for the case form, the
+    department's page and Open311, on SQLite or PostgreSQL (the store the test passes)."""
+
+    store: CaseStore
+    base: str
+
+    def client(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(self.base, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+@asynccontextmanager
+async def web_rig(tmp_path: Path, store: CaseStore) -> AsyncIterator[WebRig]:
+    """``store`` must be open; it stays the caller's to close."""
+    path = tmp_path / "hotline.toml"
+    path.write_text(f'[open311]\napi_keys = ["{OPEN311_KEY}"]\n[database]\n'
+                    f'url = "sqlite+aiosqlite:///{tmp_path / "unused.db"}"\n',
+                    encoding="utf-8")
+    service = HotlineService(load_config(path, env={}))  # its AMI link is never started
+    service.store = store          # before build_app: Open311 takes the store at build time
+    app = build_app(service, settings=ConsoleSettings(audit_log=str(tmp_path / "audit.jsonl")),
+                    users=users())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield WebRig(store, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    finally:
+        await runner.cleanup()

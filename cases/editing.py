@@ -1,0 +1,50 @@
+"""Editing a case by its number: what the console's case form saves.
+
+The version the client displayed is compared inside the write's transaction, after the case
+row is locked (``SELECT … FOR UPDATE`` on PostgreSQL, the write lock on SQLite). Comparing it
+on a separate read before the write would let two saves based on the same version both pass
+the check, the second silently overwriting the first (a lost update); here the second waits
+for the first's commit, sees the new version and gets ``ConcurrentUpdate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cases.callpath import CallPathMixin
+from cases.errors import ConcurrentUpdate
+from cases.lifecycle_store import LifecycleMixin
+from cases.schemas import CaseChanges, CaseView
+
+
+class EditMixin(CallPathMixin, LifecycleMixin):
+    async def edit_case(
+        self,
+        number: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> CaseView:
+        """Set fields of case ``number`` (names and types of ``CaseChanges``), each real
+        change one event, as ``update_call_case`` does for the call path.
+
+        Raises ``CaseNotFound``, ``ConcurrentUpdate`` (``expected_version`` is not the case's
+        version when the row is locked) and ``ValueError`` (a bad field or value)."""
+        if not actor or not actor.strip():
+            raise ValueError("edit_case needs an actor: who did it is part of the record")
+        values = CaseChanges.parse(dict(changes))
+
+        async def apply(s: AsyncSession) -> CaseView:
+            case = await self._require_number(s, number)
+            if expected_version is not None and case.version != expected_version:
+                raise ConcurrentUpdate(f"case {number} is at version {case.version}, not "
+                                       f"{expected_version}: reload it and try again")
+            await self._change_fields(s, case, values, actor)
+            await s.flush()
+            return self._view(case)
+
+        return await self._write("edit_case", apply)

@@ -1,0 +1,54 @@
+"""Editing a case by number (the console's form): the version check holds under concurrency,
+on SQLite and PostgreSQL."""
+
+# Fixtures are imported from tests.cases_fixtures, and pytest injects them by parameter name:
+# that is not a redefinition.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cases import CaseNotFound, CaseStore, ConcurrentUpdate, EventKind
+from tests.cases_fixtures import (  # noqa: F401
+    Backend,
+    FakeClock,
+    backend,
+    call_start,
+    clocked,
+    pg_url,
+    store,
+)
+
+Clocked = tuple[CaseStore, FakeClock]
+
+
+async def test_concurrent_edits_of_one_version_do_not_both_pass(store: CaseStore) -> None:
+    for i in range(5):
+        case = await store.open_call_case(call_start(f"e.{i}"))
+        results = await asyncio.gather(
+            store.edit_case(case.number, {"description": "first"}, actor="web:a",
+                            expected_version=case.version),
+            store.edit_case(case.number, {"description": "second"}, actor="web:b",
+                            expected_version=case.version),
+            return_exceptions=True)
+        refused = [r for r in results if isinstance(r, ConcurrentUpdate)]
+        saved = [r for r in results if not isinstance(r, BaseException)]
+        assert len(refused) == 1 and len(saved) == 1, results
+        final = await store.get(case.number)
+        assert final is not None and final.description == saved[0].description
+        changes = [e for e in await store.timeline(case.number) if e.kind == EventKind.CHANGED]
+        assert len(changes) == 1   # the refused edit left nothing on the record
+
+
+async def test_edit_case_by_number(store: CaseStore) -> None:
+    case = await store.open_call_case(call_start("e.1"))
+    v = await store.edit_case(case.number, {"urgency": "urgent", "district": "黄浦区"},
+                              actor="web:a")
+    assert (str(v.urgency), v.district, v.version) == ("urgent", "黄浦区", case.version + 1)
+    with pytest.raises(CaseNotFound):
+        await store.edit_case("20990101000001", {"district": "x"}, actor="web:a")
+    with pytest.raises(ValueError, match="unknown case field"):
+        await store.edit_case(case.number, {"colour": "red"}, actor="web:a")

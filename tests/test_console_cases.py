@@ -1,0 +1,65 @@
+"""The console's case form, a department's list and the case endpoints' answers to bad input,
+against a real case store on SQLite and PostgreSQL (the console without Asterisk)."""
+
+# Fixtures are imported from tests.cases_fixtures, and pytest injects them by parameter name:
+# that is not a redefinition.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.cases_fixtures import (  # noqa: F401
+    DEPARTMENTS,
+    Backend,
+    backend,
+    call_start,
+    pg_url,
+)
+from tests.test_console_fixtures import WebRig, headers, login, web_rig
+
+
+@pytest.fixture
+async def web(backend: Backend, tmp_path: Path) -> AsyncIterator[WebRig]:
+    store = backend.store()
+    await store.open()
+    try:
+        await store.load_departments(DEPARTMENTS)
+        async with web_rig(tmp_path, store) as rig:
+            yield rig
+    finally:
+        await store.close()
+
+
+async def post(client: aiohttp.ClientSession, path: str, body: dict[str, Any],
+               csrf: str) -> tuple[int, Any]:
+    async with client.post(path, json=body, headers=headers(csrf)) as r:
+        return r.status, await r.json()
+
+
+async def test_two_saves_from_the_same_version_one_is_refused(web: WebRig) -> None:
+    """Two operators save the case they both loaded at one version: one save wins, the other
+    is told to reload (409) instead of silently overwriting the first (a lost update)."""
+    async with web.client() as a, web.client() as b:
+        csrf_a, csrf_b = await login(a, "supervisor", "supervisor"), await login(
+            b, "supervisor", "supervisor")
+        for i in range(5):
+            case = await web.store.open_call_case(call_start(f"race.{i}"))
+            (sa, ja), (sb, jb) = await asyncio.gather(
+                post(a, f"/api/cases/{case.number}",
+                     {"description": f"A's notes {i}", "expected_version": case.version}, csrf_a),
+                post(b, f"/api/cases/{case.number}",
+                     {"description": f"B's notes {i}", "expected_version": case.version}, csrf_b))
+            assert sorted([sa, sb]) == [200, 409], (ja, jb)
+            winner = ja if sa == 200 else jb
+            loser = jb if sa == 200 else ja
+            assert "reload" in loser["error"]
+            final = await web.store.get(case.number)
+            assert final is not None and final.description == winner["description"]
+            assert final.version == winner["version"] == case.version + 1
