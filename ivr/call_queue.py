@@ -161,12 +161,16 @@ class QueueSteps:
             unanswered = status in NO_ANSWER_STATUSES
             if s.agent is None and not unanswered and await self._left_with_callback_key():
                 return
-            if s.agent is not None or s.abandoned or not unanswered:
-                if s.agent is None and not s.abandoned:
+            # (The channel answered: the caller is still here, whatever QueueCallerAbandon
+            # said; app_queue sends one on a timeout too.)
+            if s.agent is not None or not unanswered:
+                if s.agent is None:
                     s.final = "answered"      # a member answered while we were away
                 await self._hang_up_if_up()
                 return
-        elif result == "-1" or s.hung_up or s.agent is not None or s.abandoned:
+        elif result == "-1" or s.hung_up or s.agent is not None:
+            # Not QueueCallerAbandon: app_queue sends it when the Queue() timeout expires as
+            # well, with the caller still on the line (result 0) and owed the default group.
             await self._hang_up_if_up()
             return
         elif await self._left_with_callback_key():

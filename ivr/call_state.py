@@ -51,7 +51,6 @@ class CallState:
     agent: str | None = None
     hold_time_s: float | None = None
     talk_time_s: float | None = None
-    abandoned: bool = False
     hung_up: bool = False
     emergency: str | None = None      # the emergency topic, if the call was one
     final: str | None = None          # an outcome the session settled itself (callback, ...)

@@ -118,7 +118,8 @@ class CallSession(QueueSteps):
                 s.talk_time_s = float(ev.talk_time)
                 s.hold_time_s = float(ev.hold_time)
         elif isinstance(ev, QueueCallerAbandon):
-            s.abandoned = True
+            # Its wait; not proof the caller left (app_queue also sends it on a timeout):
+            # the Hangup event and Queue()'s result say that.
             s.hold_time_s = float(ev.hold_time)
         elif isinstance(ev, Hangup):
             s.hung_up = True

@@ -3,7 +3,8 @@
 A caller waits until it is its turn (re-checked every second), then the chosen member(s) ring
 for the queue's ``timeout``; with no answer (AgentRingNoAnswer) it waits ``retry`` seconds and
 tries again, until a member answers (AgentConnect, bridge, AgentComplete), the caller hangs up
-(QueueCallerAbandon) or the Queue() timeout expires (QUEUESTATUS=TIMEOUT).
+(QueueCallerAbandon) or the Queue() timeout expires (QUEUESTATUS=TIMEOUT; app_queue sends a
+QueueCallerAbandon for that too, and for leavewhenempty).
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ class _QueueCall:
     def _dialed_ms(self) -> int:
         return int((self.core.clock.now() - self.chan.created) * 1000)
 
+    def _record_abandoned(self) -> int:
+        """app_queue's record_abandoned: ABANDONED=TRUE and QueueCallerAbandon. Asterisk
+        calls it when the caller hangs up, and also when the Queue() timeout expires or the
+        queue empties (leavewhenempty): the event alone does not mean the caller is gone."""
+        core, chan = self.core, self.chan
+        hold = self._hold()
+        set_variable(core, chan, "ABANDONED", "TRUE")
+        pos = self.q.position(self.caller)
+        core.emit("QueueCallerAbandon", "agent", chan,
+                  [("Queue", self.q.name), ("Position", str(pos)),
+                   ("OriginalPosition", str(self.caller.original_position)),
+                   ("HoldTime", str(hold))])
+        self.q.record_abandoned(hold)
+        return pos
+
     def _abandon(self) -> int:
         core, chan = self.core, self.chan
         hold = self._hold()
@@ -115,15 +131,9 @@ class _QueueCall:
                             ("DIALEDTIME", dialed // 1000), ("DIALEDTIME_MS", dialed),
                             ("ANSWEREDTIME", 0), ("ANSWEREDTIME_MS", 0)):
             set_variable(core, chan, name, str(value))
-        set_variable(core, chan, "ABANDONED", "TRUE")
-        pos = self.q.position(self.caller)
-        core.emit("QueueCallerAbandon", "agent", chan,
-                  [("Queue", self.q.name), ("Position", str(pos)),
-                   ("OriginalPosition", str(self.caller.original_position)),
-                   ("HoldTime", str(hold))])
+        pos = self._record_abandoned()
         self._leave()
         set_variable(core, chan, "QUEUEPOSITION", str(pos))
-        self.q.record_abandoned(hold)
         notify_far(chan, Notice("queue_leave", queue=self.q.name, reason="abandon"))
         log.info("%s abandoned queue %s after %d s", chan.name, self.q.name, hold)
         return -1
@@ -142,6 +152,8 @@ class _QueueCall:
 
     def _exit(self, status: str) -> int:
         core, chan = self.core, self.chan
+        if status in ("TIMEOUT", "LEAVEEMPTY"):
+            self._record_abandoned()      # as app_queue does, though the caller is still here
         hold = self._leave_queue()
         set_variable(core, chan, "QUEUESTATUS", status)
         notify_far(chan, Notice("queue_leave", queue=self.q.name, reason=status.lower()))

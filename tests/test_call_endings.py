@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pbxsim import CitizenScript
+from pbxsim import AgentSpec, CitizenScript
 from tests.callpath_fixtures import rig
 
 
@@ -45,3 +45,25 @@ async def test_the_service_ends_the_call_when_the_agent_hangs_up(tmp_path: Path)
         assert outcome.answered_by == agent and not outcome.hung_up_by_citizen
         case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
         assert case is not None and str(case.outcome) == "answered"
+
+
+async def test_a_caller_whose_queue_times_out_is_offered_the_default_group(
+        tmp_path: Path) -> None:
+    """Nobody in the topic's queue answers within ``ivr.queue_timeout_s``. app_queue then
+    records the wait as abandoned (QueueCallerAbandon, as for a hang-up), yet the caller is
+    on the line and Queue() returns 0: the caller gets the default group, not a hang-up."""
+    async with rig(tmp_path, queue_timeout_s=10) as r:
+        # Water's agent is logged in and free, but away from the desk: the phone rings out.
+        away = "Local/1013@agents/n"
+        r.sim.add_agent(AgentSpec(interface=away, name="agent1013", answers=False))
+        await r.service.link.action("QueueAdd", {"Queue": "water", "Interface": away,
+                                                 "MemberName": "agent1013"})
+        general = await r.add_agent(1012, "hotline_general", talk_s=1.0)
+        call = await r.sim.place_call(CitizenScript(keys=[("1", 0.3)], patience_s=120.0))
+        outcome = await asyncio.wait_for(call.done, 40)
+        await r.settle()
+        assert outcome.answered_by == general and outcome.queue == "hotline_general"
+        case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
+        assert case is not None and str(case.outcome) == "answered"
+        assert case.ivr_path[-3:] == ("queue:water", "overflow:general",
+                                      "queue:hotline_general"), case.ivr_path
