@@ -5,6 +5,10 @@ row is locked (``SELECT … FOR UPDATE`` on PostgreSQL, the write lock on SQLite
 on a separate read before the write would let two saves based on the same version both pass
 the check, the second silently overwriting the first (a lost update); here the second waits
 for the first's commit, sees the new version and gets ``ConcurrentUpdate``.
+
+The form's fields and its lifecycle action (close, dispatch …) are one transaction too: an
+action the lifecycle refuses (an unknown department, a state that does not allow it) rolls the
+field changes back with it, so a refused save changes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cases.callpath import CallPathMixin
 from cases.errors import ConcurrentUpdate
+from cases.lifecycle import Action
 from cases.lifecycle_store import LifecycleMixin
 from cases.schemas import CaseChanges, CaseView
 
@@ -28,12 +33,17 @@ class EditMixin(CallPathMixin, LifecycleMixin):
         *,
         actor: str,
         expected_version: int | None = None,
+        action: Action | str | None = None,
+        reason: str | None = None,
+        department: str | None = None,
     ) -> CaseView:
         """Set fields of case ``number`` (names and types of ``CaseChanges``), each real
-        change one event, as ``update_call_case`` does for the call path.
+        change one event, as ``update_call_case`` does for the call path; then, if given,
+        apply ``action`` (with ``reason`` and ``department``) as ``transition`` does.
 
         Raises ``CaseNotFound``, ``ConcurrentUpdate`` (``expected_version`` is not the case's
-        version when the row is locked) and ``ValueError`` (a bad field or value)."""
+        version when the row is locked), ``ValueError`` (a bad field or value) and what
+        ``transition`` raises; whatever is raised, nothing was written."""
         if not actor or not actor.strip():
             raise ValueError("edit_case needs an actor: who did it is part of the record")
         values = CaseChanges.parse(dict(changes))
@@ -44,6 +54,10 @@ class EditMixin(CallPathMixin, LifecycleMixin):
                 raise ConcurrentUpdate(f"case {number} is at version {case.version}, not "
                                        f"{expected_version}: reload it and try again")
             await self._change_fields(s, case, values, actor)
+            if action is not None:
+                # After the fields: a dispatch's deadline follows the type and urgency just set.
+                await self._transition_locked(s, {number: case}, number, action, actor=actor,
+                                              reason=reason, department=department)
             await s.flush()
             return self._view(case)
 

@@ -50,19 +50,32 @@ class LifecycleMixin(DepartmentsMixin):
             if expected_version is not None and case.version != expected_version:
                 raise ConcurrentUpdate(f"case {number} is at version {case.version}, not "
                                        f"{expected_version}: reload it and try again")
-            step = plan(number, case.status, action, current_department=case.department,
-                        department=department, reason=reason, satisfaction=satisfaction,
-                        master=master, unsatisfied_below=self._config.unsatisfied_below)
-            if step.action in HANDOVER_ACTIONS:
-                assert department is not None  # plan() checked
-                await self._require_department(s, department)
-            master_case = self._check_master(locked, step, number, master)
-            await self._apply(s, case, step, actor=actor, reason=reason, department=department,
-                              satisfaction=satisfaction, master_case=master_case)
+            await self._transition_locked(s, locked, number, action, actor=actor,
+                                          reason=reason, department=department,
+                                          satisfaction=satisfaction, master=master)
             await s.flush()
             return self._view(case)
 
         return await self._write("transition", apply)
+
+    async def _transition_locked(
+        self, s: AsyncSession, locked: dict[str, Case], number: str, action: Action | str, *,
+        actor: str, reason: str | None, department: str | None = None,
+        satisfaction: int | None = None, master: str | None = None,
+    ) -> None:
+        """``transition`` on rows the caller has locked (``number``, and ``master`` if any),
+        inside the caller's transaction: whatever it refuses rolls back the caller's writes
+        too."""
+        case = locked[number]
+        step = plan(number, case.status, action, current_department=case.department,
+                    department=department, reason=reason, satisfaction=satisfaction,
+                    master=master, unsatisfied_below=self._config.unsatisfied_below)
+        if step.action in HANDOVER_ACTIONS:
+            assert department is not None  # plan() checked
+            await self._require_department(s, department)
+        master_case = self._check_master(locked, step, number, master)
+        await self._apply(s, case, step, actor=actor, reason=reason, department=department,
+                          satisfaction=satisfaction, master_case=master_case)
 
     @staticmethod
     def _check_master(locked: dict[str, Case], step: Step, number: str,

@@ -171,15 +171,19 @@ async def save_case(request: web.Request) -> web.Response:
     actor = f"web:{s.user.name}"
     changes = form.model_dump(include={"case_type", "topic", "urgency", "district",
                                        "description"}, exclude_none=True)
+    if form.action is not None and form.action not in FORM_ACTIONS:
+        raise web.HTTPBadRequest(text=f"{form.action} is not done from a call")
+    expected = form.expected_version
     try:
-        # The store compares expected_version with the row locked, inside the write: a check
-        # on a read of its own would let two saves of the same version both pass.
-        expected = form.expected_version
-        if changes:
+        if changes or form.action is not None:
+            # One transaction, the version compared with the row locked: two saves of one
+            # version cannot both pass, and an action the lifecycle refuses (400) takes the
+            # field changes back with it.
             case = await store.edit_case(number, changes, actor=actor,
-                                         expected_version=expected)
-            expected = case.version   # the action applies to what was just saved
-        elif form.action is None:     # nothing to write: the case as it is, if still current
+                                         expected_version=expected, action=form.action,
+                                         reason=form.reason or None,
+                                         department=form.department or None)
+        else:     # nothing to write: the case as it is, if still current
             found = await store.get(number)
             if found is None:
                 raise web.HTTPNotFound(text=f"no case {number}")
@@ -187,13 +191,6 @@ async def save_case(request: web.Request) -> web.Response:
                 raise web.HTTPConflict(text=f"case {number} changed meanwhile (version "
                                             f"{found.version}); reload it")
             case = found
-        if form.action is not None:
-            if form.action not in FORM_ACTIONS:
-                raise web.HTTPBadRequest(text=f"{form.action} is not done from a call")
-            case = await store.transition(number, form.action, actor=actor,
-                                          reason=form.reason or None,
-                                          department=form.department or None,
-                                          expected_version=expected)
     except (InvalidTransition, UnknownDepartment, ValueError) as e:
         raise web.HTTPBadRequest(text=str(e)) from None
     except ConcurrentUpdate as e:

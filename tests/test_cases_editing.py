@@ -8,10 +8,18 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
-from cases import CaseNotFound, CaseStore, ConcurrentUpdate, EventKind
+from cases import (
+    CaseNotFound,
+    CaseStore,
+    ConcurrentUpdate,
+    EventKind,
+    InvalidTransition,
+    UnknownDepartment,
+)
 from tests.cases_fixtures import (  # noqa: F401
     Backend,
     FakeClock,
@@ -52,3 +60,22 @@ async def test_edit_case_by_number(store: CaseStore) -> None:
         await store.edit_case("20990101000001", {"district": "x"}, actor="web:a")
     with pytest.raises(ValueError, match="unknown case field"):
         await store.edit_case(case.number, {"colour": "red"}, actor="web:a")
+
+
+async def test_an_action_refused_takes_the_field_changes_back(clocked: Clocked) -> None:
+    store, _ = clocked
+    case = await store.open_call_case(call_start("e.2"))
+    before = await store.timeline(case.number)
+    for action, department, error in [("dispatch", "no-such-dept", UnknownDepartment),
+                                      ("reply", None, InvalidTransition),
+                                      ("transfer", None, ValueError)]:
+        with pytest.raises(error):
+            await store.edit_case(case.number, {"urgency": "critical", "description": "x"},
+                                  actor="web:a", action=action, department=department)
+        assert await store.get(case.number) == case
+        assert await store.timeline(case.number) == before
+    done = await store.edit_case(case.number, {"urgency": "urgent"}, actor="web:a",
+                                 action="dispatch", department="housing")
+    assert (str(done.urgency), str(done.status)) == ("urgent", "dispatched")
+    # The dispatch's deadline is the urgent one (the field was set first).
+    assert done.deadline is not None and done.deadline - done.deadline_from <= timedelta(days=1)

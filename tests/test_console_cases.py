@@ -63,3 +63,27 @@ async def test_two_saves_from_the_same_version_one_is_refused(web: WebRig) -> No
             final = await web.store.get(case.number)
             assert final is not None and final.description == winner["description"]
             assert final.version == winner["version"] == case.version + 1
+
+
+async def test_a_refused_action_saves_nothing(web: WebRig) -> None:
+    """Fields and a dispatch the lifecycle refuses (no such department): 400, and the case is
+    as it was, so the operator's retry starts from the version they still have."""
+    case = await web.store.open_call_case(call_start("refused.1"))
+    before = await web.store.timeline(case.number)
+    async with web.client() as c:
+        csrf = await login(c, "supervisor", "supervisor")
+        status, body = await post(c, f"/api/cases/{case.number}", {
+            "description": "水管爆裂", "urgency": "critical", "action": "dispatch",
+            "department": "no-such-department", "expected_version": case.version}, csrf)
+        assert status == 400 and "no-such-department" in body["error"]
+        after = await web.store.get(case.number)
+        assert after == case
+        assert await web.store.timeline(case.number) == before
+        # The same form with a department that exists: saved and dispatched, in one version.
+        status, body = await post(c, f"/api/cases/{case.number}", {
+            "description": "水管爆裂", "urgency": "critical", "action": "dispatch",
+            "department": "water-co", "expected_version": case.version}, csrf)
+        assert status == 200, body
+        assert (body["description"], body["urgency"], body["status"], body["department"]) \
+            == ("水管爆裂", "critical", "dispatched", "water-co")
+        assert body["version"] > case.version
