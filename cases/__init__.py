@@ -13,6 +13,7 @@ from cases.deadlines import DeadlineConfig, DeadlineRule
 from cases.departments import DepartmentKind, DepartmentSeed, DepartmentView
 from cases.errors import (
     CallerNumberUnreadable,
+    CaseClosed,
     CaseNotFound,
     CaseStoreError,
     CaseStoreUnavailable,
@@ -40,6 +41,7 @@ __all__ = [
     "CallStart",
     "CallerNumberUnreadable",
     "CaseChanges",
+    "CaseClosed",
     "CaseEventView",
     "CaseIntake",
     "CaseNotFound",

@@ -9,6 +9,12 @@ for the first's commit, sees the new version and gets ``ConcurrentUpdate``.
 The form's fields and its lifecycle action (close, dispatch …) are one transaction too: an
 action the lifecycle refuses (an unknown department, a state that does not allow it) rolls the
 field changes back with it, so a refused save changes nothing.
+
+A closed (办结) or merged case keeps its fields: its record is what the closing decided and
+what the caller was told; a real change to it is refused (``CaseClosed``), the lifecycle's
+reopen (重办) being the way to handle it again. Saving the values it already has is no change,
+so a form submitted twice is not refused. The call path (``update_call_case``) still records
+the call's own facts (agent, talk time) on a case closed during the call.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cases.callpath import CallPathMixin
-from cases.errors import ConcurrentUpdate
-from cases.lifecycle import Action
+from cases.errors import CaseClosed, ConcurrentUpdate
+from cases.lifecycle import FINAL_STATES, Action
 from cases.lifecycle_store import LifecycleMixin
 from cases.schemas import CaseChanges, CaseView
 
@@ -42,7 +48,8 @@ class EditMixin(CallPathMixin, LifecycleMixin):
         apply ``action`` (with ``reason`` and ``department``) as ``transition`` does.
 
         Raises ``CaseNotFound``, ``ConcurrentUpdate`` (``expected_version`` is not the case's
-        version when the row is locked), ``ValueError`` (a bad field or value) and what
+        version when the row is locked), ``CaseClosed`` (a change to a closed case),
+        ``ValueError`` (a bad field or value) and what
         ``transition`` raises; whatever is raised, nothing was written."""
         if not actor or not actor.strip():
             raise ValueError("edit_case needs an actor: who did it is part of the record")
@@ -53,6 +60,10 @@ class EditMixin(CallPathMixin, LifecycleMixin):
             if expected_version is not None and case.version != expected_version:
                 raise ConcurrentUpdate(f"case {number} is at version {case.version}, not "
                                        f"{expected_version}: reload it and try again")
+            if case.status in FINAL_STATES and any(
+                    getattr(case, f) != v for f, v in values.items()):
+                raise CaseClosed(f"case {number} is {case.status}: its fields are no longer "
+                                 "edited; reopen it to handle it again")
             await self._change_fields(s, case, values, actor)
             if action is not None:
                 # After the fields: a dispatch's deadline follows the type and urgency just set.

@@ -44,5 +44,10 @@ class ConcurrentUpdate(CaseStoreError):
     """The case changed since the version the caller saw (optimistic concurrency)."""
 
 
+class CaseClosed(CaseStoreError):
+    """A field edit of a closed or merged case: what was decided is on the record as it was
+    decided; reopening (``Action.REOPEN``) is the way to change it."""
+
+
 class UnknownDepartment(CaseStoreError, LookupError):
     """A department code that is not in the departments table."""

@@ -15,7 +15,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cases import CaseStoreUnavailable, CaseType, Urgency
-from cases.errors import CaseNotFound, ConcurrentUpdate, InvalidTransition, UnknownDepartment
+from cases.errors import (
+    CaseClosed,
+    CaseNotFound,
+    ConcurrentUpdate,
+    InvalidTransition,
+    UnknownDepartment,
+)
 from cases.lifecycle import Action
 from console.auth import Role, Session
 from console.context import CONSOLE, Console
@@ -193,7 +199,7 @@ async def save_case(request: web.Request) -> web.Response:
             case = found
     except (InvalidTransition, UnknownDepartment, ValueError) as e:
         raise web.HTTPBadRequest(text=str(e)) from None
-    except ConcurrentUpdate as e:
+    except (ConcurrentUpdate, CaseClosed) as e:
         raise web.HTTPConflict(text=str(e)) from None
     except CaseNotFound as e:
         raise web.HTTPNotFound(text=str(e)) from None

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from cases import (
+    CaseClosed,
     CaseNotFound,
     CaseStore,
     ConcurrentUpdate,
@@ -79,3 +80,20 @@ async def test_an_action_refused_takes_the_field_changes_back(clocked: Clocked) 
     assert (str(done.urgency), str(done.status)) == ("urgent", "dispatched")
     # The dispatch's deadline is the urgent one (the field was set first).
     assert done.deadline is not None and done.deadline - done.deadline_from <= timedelta(days=1)
+
+
+async def test_closed_and_merged_cases_keep_their_fields(clocked: Clocked) -> None:
+    store, _ = clocked
+    closed = await store.open_call_case(call_start("c.1"))
+    merged = await store.open_call_case(call_start("c.2"))
+    await store.edit_case(closed.number, {"description": "done"}, actor="web:a", action="close")
+    await store.transition(merged.number, "merge", actor="web:a", master=closed.number)
+    for number in (closed.number, merged.number):
+        seen = await store.get(number)
+        with pytest.raises(CaseClosed, match="reopen"):
+            await store.edit_case(number, {"description": "rewritten"}, actor="web:b")
+        assert await store.get(number) == seen
+    # Reopened (重办), it is handled again and edited like any open case.
+    await store.transition(closed.number, "reopen", actor="web:a", reason="caller unhappy")
+    v = await store.edit_case(closed.number, {"description": "second try"}, actor="web:b")
+    assert v.description == "second try"

@@ -87,3 +87,25 @@ async def test_a_refused_action_saves_nothing(web: WebRig) -> None:
         assert (body["description"], body["urgency"], body["status"], body["department"]) \
             == ("水管爆裂", "critical", "dispatched", "water-co")
         assert body["version"] > case.version
+
+
+async def test_a_closed_case_is_not_rewritten(web: WebRig) -> None:
+    case = await web.store.open_call_case(call_start("closed.1"))
+    async with web.client() as c:
+        csrf = await login(c, "supervisor", "supervisor")
+        status, closed = await post(c, f"/api/cases/{case.number}",
+                                    {"description": "answered on the call", "action": "close"},
+                                    csrf)
+        assert status == 200 and closed["status"] == "closed", closed
+        status, body = await post(c, f"/api/cases/{case.number}",
+                                  {"urgency": "critical", "description": "rewritten after close"},
+                                  csrf)
+        assert status == 409 and "reopen" in body["error"]
+        after = await web.store.get(case.number)
+        assert after is not None and after.version == closed["version"]
+        assert (after.description, str(after.urgency)) == ("answered on the call", "normal")
+        # The form sent again as it was (a double click): nothing changes, nothing refused.
+        status, body = await post(c, f"/api/cases/{case.number}",
+                                  {"description": "answered on the call", "urgency": "normal"},
+                                  csrf)
+        assert status == 200 and body["version"] == closed["version"]
