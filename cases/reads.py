@@ -42,15 +42,20 @@ class ReadsMixin(StoreCore):
         channels: Collection[str] | None = None,
         topics: Collection[str] | None = None,
         statuses: Collection[str] | None = None,
+        departments: Collection[str] | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[CaseView]:
-        """Cases matching every filter given (each a set of accepted values), newest first.
+        """Cases matching every filter given (each a set of accepted values), newest first
+        (then by id, so that ``offset`` pages through a stable order).
         ``created_from`` is inclusive, ``created_to`` exclusive."""
-        q = select(Case).order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
+        q = (select(Case).order_by(Case.created_at.desc(), Case.id.desc())
+             .limit(limit).offset(offset))
         for column, values in ((Case.number, numbers), (Case.channel, channels),
-                               (Case.topic, topics), (Case.status, statuses)):
+                               (Case.topic, topics), (Case.status, statuses),
+                               (Case.department, departments)):
             if values is not None:
                 q = q.where(column.in_(list(values)))
         if created_from is not None:

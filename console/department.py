@@ -17,6 +17,8 @@ from console.operator import _json
 from console.security import session_of
 
 DEPARTMENT_ACTIONS = (Action.START, Action.REPLY, Action.RETURN)
+PAGE, MAX_PAGE = 100, 500     # cases per page of the list: by default, and at most
+MAX_OFFSET = 10**6            # beyond any real backlog; keeps OFFSET a small integer in SQL
 
 
 class Step(BaseModel):
@@ -43,15 +45,32 @@ def _view(c: CaseView) -> dict[str, Any]:
             "created_at": c.created_at.isoformat(timespec="minutes")}
 
 
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise web.HTTPBadRequest(text=f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
 async def cases(request: web.Request) -> web.Response:
+    """One page of the department's open cases, newest first. Filtered by department in SQL:
+    filtering a fixed number of the newest open cases of every department would lose a
+    department's older cases from sight once the centre has that many open cases."""
     dept = _dept(request)
+    limit = _int_param(request, "limit", PAGE, 1, MAX_PAGE)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     try:
         found = await request.app[CONSOLE].service.store.find_cases(
-            statuses=[str(s) for s in OPEN_STATES], limit=1000)
+            statuses=[str(s) for s in OPEN_STATES], departments=[dept], limit=limit + 1,
+            offset=offset)
     except CaseStoreUnavailable:
         raise web.HTTPServiceUnavailable(text="case store unavailable") from None
-    return web.json_response({"department": dept,
-                              "cases": [_view(c) for c in found if c.department == dept]})
+    more = len(found) > limit    # one more than the page was asked for: a next page exists
+    return web.json_response({"department": dept, "offset": offset,
+                              "next_offset": offset + limit if more else None,
+                              "cases": [_view(c) for c in found[:limit]]})
 
 
 async def step(request: web.Request) -> web.Response:

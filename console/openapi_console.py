@@ -67,16 +67,19 @@ _DEPT_CASE = _obj(
     ["number", "version", "status", "urgency", "created_at"],
     number=_STR, version=_INT, status=_STR, case_type=_N_STR, topic=_N_STR, urgency=_STR,
     district=_N_STR, address=_N_STR, description=_N_STR, deadline=_N_STR, created_at=_STR)
-_MEMBER_VIEW = _obj(["name", "interface", "penalty", "paused", "busy"],
+_MEMBER_STATES = ["available", "on_call", "wrap_up", "paused", "unavailable"]
+_MEMBER_VIEW = _obj(["name", "interface", "penalty", "paused", "busy", "state"],
                     name=_STR, interface=_STR, penalty=_INT, paused=_BOOL, busy=_BOOL,
-                    reason=_STR)
+                    state={"type": "string", "enum": _MEMBER_STATES}, reason=_STR)
 _GROUP = _obj(
     ["group", "queue", "waiting", "agents", "members", "series"],
     group=_STR, queue=_STR, waiting=_INT, longest_wait_s=_NUM,
-    agents=_obj(["available", "on_call", "paused", "total"],
-                available=_INT, on_call=_INT, paused=_INT, total=_INT),
+    agents=_obj([*_MEMBER_STATES, "total"], total=_INT,
+                **{state: _INT for state in _MEMBER_STATES}),
     members={"type": "array", "items": _MEMBER_VIEW},
     offered=_INT, answered=_INT, abandoned=_INT, asa_s=_N_NUM, service_level=_N_NUM,
+    # Waits app_queue ended at the Queue() timeout, the caller then offered another queue.
+    timed_out=_INT,
     abandon_rate=_N_NUM,
     series={"type": "array", "items": _obj(
         ["t", "calls"], t=_STR, calls=_INT, answered=_INT, abandoned=_INT,
@@ -273,10 +276,21 @@ def _admin_paths() -> dict[str, JsonObject]:
 def _department_paths() -> dict[str, JsonObject]:
     return {
         "/api/department/cases": {"get": _op(
-            "The open cases dispatched to the department", _ok(_obj(
-                ["department", "cases"], department=_STR,
+            "One page of the open cases dispatched to the department, newest first",
+            _ok(_obj(
+                ["department", "offset", "next_offset", "cases"], department=_STR,
+                offset=_INT,
+                next_offset={"type": "integer", "nullable": True,
+                             "description": "the offset of the next page (null: none)"},
                 cases={"type": "array", "items": _ref("DepartmentCase")})),
-            400, 503, params=[_CODE])},
+            400, 503, params=[_CODE, {
+                "name": "limit", "in": "query", "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                "description": "cases per page"}, {
+                "name": "offset", "in": "query", "required": False,
+                "schema": {"type": "integer", "minimum": 0, "maximum": 1000000,
+                           "default": 0},
+                "description": "cases to skip (the previous page's next_offset)"}])},
         "/api/department/cases/{number}": {"post": _op(
             "A department's step on a case: start (sign for it), reply or return it",
             _ok(_ref("DepartmentCase")), 400, 404, 409, 503, params=[_NUMBER, _CODE],

@@ -14,10 +14,18 @@
     load();
   }
 
+  // The list comes a page at a time (newest first); older pages behind "Older".
+  const PAGE = 100;
+  let offset = 0;
+
   async function load() {
     try {
-      const r = await api("GET", "/api/department/cases" + location.search);
+      const q = new URLSearchParams(location.search);   // a supervisor's ?code=
+      q.set("limit", PAGE); q.set("offset", offset);
+      const r = await api("GET", "/api/department/cases?" + q);
       text("dept-title", "Open cases of " + r.department);
+      document.getElementById("dept-newer").hidden = r.offset === 0;
+      document.getElementById("dept-older").hidden = r.next_offset == null;
       document.getElementById("dept-rows").replaceChildren(...r.cases.map((c) => el("tr", null,
         el("td", { cls: "mono", text: c.number }), el("td", null, el("span", { cls: "badge", text: c.status })),
         el("td", { text: c.case_type || "—" }), el("td", { text: c.topic || "—" }), el("td", { text: c.district || "—" }),
@@ -25,6 +33,8 @@
         el("td", null, ...(STEPS[c.status] || []).map((a) => el("button", { type: "button", cls: "small", text: a, onclick: () => step(c, a) }))))));
     } catch (e) { text("dept-result", e.message); }
   }
+  document.getElementById("dept-newer").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
+  document.getElementById("dept-older").addEventListener("click", () => { offset += PAGE; load(); });
   load();
   setInterval(load, 30000);
 })();
