@@ -3,6 +3,7 @@ steps that are theirs (sign for it, reply, return it). They never see who called
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -36,13 +37,16 @@ def _dept(request: web.Request) -> str:
     return dept
 
 
-def _view(c: CaseView) -> dict[str, Any]:
+def _view(c: CaseView, tz: tzinfo) -> dict[str, Any]:
+    # Times in the centre's time zone, with its offset, as the case numbers and deadlines are
+    # meant (a deadline is "by 17:00 on working day N" there); the page shows the local part.
     return {"number": c.number, "version": c.version, "status": str(c.status),
             "case_type": None if c.case_type is None else str(c.case_type), "topic": c.topic,
             "urgency": str(c.urgency), "district": c.district, "address": c.address,
             "description": c.description,
-            "deadline": None if c.deadline is None else c.deadline.isoformat(),
-            "created_at": c.created_at.isoformat(timespec="minutes")}
+            "deadline": None if c.deadline is None
+            else c.deadline.astimezone(tz).isoformat(timespec="minutes"),
+            "created_at": c.created_at.astimezone(tz).isoformat(timespec="minutes")}
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -61,8 +65,9 @@ async def cases(request: web.Request) -> web.Response:
     dept = _dept(request)
     limit = _int_param(request, "limit", PAGE, 1, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
+    store = request.app[CONSOLE].service.store
     try:
-        found = await request.app[CONSOLE].service.store.find_cases(
+        found = await store.find_cases(
             statuses=[str(s) for s in OPEN_STATES], departments=[dept], limit=limit + 1,
             offset=offset)
     except CaseStoreUnavailable:
@@ -70,7 +75,7 @@ async def cases(request: web.Request) -> web.Response:
     more = len(found) > limit    # one more than the page was asked for: a next page exists
     return web.json_response({"department": dept, "offset": offset,
                               "next_offset": offset + limit if more else None,
-                              "cases": [_view(c) for c in found[:limit]]})
+                              "cases": [_view(c, store.timezone) for c in found[:limit]]})
 
 
 async def step(request: web.Request) -> web.Response:
@@ -96,7 +101,7 @@ async def step(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=str(e)) from None
     except CaseStoreUnavailable:
         raise web.HTTPServiceUnavailable(text="case store unavailable") from None
-    return web.json_response(_view(case))
+    return web.json_response(_view(case, store.timezone))
 
 
 def add_department_routes(app: web.Application) -> None:

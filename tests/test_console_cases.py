@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -157,3 +159,27 @@ async def test_a_departments_older_cases_stay_on_its_list(web: WebRig, backend: 
             async with c.get("/api/department/cases", params=bad) as r:
                 assert r.status == 400, bad
                 assert "must be a whole number" in (await r.json())["error"]
+
+
+async def test_a_department_sees_times_in_the_centres_time_zone(web: WebRig) -> None:
+    """Deadlines are the centre's ("by 17:00" there): the list gives them in its zone, with
+    its offset, so the page (which shows the part before the offset) shows the centre's time."""
+    case = await web.store.open_call_case(call_start("tz.1"))
+    await web.store.edit_case(case.number, {"urgency": "critical"}, actor="t",
+                              action="dispatch", department=HOUSING.code)
+    stored = await web.store.get(case.number)
+    assert stored is not None and stored.deadline is not None
+    local = stored.deadline.astimezone(ZoneInfo("Asia/Shanghai"))
+    async with web.client() as c:
+        csrf = await login(c, "department", "department")
+        async with c.get("/api/department/cases") as r:
+            [shown] = (await r.json())["cases"]
+        assert shown["deadline"] == local.isoformat(timespec="minutes")
+        assert shown["deadline"].endswith("+08:00")
+        assert datetime.fromisoformat(shown["deadline"]) == stored.deadline.replace(
+            second=0, microsecond=0)
+        assert shown["created_at"].endswith("+08:00")
+        status, started = await post(c, f"/api/department/cases/{case.number}",
+                                     {"action": "start", "expected_version": shown["version"]},
+                                     csrf)
+        assert status == 200 and started["deadline"] == shown["deadline"]

@@ -14,6 +14,10 @@
     load();
   }
 
+  // "2026-03-12T17:00+08:00" -> "2026-03-12 17:00": the server sends the centre's time with
+  // its offset; the part before the offset is what the centre's clock says (not the browser's).
+  const localPart = (iso) => iso.slice(0, 16).replace("T", " ");
+
   // The list comes a page at a time (newest first); older pages behind "Older".
   const PAGE = 100;
   let offset = 0;
@@ -29,7 +33,7 @@
       document.getElementById("dept-rows").replaceChildren(...r.cases.map((c) => el("tr", null,
         el("td", { cls: "mono", text: c.number }), el("td", null, el("span", { cls: "badge", text: c.status })),
         el("td", { text: c.case_type || "—" }), el("td", { text: c.topic || "—" }), el("td", { text: c.district || "—" }),
-        el("td", { text: c.description || "" }), el("td", { text: c.deadline ? c.deadline.slice(0, 16).replace("T", " ") : "—" }),
+        el("td", { text: c.description || "" }), el("td", { text: c.deadline ? localPart(c.deadline) : "—" }),
         el("td", null, ...(STEPS[c.status] || []).map((a) => el("button", { type: "button", cls: "small", text: a, onclick: () => step(c, a) }))))));
     } catch (e) { text("dept-result", e.message); }
   }
