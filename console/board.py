@@ -4,10 +4,13 @@ Waiting callers and members come from the routing layer's live queue state (the 
 the router decides on). The day's figures are counted here from AMI events, per queue:
 
 * offered: ``QueueCallerJoin``; answered and wait: ``AgentConnect`` (HoldTime);
-  abandoned: ``QueueCallerAbandon``;
+  abandoned: ``QueueCallerAbandon`` followed by the caller's Hangup; timed out: a
+  ``QueueCallerAbandon`` after which the caller joined another queue (app_queue sends the
+  event on a Queue() timeout too, and the service then offers the default group);
 * ASA: mean wait of the answered calls;
-* service level: answered within ``service_level_s`` over answered plus abandoned (an
-  abandoned call counts against it however early it left: the strict reading);
+* service level: answered within ``service_level_s`` over answered plus abandoned plus
+  timed out (an unanswered call counts against it however early it left: the strict
+  reading);
 * 15-minute buckets of offered calls and mean wait, for the plots.
 
 The figures restart at local midnight (the service's time zone) and at a service restart.
@@ -15,6 +18,7 @@ The figures restart at local midnight (the service's time zone) and at a service
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,11 +28,11 @@ from zoneinfo import ZoneInfo
 from ivr.ami.events import (
     AgentEvent,
     AmiEvent,
-    QueueCallerAbandon,
     QueueCallerJoin,
     QueueMemberEvent,
 )
 from routing.live_state import LiveQueues
+from routing.wait_ends import End, WaitEnds
 
 BUCKET_S = 15 * 60
 
@@ -38,6 +42,7 @@ class _Bucket:
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
+    timed_out: int = 0
     wait_sum_s: float = 0.0
 
 
@@ -46,6 +51,7 @@ class QueueDay:
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
+    timed_out: int = 0
     answered_in_sl: int = 0
     wait_sum_s: float = 0.0
     buckets: dict[int, _Bucket] = field(default_factory=dict)   # index of the 15 minutes
@@ -63,6 +69,7 @@ class Totals:
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
+    timed_out: int = 0
 
 
 class QueueStats:
@@ -77,6 +84,7 @@ class QueueStats:
         self.pause_reasons: dict[str, str] = {}      # member name -> reason (any queue)
         # (queue, wait seconds, answered) for each ended wait: the metrics histogram.
         self.on_wait: list[Callable[[str, float, bool], None]] = []
+        self._ends = WaitEnds(self._wait_ended, time.monotonic)
 
     def _today(self, queue: str) -> tuple[QueueDay, int]:
         now = self._now()
@@ -89,6 +97,7 @@ class QueueStats:
         return d, idx
 
     def on_event(self, ev: AmiEvent) -> None:
+        self._ends.on_event(ev)
         if isinstance(ev, QueueCallerJoin):
             d, i = self._today(ev.queue)
             d.offered += 1
@@ -106,19 +115,27 @@ class QueueStats:
             self.totals.setdefault(ev.queue, Totals()).answered += 1
             for f in self.on_wait:
                 f(ev.queue, wait, True)
-        elif isinstance(ev, QueueCallerAbandon):
-            d, i = self._today(ev.queue)
-            d.abandoned += 1
-            d.bucket(i).abandoned += 1
-            self.totals.setdefault(ev.queue, Totals()).abandoned += 1
-            for f in self.on_wait:
-                f(ev.queue, float(ev.hold_time), False)
         elif isinstance(ev, QueueMemberEvent) and ev.member_name:
             if ev.paused:
                 if ev.paused_reason or ev.member_name not in self.pause_reasons:
                     self.pause_reasons[ev.member_name] = ev.paused_reason
             elif ev.name.lower() in ("queuememberpause", "queuememberremoved"):
                 self.pause_reasons.pop(ev.member_name, None)
+
+    def _wait_ended(self, queue: str, hold_s: float, end: End) -> None:
+        d, i = self._today(queue)
+        b = d.bucket(i)
+        t = self.totals.setdefault(queue, Totals())
+        if end == "abandoned":
+            d.abandoned += 1
+            b.abandoned += 1
+            t.abandoned += 1
+        else:
+            d.timed_out += 1
+            b.timed_out += 1
+            t.timed_out += 1
+        for f in self.on_wait:
+            f(queue, hold_s, False)
 
     def day(self, queue: str) -> QueueDay:
         self._today(queue)   # rolls over at midnight even when nothing happened since
@@ -144,9 +161,10 @@ def board_snapshot(groups: list[tuple[str, str]], live: LiveQueues, stats: Queue
         members = live.members.get(queue, {})
         waiting = live.waiting.get(queue, {})
         d = stats.day(queue)
-        ended = d.answered + d.abandoned
-        paused = sum(1 for m in members.values() if m.paused)
-        on_call = sum(1 for m in members.values() if m.busy and not m.paused)
+        ended = d.answered + d.abandoned + d.timed_out
+        states = {m.name: m.state(now_live) for m in members.values()}
+        count = {k: sum(1 for v in states.values() if v == k)
+                 for k in ("available", "on_call", "wrap_up", "paused", "unavailable")}
         longest = max((now_live - c.entered for c in waiting.values()), default=0.0)
         series = []
         for i in range(first, cur + 1):
@@ -157,13 +175,13 @@ def board_snapshot(groups: list[tuple[str, str]], live: LiveQueues, stats: Queue
         out.append({
             "group": name, "queue": queue,
             "waiting": len(waiting), "longest_wait_s": round(max(0.0, longest), 1),
-            "agents": {"available": len(members) - paused - on_call, "on_call": on_call,
-                       "paused": paused, "total": len(members)},
+            "agents": {**count, "total": len(members)},
             "members": [{"name": m.name, "interface": m.interface, "penalty": m.penalty,
-                         "paused": m.paused, "busy": m.busy,
+                         "paused": m.paused, "busy": m.busy, "state": states[m.name],
                          "reason": stats.pause_reasons.get(m.name, "") if m.paused else ""}
                         for m in sorted(members.values(), key=lambda m: m.name)],
             "offered": d.offered, "answered": d.answered, "abandoned": d.abandoned,
+            "timed_out": d.timed_out,
             "asa_s": _r(d.wait_sum_s / d.answered if d.answered else None),
             "service_level": _r(d.answered_in_sl / ended if ended else None, 3),
             "abandon_rate": _r(d.abandoned / ended if ended else None, 3),

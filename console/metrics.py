@@ -63,6 +63,10 @@ class _Live(Collector):
                                        "Callers connected to an agent", labels=["queue"])
         abandoned = CounterMetricFamily("hotline_queue_calls_abandoned",
                                         "Callers that hung up while waiting", labels=["queue"])
+        timed_out = CounterMetricFamily(
+            "hotline_queue_calls_timed_out",
+            "Callers whose Queue() timeout expired (then offered another queue)",
+            labels=["queue"])
         waiting = GaugeMetricFamily("hotline_queue_waiting", "Callers waiting now",
                                     labels=["queue"])
         longest = GaugeMetricFamily("hotline_queue_longest_wait_seconds",
@@ -80,13 +84,11 @@ class _Live(Collector):
             w = live.waiting.get(q, {})
             waiting.add_metric([q], float(len(w)))
             longest.add_metric([q], max((now - x.entered for x in w.values()), default=0.0))
-            ms = live.members.get(q, {}).values()
-            paused = sum(1 for m in ms if m.paused)
-            busy = sum(1 for m in ms if m.busy and not m.paused)
-            members.add_metric([q, "paused"], float(paused))
-            members.add_metric([q, "on_call"], float(busy))
-            members.add_metric([q, "available"], float(len(ms) - paused - busy))
-        yield from (offered, answered, abandoned, waiting, longest, members)
+            timed_out.add_metric([q], float(t.timed_out if t else 0))
+            member_states = [m.state(now) for m in live.members.get(q, {}).values()]
+            for kind in ("available", "on_call", "wrap_up", "paused", "unavailable"):
+                members.add_metric([q, kind], float(member_states.count(kind)))
+        yield from (offered, answered, abandoned, timed_out, waiting, longest, members)
 
         errors = CounterMetricFamily("hotline_case_store_write_errors",
                                      "Case writes that failed at least once (retried)")

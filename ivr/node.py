@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from cases.store import CaseStore
 from dialplan.extensions import CONTEXT, agi_priority
+from dialplan.queues import QueueSettings
 from ivr.ami.link import AmiLink
 from ivr.call_state import SessionDeps
 from ivr.calls import CallRegistry
@@ -37,7 +38,10 @@ class AsteriskNode:
         self.name = name
         self.ami = ami
         self.link = AmiLink(ami, name=f"ami-{name}")
-        self.live = LiveQueues(clock or time.monotonic)
+        # Only the queues we route to: the Asterisk may serve other teams' queues too.
+        self.live = LiveQueues(clock or time.monotonic,
+                               managed=frozenset(g.queue for g in config.routing.groups),
+                               wrapup_s=QueueSettings().wrapup_s)
         self.queue_feed = QueueStateFeed(self.link, self.live, config.routing.resync_interval_s)
         policy = RoutingPolicy(config.routing.policy)
         self.router = Router(catalogue, config.routing.groups, config.ivr.default_group,

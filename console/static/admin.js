@@ -89,9 +89,12 @@
     h.title.textContent = g.group;
     h.stats.replaceChildren(
       stat("waiting", g.waiting, g.waiting ? "warn" : ""), stat("longest wait", secs(g.longest_wait_s)),
-      stat("available", g.agents.available), stat("on call", g.agents.on_call), stat("paused", g.agents.paused),
+      stat("available", g.agents.available), stat("on call", g.agents.on_call),
+      stat("wrap-up", g.agents.wrap_up), stat("paused", g.agents.paused),
+      stat("phone offline", g.agents.unavailable, g.agents.unavailable ? "warn" : ""),
       stat("ASA", secs(g.asa_s)), stat(`SL ${b.service_level_s}s`, pct(g.service_level)),
-      stat("abandoned today", `${g.abandoned} (${pct(g.abandon_rate)})`));
+      stat("abandoned today", `${g.abandoned} (${pct(g.abandon_rate)})`),
+      stat("timed out to another queue", g.timed_out));
     const series = JSON.stringify(g.series);
     if (series !== h.series) { h.series = series; h.plot.replaceChildren(plot(g.series)); }
     const old = new Map([...h.rows.children].map((tr) => [tr.dataset.member, tr]));

@@ -146,6 +146,8 @@ class QueueEntry(ChannelEvent):
     queue: str
     position: int
     wait: int
+    priority: int = 0     # the caller's QUEUE_PRIO (QueueCallerJoin's Priority is the
+                          # dialplan step, not this)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +237,8 @@ _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], AmiEvent]] = {
     "queuememberpenalty": _member,
     "queuemember": _member,
     "queueentry": lambda n, f: QueueEntry(n, f, ChannelRef.of(f), f.get("queue", ""),
-                                          _int(f.get("position")), _int(f.get("wait"))),
+                                          _int(f.get("position")), _int(f.get("wait")),
+                                          _int(f.get("priority"))),
     "queueparams": lambda n, f: QueueParams(n, f, f.get("queue", ""), f.get("strategy", ""),
                                             _int(f.get("calls")), _int(f.get("holdtime")),
                                             _int(f.get("talktime")), _int(f.get("completed")),
