@@ -18,6 +18,7 @@ from cases.departments import DepartmentKind
 from console.auth import Role
 from console.operator import PAUSE_REASONS
 from console.security import COOKIE
+from routing.policy import MAX_PRIORITY, MAX_SECONDS, MAX_SKILL
 
 JsonObject = dict[str, Any]
 
@@ -93,10 +94,11 @@ _ADVISOR = _obj(["running", "error", "computed_at", "proposals", "summary"],
                 proposals={"type": "array", "items": _ref("Proposal")}, summary=_N_OBJ)
 # The routing policy's tunables (``routing.policy.PolicyParams``); a POST names some of them.
 _PARAMS: dict[str, JsonObject] = {
-    "margin_s": {"type": "number", "minimum": 0}, "proficiency_cost_s": {
-        "type": "number", "minimum": 0}, "max_skill_penalty": {"type": "integer", "minimum": 0},
+    "margin_s": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+    "proficiency_cost_s": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+    "max_skill_penalty": {"type": "integer", "minimum": 0, "maximum": MAX_SKILL},
     "specialists_first": _BOOL, "park_helpers": _BOOL, "look_ahead": _BOOL,
-    **{k: {"type": "integer", "minimum": 0} for k in (
+    **{k: {"type": "integer", "minimum": 0, "maximum": MAX_PRIORITY} for k in (
         "priority_emergency", "priority_flagged", "priority_repeat", "priority_enterprise")}}
 
 SCHEMAS: dict[str, JsonObject] = {

@@ -45,23 +45,33 @@ STRIDE = 2
 # its proficiency stays readable from the penalty alone (``skill_of``).
 PARKED = 1000
 
+MAX_SECONDS = 3600.0
+MAX_SKILL = 100
+MAX_PRIORITY = 1_000_000
+
 
 class PolicyParams(BaseModel):
     """Run-time tunables (validated: the admin console sends these)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    margin_s: float = Field(10.0, ge=0.0, description="a move must save at least this much")
+    # Upper bounds keep what reaches Asterisk sane: windows (STRIDE * skill + 1) stay below
+    # PARKED, and QUEUE_PRIO (the sum of a caller's weights) within a C int.
+    margin_s: float = Field(10.0, ge=0.0, le=MAX_SECONDS,
+                            description="a move must save at least this much")
     proficiency_cost_s: float = Field(
-        10.0, ge=0.0, description="cost of one step of lower proficiency, in seconds of wait")
-    max_skill_penalty: int = Field(3, ge=0, description="never route beyond this proficiency")
+        10.0, ge=0.0, le=MAX_SECONDS,
+        description="cost of one step of lower proficiency, in seconds of wait")
+    max_skill_penalty: int = Field(3, ge=0, le=MAX_SKILL,
+                                   description="never route beyond this proficiency")
     specialists_first: bool = True
     park_helpers: bool = True
     look_ahead: bool = True
-    priority_emergency: int = Field(100, ge=0)
-    priority_flagged: int = Field(20, ge=0)
-    priority_repeat: int = Field(10, ge=0, description="called within the last 7 days")
-    priority_enterprise: int = Field(5, ge=0)
+    priority_emergency: int = Field(100, ge=0, le=MAX_PRIORITY)
+    priority_flagged: int = Field(20, ge=0, le=MAX_PRIORITY)
+    priority_repeat: int = Field(10, ge=0, le=MAX_PRIORITY,
+                                 description="called within the last 7 days")
+    priority_enterprise: int = Field(5, ge=0, le=MAX_PRIORITY)
 
     def replace(self, *, strict: bool = False, **changes: object) -> PolicyParams:
         """A validated copy with some fields changed (what the admin console applies).

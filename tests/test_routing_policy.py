@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from routing.estimator import DecayedStats, StatsView, expected_wait
 from routing.policy import (
     PARKED,
+    STRIDE,
     Caller,
     Member,
     PolicyParams,
@@ -175,6 +176,13 @@ def test_params_are_validated_and_replaced_whole() -> None:
         p.replace(margin_s=-1)
     with pytest.raises(ValidationError):
         p.replace(unknown=1)
+    # What reaches Asterisk stays sane: no window reaching parked members (1000 + penalty),
+    # no QUEUE_PRIO beyond a C int, no margin of centuries.
+    for absurd in ({"max_skill_penalty": 10**25}, {"priority_emergency": 10**30},
+                   {"margin_s": 1e308}, {"proficiency_cost_s": 1e308}):
+        with pytest.raises(ValidationError):
+            p.replace(**absurd)
+    assert STRIDE * p.replace(max_skill_penalty=100).max_skill_penalty + 1 < PARKED
 
 
 # --- accepted proficiency (caller windows) -------------------------------------------------
