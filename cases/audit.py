@@ -18,6 +18,7 @@ from cases.core import StoreCore, aware
 from cases.errors import CaseNotFound
 from cases.models import AuditEntry, Case
 from cases.schemas import AuditRecord
+from cases.text import check_actor, check_storable
 
 REVEAL_NUMBER = "reveal_number"
 REVEAL_EMAIL = "reveal_email"
@@ -34,17 +35,17 @@ class AuditMixin(StoreCore):
         return await self._reveal(number, REVEAL_EMAIL, actor, reason)
 
     async def _reveal(self, number: str, action: str, actor: str, reason: str) -> str | None:
-        if not actor or not actor.strip():
-            raise ValueError(f"{action} needs the actor who will see it")
+        actor = check_actor(actor)
         if not reason or not reason.strip():
             raise ValueError(f"{action} needs a reason: unmasking is audited")
+        check_storable("reason", reason)
 
         async def apply(s: AsyncSession) -> bytes | None:
             q = select(Case.caller_number_enc, Case.caller_email_enc).where(Case.number == number)
             row = (await s.execute(q)).first()
             if row is None:
                 raise CaseNotFound(f"no case {number}")
-            s.add(AuditEntry(at=self._now(), actor=actor.strip(), action=action,
+            s.add(AuditEntry(at=self._now(), actor=actor, action=action,
                              case_number=number, reason=reason.strip()))
             blob: bytes | None = row[0] if action == REVEAL_NUMBER else row[1]
             return blob

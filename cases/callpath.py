@@ -17,6 +17,7 @@ from cases.models import Case
 from cases.numbering import allocate_number, local_day
 from cases.repeat import RepeatMixin
 from cases.schemas import CallStart, CaseChanges, CaseView
+from cases.text import check_actor
 
 # Fields whose change re-computes the deadline (unless the same update sets one explicitly).
 _DEADLINE_INPUTS = frozenset({"case_type", "urgency"})
@@ -90,6 +91,7 @@ class CallPathMixin(RepeatMixin):
         urgency re-computes the deadline (unless ``deadline`` is given too); a new topic looks
         for the caller's earlier case on it (repeat caller)."""
         values = CaseChanges.parse(changes)
+        actor = check_actor(actor)
 
         async def apply(s: AsyncSession) -> CaseView:
             case = await self._require_by_call(s, node, call_id)
@@ -136,6 +138,7 @@ class CallPathMixin(RepeatMixin):
         The first finish wins: Asterisk reports a hang-up per channel and a reconnect can
         replay one, so later finishes of the same call return the case unchanged."""
         result = Outcome(outcome)
+        actor = check_actor(actor)
         aware("ended_at", ended_at)
         for name, v in (("wait_s", wait_s), ("talk_s", talk_s)):
             if v is not None and v < 0:

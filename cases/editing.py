@@ -29,6 +29,7 @@ from cases.errors import CaseClosed, ConcurrentUpdate
 from cases.lifecycle import FINAL_STATES, Action
 from cases.lifecycle_store import LifecycleMixin
 from cases.schemas import CaseChanges, CaseView
+from cases.text import check_actor, check_storable
 
 
 class EditMixin(CallPathMixin, LifecycleMixin):
@@ -51,8 +52,9 @@ class EditMixin(CallPathMixin, LifecycleMixin):
         version when the row is locked), ``CaseClosed`` (a change to a closed case),
         ``ValueError`` (a bad field or value) and what
         ``transition`` raises; whatever is raised, nothing was written."""
-        if not actor or not actor.strip():
-            raise ValueError("edit_case needs an actor: who did it is part of the record")
+        actor = check_actor(actor)
+        check_storable("reason", reason)
+        check_storable("department", department)
         values = CaseChanges.parse(dict(changes))
 
         async def apply(s: AsyncSession) -> CaseView:

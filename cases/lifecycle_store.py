@@ -18,6 +18,7 @@ from cases.errors import CaseNotFound, ConcurrentUpdate
 from cases.lifecycle import HANDOVER_ACTIONS, Action, Step, plan
 from cases.models import Case
 from cases.schemas import CaseView
+from cases.text import check_actor, check_storable
 
 
 class LifecycleMixin(DepartmentsMixin):
@@ -39,8 +40,9 @@ class LifecycleMixin(DepartmentsMixin):
         Raises ``InvalidTransition`` (not allowed from the current state), ``ValueError``
         (missing or meaningless argument), ``UnknownDepartment``, ``CaseNotFound`` and
         ``ConcurrentUpdate`` (``expected_version`` is not the case's version)."""
-        if not actor or not actor.strip():
-            raise ValueError("transition needs an actor: who did it is part of the record")
+        actor = check_actor(actor)
+        for name, value in (("reason", reason), ("department", department), ("master", master)):
+            check_storable(name, value)
 
         async def apply(s: AsyncSession) -> CaseView:
             locked = await self._lock_numbers(s, number, *([master] if master else []))

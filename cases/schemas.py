@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from cases.codes import CaseStatus, CaseType, Outcome, Urgency
+from cases.text import StoredText
 
 # What Asterisk and carriers put in CALLERID(num)/(name) when there is no real value.
 _NO_CALLER = frozenset({"", "anonymous", "unknown", "<unknown>", "restricted", "private",
@@ -59,17 +60,17 @@ class CaseChanges(_Frozen):
     """
 
     case_type: CaseType | None = None
-    topic: str | None = Field(default=None, max_length=64)
+    topic: StoredText | None = Field(default=None, max_length=64)
     topic_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     urgency: Urgency = Urgency.NORMAL
-    district: str | None = Field(default=None, max_length=64)
-    description: str | None = None
-    transcript: str | None = None
+    district: StoredText | None = Field(default=None, max_length=64)
+    description: StoredText | None = None
+    transcript: StoredText | None = None
     ivr_path: list[JsonValue] = Field(default_factory=list)
-    queue: str | None = Field(default=None, max_length=64)
-    agent: str | None = Field(default=None, max_length=64)
-    caller_name: str | None = Field(default=None, max_length=128)
-    locale: str | None = Field(default=None, max_length=16)
+    queue: StoredText | None = Field(default=None, max_length=64)
+    agent: StoredText | None = Field(default=None, max_length=64)
+    caller_name: StoredText | None = Field(default=None, max_length=128)
+    locale: StoredText | None = Field(default=None, max_length=16)
     answered_at: AwareDatetime | None = None
     wait_s: float | None = Field(default=None, ge=0.0)
     talk_s: float | None = Field(default=None, ge=0.0)
@@ -177,21 +178,21 @@ class CaseIntake(_Frozen):
     the case already created (a client retrying after a timeout must not open a second one).
     """
 
-    channel: str = Field(min_length=1, max_length=64)
-    submission_id: str = Field(min_length=1, max_length=64)
+    channel: StoredText = Field(min_length=1, max_length=64)
+    submission_id: StoredText = Field(min_length=1, max_length=64)
     case_type: CaseType | None = None
-    topic: str | None = Field(default=None, max_length=64)
+    topic: StoredText | None = Field(default=None, max_length=64)
     urgency: Urgency = Urgency.NORMAL
-    district: str | None = Field(default=None, max_length=64)
-    description: str | None = None
-    address: str | None = None
+    district: StoredText | None = Field(default=None, max_length=64)
+    description: StoredText | None = None
+    address: StoredText | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    media_url: str | None = Field(default=None, max_length=1024)
-    caller_number: str | None = Field(default=None, max_length=64, repr=False)
-    caller_name: str | None = Field(default=None, max_length=128, repr=False)
-    caller_email: str | None = Field(default=None, max_length=254, repr=False)
-    locale: str | None = Field(default=None, max_length=16)
+    media_url: StoredText | None = Field(default=None, max_length=1024)
+    caller_number: StoredText | None = Field(default=None, max_length=64, repr=False)
+    caller_name: StoredText | None = Field(default=None, max_length=128, repr=False)
+    caller_email: StoredText | None = Field(default=None, max_length=254, repr=False)
+    locale: StoredText | None = Field(default=None, max_length=16)
     submitted_at: AwareDatetime | None = None  # None: now
 
     _no_placeholders = field_validator("caller_number", "caller_name")(_real_or_none)

@@ -63,7 +63,9 @@ class WebUser(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    # At most 60: the name is recorded as the actor "web:<name>" of what the user does, in
+    # columns of 64 characters (cases.text.ACTOR_MAX); a longer name could not be recorded.
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.@-]+$")
     password_hash: str = Field(min_length=10)
     role: Role
     display_name: str = ""

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from cases import CaseStoreUnavailable, CaseView
 from cases.errors import CaseNotFound, ConcurrentUpdate, InvalidTransition
 from cases.lifecycle import OPEN_STATES, Action
+from cases.text import check_storable
 from console.auth import Role
 from console.context import CONSOLE
-from console.operator import _json
+from console.operator import _json, case_number
 from console.security import session_of
 
 DEPARTMENT_ACTIONS = (Action.START, Action.REPLY, Action.RETURN)
@@ -34,6 +35,10 @@ def _dept(request: web.Request) -> str:
     dept = s.user.department if s.user.role is Role.DEPARTMENT else request.query.get("code")
     if not dept:
         raise web.HTTPBadRequest(text="no department")
+    try:   # the code goes into a query: one the database cannot take is a bad request
+        check_storable("code", dept)
+    except ValueError as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
     return dept
 
 
@@ -81,7 +86,7 @@ async def cases(request: web.Request) -> web.Response:
 async def step(request: web.Request) -> web.Response:
     dept = _dept(request)
     s = session_of(request)
-    number = request.match_info["number"]
+    number = case_number(request)
     form: Step = await _json(request, Step)
     if form.action not in DEPARTMENT_ACTIONS:
         raise web.HTTPBadRequest(text=f"{form.action} is not a department's step")

@@ -31,6 +31,7 @@ expose the caller.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cases import CaseIntake, CaseStatus, CaseStore, CaseStoreUnavailable, CaseType, CaseView
 from cases.lifecycle import FINAL_STATES, OPEN_STATES
+from cases.text import storable
 from console.openapi import add_openapi_route
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ CHANNEL = "open311"
 MAX_DESCRIPTION = 4000
 MAX_RESULTS = 1000
 MAX_SPAN = timedelta(days=90)
+_CASE_NUMBER = re.compile(r"[0-9]{14}")   # YYYYMMDD + the day's 6-digit sequence
 _STATUS_STATES = {"open": OPEN_STATES, "closed": FINAL_STATES}
 
 
@@ -121,8 +124,11 @@ class _Api:
         self._check_jurisdiction(q)
         ids = _csv(q.get("service_request_id"))
         if ids:  # the spec: a list of ids overrides every other filter
-            cases = await self.store.find_cases(numbers=ids, channels=self.public_channels,
-                                                limit=MAX_RESULTS)
+            # Only what can be a case number is looked up: the rest matches nothing anyway,
+            # and some (a NUL character) the database would refuse rather than not find.
+            cases = await self.store.find_cases(
+                numbers=[i for i in ids if _CASE_NUMBER.fullmatch(i)],
+                channels=self.public_channels, limit=MAX_RESULTS)
             return await self._requests(cases)
         topics = None
         if code := q.get("service_code"):
@@ -142,7 +148,8 @@ class _Api:
     async def get_request(self, request: web.Request) -> web.Response:
         self._check_jurisdiction(request.query)
         number = request.match_info["id"]
-        found = await self.store.find_cases(numbers=[number], channels=self.public_channels)
+        found = (await self.store.find_cases(numbers=[number], channels=self.public_channels)
+                 if _CASE_NUMBER.fullmatch(number) else [])
         if not found:
             raise Open311Error(404, f"service_request_id {number} not found")
         return await self._requests(found)
@@ -326,6 +333,18 @@ async def _submitted(request: web.Request) -> dict[str, str]:
             # e.g. multipart/form-data without a boundary: the client's fault, not ours.
             raise Open311Error(400, f"the form body cannot be read: {e}") from None
         fields.update({k: v for k, v in post.items() if isinstance(v, str)})
+    # A NUL character (PostgreSQL refuses it) or a lone surrogate (a JSON "\ud83d" alone: not
+    # Unicode, no database stores it) is the client's mistake: say which field, store nothing.
+    problems = []
+    for k, v in fields.items():
+        for what, text in ((f"the field name {k!r}", k), (k, v)):
+            try:
+                storable(text)
+            except ValueError as e:
+                problems.append(f"{what} {e}")
+                break      # a bad name: its value is not worth a second message
+    if problems:
+        raise Open311Error(400, *problems)
     return fields
 
 

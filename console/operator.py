@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +33,7 @@ from ivr.node import AsteriskNode
 
 log = logging.getLogger("hotline.web.operator")
 
+_CASE_NUMBER = re.compile(r"[0-9]{14}")
 PAUSE_REASONS = ("wrap-up", "break", "lunch", "training", "meeting", "callback")
 # What an operator may do to the case's lifecycle from the call: close it on the spot
 # (answered during the call, 直接办结) or hand it over to a department.
@@ -82,6 +84,16 @@ def _problem(e: Exception) -> str:
         return "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}"
                          for x in e.errors())
     return str(e)
+
+
+def case_number(request: web.Request) -> str:
+    """The ``{number}`` of the path, if it can be a case number (YYYYMMDD + 6 digits): a
+    malformed one names no case (404) and never reaches the database, which may refuse it
+    (PostgreSQL refuses a NUL character) rather than merely find nothing."""
+    number = request.match_info["number"]
+    if not _CASE_NUMBER.fullmatch(number):
+        raise web.HTTPNotFound(text=f"no case {number!r}")
+    return number
 
 
 def _member(s: Session) -> str:
@@ -170,7 +182,7 @@ def _may_edit(request: web.Request, s: Session, number: str) -> None:
 
 async def save_case(request: web.Request) -> web.Response:
     s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
-    number = request.match_info["number"]
+    number = case_number(request)
     _may_edit(request, s, number)
     form: CaseForm = await _json(request, CaseForm)
     store = request.app[CONSOLE].service.store
@@ -212,7 +224,7 @@ async def save_case(request: web.Request) -> web.Response:
 
 async def reveal(request: web.Request) -> web.Response:
     s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
-    number = request.match_info["number"]
+    number = case_number(request)
     _may_edit(request, s, number)
     form: RevealForm = await _json(request, RevealForm)
     reason = form.reason.strip()[:200]
@@ -223,6 +235,8 @@ async def reveal(request: web.Request) -> web.Response:
             number, actor=f"web:{s.user.name}", reason=reason)
     except CaseNotFound as e:
         raise web.HTTPNotFound(text=str(e)) from None
+    except ValueError as e:    # e.g. a reason the database cannot store (a NUL character)
+        raise web.HTTPBadRequest(text=str(e)) from None
     except CaseStoreUnavailable:
         raise web.HTTPServiceUnavailable(text="case store unavailable") from None
     return web.json_response({"number": plain})

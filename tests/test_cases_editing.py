@@ -14,6 +14,7 @@ import pytest
 
 from cases import (
     CaseClosed,
+    CaseIntake,
     CaseNotFound,
     CaseStore,
     ConcurrentUpdate,
@@ -97,3 +98,39 @@ async def test_closed_and_merged_cases_keep_their_fields(clocked: Clocked) -> No
     await store.transition(closed.number, "reopen", actor="web:a", reason="caller unhappy")
     v = await store.edit_case(closed.number, {"description": "second try"}, actor="web:b")
     assert v.description == "second try"
+
+
+async def test_text_a_database_would_refuse_is_refused_on_both(clocked: Clocked) -> None:
+    """NUL (PostgreSQL refuses it in text and JSON, SQLite keeps it) and lone surrogates (not
+    Unicode): a ValueError naming the field, the same on both backends, nothing written."""
+    store, _ = clocked
+    case = await store.open_call_case(call_start("t.1"))
+    for text in ("a\x00b", "\ud83d road"):
+        with pytest.raises(ValueError, match="description"):
+            await store.edit_case(case.number, {"description": text}, actor="web:a")
+        with pytest.raises(ValueError, match="reason"):
+            await store.transition(case.number, "close", actor="web:a", reason=text)
+        with pytest.raises(ValueError, match="department"):
+            await store.transition(case.number, "dispatch", actor="web:a", department=text)
+        with pytest.raises(ValueError, match="reason"):
+            await store.reveal_number(case.number, actor="web:a", reason=text)
+        with pytest.raises(ValueError, match="address"):
+            await store.open_case(CaseIntake(channel="web", submission_id="s.1", address=text))
+    assert await store.get(case.number) == case
+    assert await store.count() == 1 and await store.audit_log() == []
+
+
+async def test_an_actor_must_fit_its_column(store: CaseStore) -> None:
+    """PostgreSQL refuses an actor longer than its column, SQLite would keep it: both refuse
+    it up front; the longest a web user's actor can be ("web:" + 60) is recorded whole."""
+    case = await store.open_call_case(call_start("a.1"))
+    longest = "web:" + "a" * 60
+    v = await store.edit_case(case.number, {"district": "x"}, actor=longest)
+    await store.reveal_number(case.number, actor=longest, reason="callback")
+    assert (await store.timeline(case.number))[-1].actor == longest
+    assert (await store.audit_log())[0].actor == longest
+    with pytest.raises(ValueError, match="at most 64"):
+        await store.edit_case(case.number, {"district": "y"}, actor=longest + "b")
+    with pytest.raises(ValueError, match="at most 64"):
+        await store.reveal_number(case.number, actor=longest + "b", reason="callback")
+    assert await store.get(case.number) == v

@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 import aiohttp
+import pytest
+from pydantic import ValidationError
 
-from console.auth import hash_password, verify_password
+from console.auth import Role, WebUser, hash_password, verify_password
 from tests.test_console_fixtures import caller, console_rig, headers, login, operator_feed, wait_for
 
 
@@ -19,6 +21,14 @@ def test_password_hashes_are_salted_scrypt_and_verify() -> None:
     assert verify_password("s3cret", a) and verify_password("s3cret", b)
     assert not verify_password("S3cret", a)
     assert not verify_password("s3cret", "plain-text")
+
+
+def test_user_names_fit_the_record_of_what_they_do() -> None:
+    # "web:<name>" is the actor of every change the user makes: 64 characters at most.
+    cheap = hash_password("pw", n=2**10)
+    assert WebUser(name="a" * 60, password_hash=cheap, role=Role.OPERATOR).name == "a" * 60
+    with pytest.raises(ValidationError, match="at most 60"):
+        WebUser(name="a" * 61, password_hash=cheap, role=Role.OPERATOR)
 
 
 async def test_login_roles_csrf_and_headers(tmp_path: Path) -> None:

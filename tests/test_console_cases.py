@@ -183,3 +183,45 @@ async def test_a_department_sees_times_in_the_centres_time_zone(web: WebRig) -> 
                                      {"action": "start", "expected_version": shown["version"]},
                                      csrf)
         assert status == 200 and started["deadline"] == shown["deadline"]
+
+
+async def test_text_the_database_cannot_store_is_a_400_that_changes_nothing(
+        web: WebRig) -> None:
+    """A NUL character (PostgreSQL refuses it; SQLite would keep it): refused alike on both
+    databases, with the field named, before anything is written."""
+    case = await web.store.open_call_case(call_start("nul.1"))
+    before = await web.store.timeline(case.number)
+    async with web.client() as c:
+        csrf = await login(c, "supervisor", "supervisor")
+        for body, field in [({"description": "x\x00y"}, "description"),
+                            ({"district": "\x00"}, "district"),
+                            ({"description": "ok", "action": "close", "reason": "\x00"},
+                             "reason"),
+                            ({"action": "dispatch", "department": "water\x00"}, "department")]:
+            status, answer = await post(c, f"/api/cases/{case.number}", body, csrf)
+            assert status == 400 and field in answer["error"], (body, answer)
+            assert "NUL" in answer["error"]
+        status, answer = await post(c, f"/api/cases/{case.number}/reveal",
+                                    {"reason": "call\x00back"}, csrf)
+        assert status == 400 and "NUL" in answer["error"]
+        assert await web.store.audit_log(case_number=case.number) == []
+        # A path or a query the database could not even look up: no such case / bad request.
+        status, answer = await post(c, "/api/cases/%00", {"description": "x"}, csrf)
+        assert status == 404 and "no case" in answer["error"]
+        async with c.get("/api/department/cases", params={"code": "\x00"}) as r:
+            assert r.status == 400 and "NUL" in (await r.json())["error"]
+    assert await web.store.get(case.number) == case
+    assert await web.store.timeline(case.number) == before
+
+
+async def test_a_department_step_with_a_nul_reason_is_a_400(web: WebRig) -> None:
+    case = await web.store.open_call_case(call_start("nul.2"))
+    case = await web.store.transition(case.number, Action.DISPATCH, actor="t",
+                                      department=HOUSING.code)
+    async with web.client() as c:
+        csrf = await login(c, "department", "department")
+        status, answer = await post(c, f"/api/department/cases/{case.number}", {
+            "action": "return", "reason": "not\x00ours", "expected_version": case.version},
+            csrf)
+        assert status == 400 and "NUL" in answer["error"]
+    assert await web.store.get(case.number) == case

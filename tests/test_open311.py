@@ -260,6 +260,25 @@ async def test_get_errors(api: Api) -> None:
         assert_error(r.status, await r.json(), 400, "not valid JSON")
 
 
+async def test_text_no_database_can_store_is_a_400(api: Api) -> None:
+    """A NUL character (PostgreSQL refuses it) or a lone surrogate in a JSON body (not
+    Unicode): the spec's 400 naming the field, on both databases, and no case."""
+    client, store, _ = api
+    for field in ("description", "address_string", "first_name", "phone", "email"):
+        status, body = await post(client, FORM | {field: "x\x00y"})
+        assert_error(status, body, 400, f"{field} contains a NUL character")
+    async with client.post(f"{BASE}/requests.json", headers={"Content-Type": "application/json"},
+                           data=b'{"api_key": "%s", "service_code": "pothole", '
+                                b'"address_string": "\\ud83d road"}' % KEY.encode()) as r:
+        assert_error(r.status, await r.json(), 400, "address_string is not valid Unicode")
+    assert await store.count() == 0
+    # Looked up, such ids match nothing (rather than upset the database).
+    status, body = await get(client, "requests.json", service_request_id="\x00,1")
+    assert (status, body) == (200, [])
+    status, body = await get(client, "requests/%00.json")
+    assert_error(status, body, 404, "not found")
+
+
 # ---- through the console app, configured by [open311] ------------------------------------
 
 WIRED_KEY = "k-wired-0123456789abcdef"
