@@ -6,8 +6,8 @@ is queued to the default group; a call is only ever ended by the caller, the age
 or the menu once it has served the caller (status heard, message left, callback booked).
 
 Menus (``ivr.menus``) decide what the caller needs; this module carries it out: routing, the
-case record, and the survey calls the centre places (回访). Queueing the caller and settling
-the call when Queue() returns is ``ivr.call_queue``.
+case record. Queueing the caller and settling the call when Queue() returns is
+``ivr.call_queue``; the survey calls the centre places (回访) are ``ivr.call_survey``.
 
 A command that answers "result=-1" usually means the caller hung up, but Asterisk says the
 same of a live channel whose prompt is missing: without a Hangup event the call counts as
@@ -36,6 +36,7 @@ from ivr.ami.events import (
 )
 from ivr.call_queue import QueueSteps
 from ivr.call_state import CallInfo, CallState, SessionDeps
+from ivr.call_survey import SurveySteps
 from ivr.ivr_watchdog import VARIABLE as WATCHDOG_VARIABLE
 from ivr.ivr_watchdog import IvrWatchdog
 from ivr.menus.engine import (
@@ -49,13 +50,7 @@ from ivr.menus.engine import (
 from ivr.menus.io import ALL_KEYS as _ALL_KEYS
 from ivr.menus.io import HUMAN_KEY as _HUMAN_KEY
 from ivr.menus.live_io import AgiCallIO, StoreServices
-from ivr.menus.survey import (
-    MENU_VARIABLE,
-    SURVEY_VARIABLE,
-    SurveyStore,
-    apply_score,
-    ask_score,
-)
+from ivr.menus.survey import SurveyStore
 from routing.router import RouteDecision
 from routing.topics import Classification
 from speech.capture import Utterance
@@ -79,7 +74,7 @@ HANGUP_EVENT_WAIT_S = 2.0
 T = TypeVar("T")
 
 
-class CallSession(QueueSteps):
+class CallSession(QueueSteps, SurveySteps):
     def __init__(self, info: CallInfo, deps: SessionDeps, *, resumed: bool = False) -> None:
         self.info = info
         self.deps = deps
@@ -143,7 +138,7 @@ class CallSession(QueueSteps):
             if info.running and await self._follow_running_app(info.running):
                 return
             self._watchdog.start()
-            if not self._dnid and await self._survey_call():
+            if not self._dnid and await self._survey_call(RESUME_WAIT_S):
                 return
             opening = self._open_case()
             if self.resumed:
@@ -233,29 +228,6 @@ class CallSession(QueueSteps):
             self.state.case_number = case.number
             if self.resumed and case.topic and self.state.topic is None:
                 self.state.topic = case.topic
-
-    async def _survey_call(self) -> bool:
-        """A call without a called number is one the centre placed (a survey) or one taken
-        up after a restart: the channel says which, and its called number. True when the
-        survey was this call."""
-        expression = (f"${{{SURVEY_VARIABLE}}}|${{{MENU_VARIABLE}}}|${{CALLERID(dnid)}}"
-                      "|${EXTEN}")
-        try:
-            marks = await self._step(lambda: self.agi.get_full_variable(
-                expression, timeout=RESUME_WAIT_S if self.resumed else -1.0)) or ""
-        except AgiHangup:
-            raise
-        except Exception as e:  # noqa: BLE001 - unreadable variables: an inbound call
-            # Not knowing is no reason to drop a caller: take it for an inbound call.
-            log.warning("call %s: channel variables unreadable (%s); an inbound call",
-                        self.info.uniqueid, e)
-            return False
-        survey, menu, dnid, exten = (marks.split("|") + ["", "", "", ""])[:4]
-        self._dnid = exten if self.deps.ivr.lists_number(exten) else dnid
-        if not survey:
-            return False
-        await self._survey(survey, menu)
-        return True
 
     # ---- the menu ------------------------------------------------------------------------
     def _locale(self) -> str:
@@ -367,38 +339,6 @@ class CallSession(QueueSteps):
                          self.info.uniqueid, type(e).__name__)
                 await self.deps.link.wait_up()
         return await op()
-
-    # ---- survey calls (回访) -------------------------------------------------------------
-    async def _survey(self, number: str, menu_name: str) -> None:
-        s = self.state
-        s.survey_of = number
-        s.ivr_path.append(f"survey:{number}")
-        ivr = self.deps.ivr
-        name = menu_name if menu_name in ivr.menus else ivr.default_menu
-        menu = ivr.menus.get(name)
-        store = self._store()
-        if menu is None or menu.survey is None or store is None:
-            log.error("survey call %s for case %s: no survey menu or no case store; "
-                      "hanging up", self.info.uniqueid, number)
-            await self.agi.hangup()
-            return
-        await self._enter_menu(name)
-        answer = await ask_score(self.io, menu.survey, lambda p: menu.sound_of(name, p),
-                                 s.ivr_path, store.config.unsatisfied_below)
-        if answer.score is not None:
-            try:
-                done = await apply_score(store, number, answer.score)
-            except Exception as e:  # noqa: BLE001 - logged with the score, never lost
-                # The score must not be lost with the error: it is in this line.
-                log.error("survey of case %s: score %d not recorded (%s: %s)", number,
-                          answer.score, type(e).__name__, e)
-            else:
-                log.info("survey of case %s: score %d, %s", number, answer.score, done)
-        if answer.human:
-            await self._queue(self.deps.router.default("survey: the citizen asked for a person"))
-            return
-        s.final = "self_service"
-        await self.agi.hangup()
 
     def _finish(self) -> None:
         # The open write itself lives on in the recorder; only the wait for it is dropped.
