@@ -34,7 +34,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -180,13 +180,19 @@ class _Api:
 
     def _date_range(self, start_s: str | None, end_s: str | None) -> tuple[datetime, datetime]:
         start, end = _when("start_date", start_s), _when("end_date", end_s)
-        if start is None and end is None:
-            end = self.store.now() + timedelta(seconds=1)
-        if start is None:
-            assert end is not None
-            start = end - MAX_SPAN
-        if end is None:
-            end = start + MAX_SPAN
+        try:
+            if start is None and end is None:
+                end = self.store.now() + timedelta(seconds=1)
+            if start is None:
+                assert end is not None
+                start = end - MAX_SPAN
+            if end is None:
+                end = start + MAX_SPAN
+        except OverflowError:
+            # e.g. start_date in December 9999: the default 90 days after it are past the
+            # last day a datetime can hold.
+            raise Open311Error(400, "start_date or end_date is so near the calendar's end "
+                                    "that the 90 days from it do not fit; give both") from None
         if end < start:
             raise Open311Error(400, "end_date is before start_date")
         if end - start > MAX_SPAN:
@@ -297,7 +303,10 @@ def _when(name: str, value: str | None) -> datetime | None:
         raise Open311Error(400, f"{name} is not a W3C datetime: {value!r}") from None
     if at.tzinfo is None:
         raise Open311Error(400, f"{name} needs a time zone (Z or ±hh:mm): {value!r}")
-    return at
+    try:
+        return at.astimezone(UTC)   # in UTC as the store compares; 0001-01-01+08:00 is not
+    except OverflowError:
+        raise Open311Error(400, f"{name} is outside the calendar in UTC: {value!r}") from None
 
 
 def _float(form: Mapping[str, str], name: str, bound: float, problems: list[str]) -> float | None:

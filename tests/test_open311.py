@@ -279,6 +279,25 @@ async def test_text_no_database_can_store_is_a_400(api: Api) -> None:
     assert_error(status, body, 404, "not found")
 
 
+async def test_dates_at_the_ends_of_the_calendar(api: Api) -> None:
+    """Dates whose 90-day default span, or whose UTC time, falls outside what a datetime
+    holds: the spec's 400, not a server error; within it, an empty answer on both databases."""
+    client, _, _ = api
+    for params, fragment in [
+        ({"start_date": "9999-12-30T00:00:00Z"}, "90 days from it do not fit"),
+        ({"end_date": "0001-01-02T00:00:00Z"}, "90 days from it do not fit"),
+        ({"start_date": "0001-01-01T00:00:00+08:00",
+          "end_date": "0001-01-02T00:00:00+08:00"}, "start_date is outside the calendar"),
+        ({"start_date": "9999-12-30T00:00:00Z",
+          "end_date": "9999-12-31T23:59:59-08:00"}, "end_date is outside the calendar"),
+    ]:
+        status, body = await get(client, "requests.json", **params)
+        assert_error(status, body, 400, fragment)
+    for params in [{"start_date": "0001-01-01T00:00:00Z", "end_date": "0001-01-02T00:00:00Z"},
+                   {"start_date": "9999-12-01T00:00:00Z", "end_date": "9999-12-31T00:00:00Z"}]:
+        assert await get(client, "requests.json", **params) == (200, [])
+
+
 # ---- through the console app, configured by [open311] ------------------------------------
 
 WIRED_KEY = "k-wired-0123456789abcdef"
