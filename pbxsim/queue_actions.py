@@ -108,7 +108,7 @@ async def a_queuestatus(ctx: ActionContext, msg: AmiMessage) -> list[Fields]:
                         ("CallerIDName", ch.caller_name or "unknown"),
                         ("ConnectedLineNum", ch.conn_num or "unknown"),
                         ("ConnectedLineName", ch.conn_name or "unknown"),
-                        ("Wait", str(int(now) - int(c.start))), ("Priority", "0"), *aid])
+                        ("Wait", str(int(now) - int(c.start))), ("Priority", str(c.prio)), *aid])
     out.append(list_complete(msg, "QueueStatusComplete", len(out) - 1))
     return out
 

@@ -54,7 +54,8 @@ async def queue_exec(core: PbxCore, chan: Channel, data: str) -> int:
     for name in EMPTY_VARS:
         set_variable(core, chan, name, "")
     caller = QueueCaller(chan, core.clock.now(), 0, None, _int_var(chan, "QUEUE_MAX_PENALTY"),
-                         _int_var(chan, "QUEUE_MIN_PENALTY"))
+                         _int_var(chan, "QUEUE_MIN_PENALTY"),
+                         prio=_int_var(chan, "QUEUE_PRIO") or 0)
     if q.config.joinempty.lower() not in ("yes", "") and not core.queues.has_usable_members(
             q, caller):
         log.info("%s not queued in %s: no usable member (joinempty)", chan.name, q.name)
@@ -73,7 +74,8 @@ class _QueueCall:
                  probe: QueueCaller, options: str = "") -> None:
         self.core, self.q, self.chan = core, q, chan
         self.continue_after = "c" in options  # Queue option c: go on when the agent hangs up
-        self.caller = core.queues.join(q, chan, timeout_s, probe.max_penalty, probe.min_penalty)
+        self.caller = core.queues.join(q, chan, timeout_s, probe.max_penalty, probe.min_penalty,
+                                       probe.prio)
 
     # -- entering and leaving ------------------------------------------------------------------
     async def run(self) -> int:

@@ -151,11 +151,15 @@ class QueueManager:
 
     # -- callers ------------------------------------------------------------------------------
     def join(self, q: CallQueue, chan: Channel, timeout_s: float | None,
-             max_penalty: int | None, min_penalty: int | None) -> QueueCaller:
+             max_penalty: int | None, min_penalty: int | None,
+             prio: int = 0) -> QueueCaller:
+        """app_queue's join_queue: behind every caller of the same or a higher priority,
+        ahead of the first of a lower one."""
         now = self._core.clock.now()
-        caller = QueueCaller(chan, now, len(q.callers) + 1,
-                             now + timeout_s if timeout_s else None, max_penalty, min_penalty)
-        q.callers.append(caller)
+        at = next((i for i, c in enumerate(q.callers) if prio > c.prio), len(q.callers))
+        caller = QueueCaller(chan, now, at + 1, now + timeout_s if timeout_s else None,
+                             max_penalty, min_penalty, prio=prio)
+        q.callers.insert(at, caller)
         return caller
 
     def leave(self, q: CallQueue, caller: QueueCaller) -> int:

@@ -147,6 +147,7 @@ class QueueCaller:
     max_penalty: int | None = None
     min_penalty: int | None = None
     pending: bool = False
+    prio: int = 0            # QUEUE_PRIO: ahead of every caller of a lower priority
 
 
 @dataclass

@@ -346,3 +346,27 @@ async def test_ringinuse_yes_single_agent_serves_both_callers_in_turn() -> None:
         await ami.close()
     finally:
         await sim.stop()
+
+
+async def test_queue_prio_puts_a_caller_ahead_of_lower_priorities(sim: PbxSim) -> None:
+    """app_queue's join_queue: a caller with a higher QUEUE_PRIO waits ahead of every caller
+    of a lower one (and behind its equals); QueueEntry reports the priority."""
+    a = agent(sim, 1001, talk=4.0)
+    ami = await AmiClient.connect(sim.ami_port, login=True)
+    first = await sim.place_call(caller())            # takes the only agent
+    await ami.wait_event("AgentConnect", Queue="water")
+    normal = await sim.place_call(caller())
+    async with asyncio.timeout(10):
+        while len(sim.queue_snapshot()["water"].callers) < 1:
+            await asyncio.sleep(0.01)
+    urgent = await sim.place_call(caller(QUEUE_PRIO="10"))
+    joined = await ami.wait_event("QueueCallerJoin", Queue="water", Count="2")
+    assert get(joined, "Position") == "1"              # ahead of the caller already waiting
+    status = await ami.event_list("QueueStatus", Queue="water")
+    entries = [(get(m, "Position"), get(m, "Priority")) for m in status
+               if get(m, "Event") == "QueueEntry"]
+    assert entries == [("1", "10"), ("2", "0")]
+    outcomes = await asyncio.wait_for(asyncio.gather(first.done, normal.done, urgent.done), 30)
+    assert all(o.answered_by == a for o in outcomes)
+    assert outcomes[2].wait_s < outcomes[1].wait_s     # the urgent caller was served first
+    await ami.close()
