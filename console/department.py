@@ -9,14 +9,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from cases import CaseStoreUnavailable, CaseView
-from cases.errors import CaseNotFound, ConcurrentUpdate, InvalidTransition
+from cases import CaseView
 from cases.lifecycle import OPEN_STATES, Action
 from cases.text import check_storable
 from console.auth import Role
 from console.context import CONSOLE
 from console.operator import _json, case_number
 from console.security import session_of
+from console.store_errors import store_answers
 
 DEPARTMENT_ACTIONS = (Action.START, Action.REPLY, Action.RETURN)
 PAGE, MAX_PAGE = 100, 500     # cases per page of the list: by default, and at most
@@ -71,12 +71,10 @@ async def cases(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", PAGE, 1, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     store = request.app[CONSOLE].service.store
-    try:
+    with store_answers(f"list the cases of {dept}"):
         found = await store.find_cases(
             statuses=[str(s) for s in OPEN_STATES], departments=[dept], limit=limit + 1,
             offset=offset)
-    except CaseStoreUnavailable:
-        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
     more = len(found) > limit    # one more than the page was asked for: a next page exists
     return web.json_response({"department": dept, "offset": offset,
                               "next_offset": offset + limit if more else None,
@@ -91,21 +89,15 @@ async def step(request: web.Request) -> web.Response:
     if form.action not in DEPARTMENT_ACTIONS:
         raise web.HTTPBadRequest(text=f"{form.action} is not a department's step")
     store = request.app[CONSOLE].service.store
-    try:
+    with store_answers(f"{form.action} case {number}"):
         case = await store.get(number)
         if case is None or case.department != dept:
             raise web.HTTPNotFound(text=f"no case {number} at {dept}")
+        # expected_version is compared with the row locked: had the case gone to another
+        # department since the read above, its version would differ (409).
         case = await store.transition(number, form.action, actor=f"web:{s.user.name}",
                                       reason=form.reason or None,
                                       expected_version=form.expected_version)
-    except (InvalidTransition, ValueError) as e:
-        raise web.HTTPBadRequest(text=str(e)) from None
-    except ConcurrentUpdate as e:
-        raise web.HTTPConflict(text=str(e)) from None
-    except CaseNotFound as e:
-        raise web.HTTPNotFound(text=str(e)) from None
-    except CaseStoreUnavailable:
-        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
     return web.json_response(_view(case, store.timezone))
 
 

@@ -31,6 +31,7 @@ expose the caller.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -40,13 +41,23 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cases import CaseIntake, CaseStatus, CaseStore, CaseStoreUnavailable, CaseType, CaseView
+from cases import (
+    CaseIntake,
+    CaseStatus,
+    CaseStore,
+    CaseStoreError,
+    CaseStoreUnavailable,
+    CaseType,
+    CaseView,
+)
 from cases.lifecycle import FINAL_STATES, OPEN_STATES
 from cases.text import storable
 from console.openapi import add_openapi_route
 
 if TYPE_CHECKING:
     from ivr.config import HotlineConfig
+
+log = logging.getLogger("hotline.web.open311")
 
 CHANNEL = "open311"
 MAX_DESCRIPTION = 4000
@@ -394,6 +405,13 @@ def add_open311_routes(
             return e.response()
         except CaseStoreUnavailable:
             return Open311Error(503, "the case store is unavailable; try again later").response()
+        except CaseStoreError:
+            # Not the client's doing (bad input is refused before the store is asked): the
+            # spec's error shape, without the store's internals; the log has them.
+            log.exception("open311 %s %s: the case store failed", request.method,
+                          request.path)
+            return Open311Error(503, "the case store could not process this request; try "
+                                     "again later").response()
         except web.HTTPNotFound:
             return Open311Error(404, f"no such resource: {request.path}").response()
         except web.HTTPMethodNotAllowed as e:

@@ -15,19 +15,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cases import CaseStoreUnavailable, CaseType, Urgency
-from cases.errors import (
-    CaseClosed,
-    CaseNotFound,
-    ConcurrentUpdate,
-    InvalidTransition,
-    UnknownDepartment,
-)
+from cases import CaseType, Urgency
 from cases.lifecycle import Action
 from console.auth import Role, Session
 from console.context import CONSOLE, Console
 from console.screenpop import agent_topic, case_json
 from console.security import require_origin, session_of
+from console.store_errors import store_answers
 from ivr.ami.errors import AmiActionError, AmiError
 from ivr.node import AsteriskNode
 
@@ -165,10 +159,8 @@ async def state(request: web.Request) -> web.Response:
 
 async def departments(request: web.Request) -> web.Response:
     session_of(request)
-    try:
+    with store_answers("list the departments"):
         deps = await request.app[CONSOLE].pops.departments()
-    except CaseStoreUnavailable:
-        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
     return web.json_response([{"code": d.code, "name": d.name, "kind": str(d.kind)}
                               for d in deps])
 
@@ -192,7 +184,7 @@ async def save_case(request: web.Request) -> web.Response:
     if form.action is not None and form.action not in FORM_ACTIONS:
         raise web.HTTPBadRequest(text=f"{form.action} is not done from a call")
     expected = form.expected_version
-    try:
+    with store_answers(f"save case {number}"):
         if changes or form.action is not None:
             # One transaction, the version compared with the row locked: two saves of one
             # version cannot both pass, and an action the lifecycle refuses (400) takes the
@@ -209,14 +201,6 @@ async def save_case(request: web.Request) -> web.Response:
                 raise web.HTTPConflict(text=f"case {number} changed meanwhile (version "
                                             f"{found.version}); reload it")
             case = found
-    except (InvalidTransition, UnknownDepartment, ValueError) as e:
-        raise web.HTTPBadRequest(text=str(e)) from None
-    except (ConcurrentUpdate, CaseClosed) as e:
-        raise web.HTTPConflict(text=str(e)) from None
-    except CaseNotFound as e:
-        raise web.HTTPNotFound(text=str(e)) from None
-    except CaseStoreUnavailable:
-        raise web.HTTPServiceUnavailable(text="case store unavailable; try again") from None
     log.info("case %s saved by %s (%s%s)", number, s.user.name, sorted(changes),
              f", {form.action}" if form.action else "")
     return web.json_response(case_json(case))
@@ -230,15 +214,9 @@ async def reveal(request: web.Request) -> web.Response:
     reason = form.reason.strip()[:200]
     if not reason:
         raise web.HTTPBadRequest(text="a reason is required: unmasking is audited")
-    try:
+    with store_answers(f"reveal the caller of case {number}"):
         plain = await request.app[CONSOLE].service.store.reveal_number(
             number, actor=f"web:{s.user.name}", reason=reason)
-    except CaseNotFound as e:
-        raise web.HTTPNotFound(text=str(e)) from None
-    except ValueError as e:    # e.g. a reason the database cannot store (a NUL character)
-        raise web.HTTPBadRequest(text=str(e)) from None
-    except CaseStoreUnavailable:
-        raise web.HTTPServiceUnavailable(text="case store unavailable") from None
     return web.json_response({"number": plain})
 
 

@@ -225,3 +225,26 @@ async def test_a_department_step_with_a_nul_reason_is_a_400(web: WebRig) -> None
             csrf)
         assert status == 400 and "NUL" in answer["error"]
     assert await web.store.get(case.number) == case
+
+
+async def test_a_store_error_is_a_clear_503(web: WebRig, backend: Backend) -> None:
+    """A case whose caller number another secret key encrypted (a node configured with the
+    wrong key wrote it): the store cannot show it. The console says so (503, with the store's
+    reason), not a bare 500, and the refused save leaves the case as it was."""
+    other = backend.store(secret_key="another-secret-key-0123456789")
+    await other.open()
+    try:
+        case = await other.open_call_case(call_start("key.1"))
+    finally:
+        await other.close()
+    async with web.client() as c:
+        csrf = await login(c, "supervisor", "supervisor")
+        status, answer = await post(c, f"/api/cases/{case.number}", {"district": "x"}, csrf)
+        assert status == 503, answer
+        assert answer["error"].startswith(f"the case store could not save case {case.number}")
+        assert "secret key" in answer["error"]
+        status, answer = await post(c, f"/api/cases/{case.number}/reveal",
+                                    {"reason": "callback"}, csrf)
+        assert status == 503 and "secret key" in answer["error"]
+    rows = await backend.raw(f"SELECT district, version FROM cases WHERE number = '{case.number}'")
+    assert rows == [(None, case.version)]

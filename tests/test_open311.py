@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cases import Action, CaseStore, CaseType
+from cases import Action, CaseIntake, CaseStore, CaseType
 from console.app import build_app
 from console.auth import demo_users
 from console.open311 import Open311Service, add_open311_routes
@@ -296,6 +296,22 @@ async def test_dates_at_the_ends_of_the_calendar(api: Api) -> None:
     for params in [{"start_date": "0001-01-01T00:00:00Z", "end_date": "0001-01-02T00:00:00Z"},
                    {"start_date": "9999-12-01T00:00:00Z", "end_date": "9999-12-31T00:00:00Z"}]:
         assert await get(client, "requests.json", **params) == (200, [])
+
+
+async def test_a_store_error_is_the_specs_503(api: Api, backend: Backend) -> None:
+    """A request the store cannot show (its submitter's details encrypted with another
+    secret key): the spec's error shape with 503, without the store's internals."""
+    client, _, _ = api
+    other = backend.store(secret_key="another-secret-key-0123456789")
+    await other.open()
+    try:
+        case = await other.open_case(CaseIntake(channel="open311", submission_id="k.1",
+                                                topic="pothole", caller_number="13800138000"))
+    finally:
+        await other.close()
+    status, body = await get(client, f"requests/{case.number}.json")
+    assert_error(status, body, 503, "could not process this request")
+    assert "secret" not in str(body) and "decrypt" not in str(body)
 
 
 # ---- through the console app, configured by [open311] ------------------------------------
