@@ -66,13 +66,20 @@ class StoreCore:
         schema: str | None = None,
         connect_timeout_s: float = 5.0,
         busy_timeout_s: float = 5.0,
+        command_timeout_s: float | None = 10.0,
         callback_within: timedelta = timedelta(minutes=30),
         config: CasesConfig | None = None,
         clock: Clock = utcnow,
     ) -> None:
         """``schema`` (PostgreSQL only) keeps the tables in their own schema, created if missing.
         ``callback_within`` is how soon an abandoned caller is owed a call back (回拨). ``config`` holds deadlines, the repeat-caller window and supervision rules.
-        ``clock`` returns the current aware time: tests pass a fixed one."""
+        ``clock`` returns the current aware time: tests pass a fixed one.
+        ``command_timeout_s`` (PostgreSQL) bounds each statement's wait for the server's
+        answer: a server that stops answering on an open pooled connection (a network cut
+        without a reset, a frozen host) then costs ``CaseStoreUnavailable`` after that long,
+        not a request that hangs forever; the connect timeout only covers new connections.
+        It bounds the migrations in ``open`` too (and a wait for another node's), so it must
+        exceed the longest statement the store runs; None waits for ever."""
         check_target(url, schema)  # a bad URL is a configuration error: fail now, not at a call
         try:
             self._tz = ZoneInfo(timezone)
@@ -82,6 +89,10 @@ class StoreCore:
         self._schema = schema
         self._connect_timeout_s = connect_timeout_s
         self._busy_timeout_s = busy_timeout_s
+        if command_timeout_s is not None and not command_timeout_s > 0:
+            raise ValueError(f"command_timeout_s must be > 0 (None: no limit), got "
+                             f"{command_timeout_s!r}")
+        self._command_timeout_s = command_timeout_s
         self._callback_within = callback_within
         self._config = config or CasesConfig()
         self._clock = clock
@@ -100,7 +111,8 @@ class StoreCore:
             return
         info = build_engine(self._url, schema=self._schema,
                             connect_timeout_s=self._connect_timeout_s,
-                            busy_timeout_s=self._busy_timeout_s)
+                            busy_timeout_s=self._busy_timeout_s,
+                            command_timeout_s=self._command_timeout_s)
         # BEGIN IMMEDIATE on SQLite: a deferred transaction that reads the catalogue and then
         # writes fails at once (no busy wait) when another process migrated meanwhile.
         ddl_engine = info.engine.execution_options(**{WRITE_OPTION: True})

@@ -9,10 +9,13 @@ Kept apart from ``store.py`` because it is about the two databases' quirks, not 
   queues writers before they even take a pooled connection, so 500 concurrent creates do not
   wake up as 500 threads polling a locked file.
 * PostgreSQL: short connect timeout (asyncpg's default is 60 s, far longer than a caller
-  waits), ``pool_pre_ping`` so a restarted server costs one reconnect rather than an error, and
-  an optional schema through ``search_path``.
-* Errors: whatever means "cannot be served now" becomes ``CaseStoreUnavailable``; transient
-  conflicts (SQLite busy, PostgreSQL serialization failure/deadlock) are retried first.
+  waits), a command timeout (asyncpg's ``command_timeout``: without it a statement on a pooled
+  connection whose server stopped answering waits for ever, and so does the request behind it),
+  ``pool_pre_ping`` so a restarted server costs one reconnect rather than an error, and an
+  optional schema through ``search_path``.
+* Errors: whatever means "cannot be served now" becomes ``CaseStoreUnavailable`` (a command
+  timeout too: asyncpg raises ``TimeoutError``, an ``OSError``); transient conflicts (SQLite
+  busy, PostgreSQL serialization failure/deadlock) are retried first.
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ def check_target(url: str, schema: str | None) -> URL:
 
 
 def build_engine(
-    url: str, *, schema: str | None, connect_timeout_s: float, busy_timeout_s: float
+    url: str, *, schema: str | None, connect_timeout_s: float, busy_timeout_s: float,
+    command_timeout_s: float | None = None,
 ) -> EngineInfo:
     u = check_target(url, schema)
     if u.get_backend_name() == "sqlite":
@@ -105,7 +109,8 @@ def build_engine(
     engine = create_async_engine(
         u,
         pool_pre_ping=True,
-        connect_args={"timeout": connect_timeout_s, "server_settings": server_settings},
+        connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s,
+                      "server_settings": server_settings},
     )
     return EngineInfo(engine, "postgresql", None, schema)
 

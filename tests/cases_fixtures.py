@@ -187,7 +187,19 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._stalled = False
         self.port = 0
+
+    def stall(self) -> None:
+        """The server stops answering without closing anything (a frozen host, a cut that
+        sends no reset): open connections stay open and silent, new ones are accepted and
+        never reach it."""
+        self._stalled = True
+
+    def resume(self) -> None:
+        """Forward again. What was swallowed meanwhile is lost: connections that were
+        mid-statement are broken, as after a real outage."""
+        self._stalled = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -205,6 +217,13 @@ class TcpProxy:
 
     async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         server = self._server
+        if self._stalled:
+            self._writers.add(w)   # accepted, never answered; cut by stop()
+            with contextlib.suppress(Exception):
+                await r.read()
+            self._writers.discard(w)
+            w.transport.abort()
+            return
         try:
             ur, uw = await asyncio.open_connection(*self._target)
         except OSError:
@@ -221,6 +240,8 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
                 while data := await src.read(65536):
+                    if self._stalled:
+                        continue    # swallowed: nobody answers
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -111,3 +112,46 @@ async def test_killed_connections_are_replaced(pg_url: str) -> None:
         conn = await asyncpg.connect(asyncpg_dsn(pg_url))
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+async def test_a_server_that_stops_answering_is_unavailable_not_a_hang(
+        pg_proxy: TcpProxy, pg_url: str) -> None:
+    """The server stops answering on the pool's open connections (no reset, no close): each
+    operation gives up after the command timeout with CaseStoreUnavailable, instead of
+    waiting for ever; when the server answers again, so does the store."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url).set(host="127.0.0.1", port=pg_proxy.port)
+    schema = f"t_cases_stall_{uuid.uuid4().hex[:12]}"
+    store = CaseStore(url.render_as_string(hide_password=False), secret_key=SECRET,
+                      schema=schema, connect_timeout_s=0.5, command_timeout_s=0.5)
+    try:
+        await store.open()
+        first = await store.open_call_case(CallStart(call_id="s.1", started_at=T0))
+
+        pg_proxy.stall()
+        # A guard so that the hang this test is about fails it instead of blocking the run;
+        # the store gives up long before.
+        async with asyncio.timeout(20):
+            with pytest.raises(CaseStoreUnavailable, match="TimeoutError"):
+                await store.get(first.number)
+            with pytest.raises(CaseStoreUnavailable):
+                await store.update_call_case("default", "s.1", topic="water")
+            with pytest.raises(CaseStoreUnavailable):
+                await store.open_call_case(CallStart(call_id="s.2", started_at=T0))
+
+        pg_proxy.resume()
+        again = await store.open_call_case(CallStart(call_id="s.2", started_at=T0))
+        assert again.number == "20260310000002"   # nothing was half-written meanwhile
+        after = await store.get(first.number)
+        assert after is not None and after.topic is None
+    finally:
+        await store.close()
+        conn = await asyncpg.connect(asyncpg_dsn(pg_url))
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+def test_the_command_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="command_timeout_s"):
+        CaseStore("sqlite+aiosqlite:///x.db", secret_key=SECRET, command_timeout_s=0)

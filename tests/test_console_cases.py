@@ -8,6 +8,7 @@ against a real case store on SQLite and PostgreSQL (the console without Asterisk
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -16,13 +17,18 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from sqlalchemy.engine import make_url
 
-from cases import Action, DepartmentKind, DepartmentSeed
+from cases import Action, CaseStore, DepartmentKind, DepartmentSeed
 from tests.cases_fixtures import (  # noqa: F401
     DEPARTMENTS,
+    SECRET,
     Backend,
+    TcpProxy,
+    _drop_schema,
     backend,
     call_start,
+    pg_proxy,
     pg_url,
 )
 from tests.test_console_fixtures import WebRig, headers, login, web_rig
@@ -248,3 +254,35 @@ async def test_a_store_error_is_a_clear_503(web: WebRig, backend: Backend) -> No
         assert status == 503 and "secret key" in answer["error"]
     rows = await backend.raw(f"SELECT district, version FROM cases WHERE number = '{case.number}'")
     assert rows == [(None, case.version)]
+
+
+async def test_a_database_that_stops_answering_is_a_503_not_a_hang(
+        pg_proxy: TcpProxy, pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL stops answering on the pool's open connections: the console's requests get
+    503 after the store's command timeout instead of hanging, and work again after."""
+    url = make_url(pg_url).set(host="127.0.0.1", port=pg_proxy.port)
+    schema = f"t_console_stall_{uuid.uuid4().hex[:12]}"
+    store = CaseStore(url.render_as_string(hide_password=False), secret_key=SECRET,
+                      schema=schema, connect_timeout_s=0.5, command_timeout_s=0.5)
+    await store.open()
+    try:
+        case = await store.open_call_case(call_start("stall.1"))
+        async with web_rig(tmp_path, store) as rig, rig.client() as c:
+            csrf = await login(c, "supervisor", "supervisor")
+            pg_proxy.stall()
+            async with asyncio.timeout(30):   # a guard against the hang, not a measurement
+                status, answer = await post(c, f"/api/cases/{case.number}",
+                                            {"description": "x"}, csrf)
+                assert status == 503 and "unavailable" in answer["error"]
+                async with c.get("/api/department/cases",
+                                 params={"code": HOUSING.code}) as r:
+                    assert r.status == 503
+                async with c.get("/open311/v2/requests.json") as r:
+                    assert r.status == 503
+            pg_proxy.resume()
+            status, answer = await post(c, f"/api/cases/{case.number}", {"description": "x"},
+                                        csrf)
+            assert status == 200 and answer["description"] == "x"
+    finally:
+        await store.close()
+        await _drop_schema(pg_url, schema)
