@@ -113,6 +113,8 @@ class Users:
 
     def __init__(self, users: Iterable[WebUser]) -> None:
         self._by_name = {u.name: u for u in users}
+        # Queue members that belong to one login: nobody else may answer as them.
+        self._by_member = {u.member: u for u in self._by_name.values() if u.member}
         # Checked when the name is unknown too, so timing does not tell which names exist.
         self._dummy = hash_password(secrets.token_hex(8), n=2**12)
 
@@ -121,6 +123,10 @@ class Users:
 
     def get(self, name: str) -> WebUser | None:
         return self._by_name.get(name)
+
+    def owner_of(self, member: str) -> WebUser | None:
+        """The user bound to queue member ``member`` (``WebUser.member``), if any."""
+        return self._by_member.get(member)
 
     async def authenticate(self, name: str, password: str) -> WebUser | None:
         user = self._by_name.get(name)

@@ -101,6 +101,11 @@ async def sign_in(request: web.Request) -> web.Response:
     form: SignIn = await _json(request, SignIn)
     if s.user.member and form.member != s.user.member:
         raise web.HTTPForbidden(text=f"{s.user.name} answers as {s.user.member} only")
+    # A member bound to a login is that person's: answering as them would show their screen
+    # pops (callers' details) and let one reveal numbers in their name.
+    owner = request.app[CONSOLE].users.owner_of(form.member)
+    if owner is not None and owner.name != s.user.name:
+        raise web.HTTPForbidden(text=f"{form.member} belongs to another login")
     node = _node_of(request.app[CONSOLE], form.member)
     s.member = form.member
     s.interface = form.interface or s.user.interface or _interface_in(node, form.member)

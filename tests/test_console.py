@@ -11,8 +11,18 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
+from cases import CaseStore
 from console.auth import Role, WebUser, hash_password, verify_password
-from tests.test_console_fixtures import caller, console_rig, headers, login, operator_feed, wait_for
+from tests.cases_fixtures import SECRET
+from tests.test_console_fixtures import (
+    caller,
+    console_rig,
+    headers,
+    login,
+    operator_feed,
+    wait_for,
+    web_rig,
+)
 
 
 def test_password_hashes_are_salted_scrypt_and_verify() -> None:
@@ -54,7 +64,7 @@ async def test_login_roles_csrf_and_headers(tmp_path: Path) -> None:
         async with c.post("/api/admin/member", json=body, headers=headers(csrf)) as r:
             assert r.status == 403
         # No token, a wrong token, another origin: refused before any handler.
-        sign = {"member": "agent1001"}
+        sign = {"member": "agent2002"}
         async with c.post("/api/operator/signin", json=sign) as r:
             assert r.status == 403
         async with c.post("/api/operator/signin", json=sign, headers=headers("x" + csrf)) as r:
@@ -180,3 +190,29 @@ async def test_metrics_in_prometheus_format(tmp_path: Path) -> None:
         assert 'hotline_queue_wait_seconds_count{outcome="answered",queue="water"} 1.0' in text
         assert 'hotline_queue_members{queue="water",state="available"}' in text
         assert "hotline_case_store_write_errors_total 0.0" in text
+
+
+async def test_nobody_answers_as_a_member_bound_to_another_login(tmp_path: Path) -> None:
+    """agent1001 is bound to the login agent1001: the shared operator login cannot sign in
+    as it (it would get that person's screen pops and reveal numbers in their name), nor can
+    a supervisor; a member bound to nobody is free, the bound login keeps its own."""
+    store = CaseStore(f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}", secret_key=SECRET)
+    await store.open()
+    try:
+        async with web_rig(tmp_path, store) as rig:
+            for name, member, status in [("operator", "agent1001", 403),
+                                         ("supervisor", "agent1001", 403),
+                                         ("operator", "agent2002", 200),
+                                         ("agent1001", "agent1001", 200)]:
+                async with rig.client() as c:
+                    csrf = await login(c, name, "pw" if name == "agent1001" else name)
+                    async with c.post("/api/operator/signin", json={"member": member},
+                                      headers=headers(csrf)) as r:
+                        assert r.status == status, (name, member, await r.text())
+                        if status == 403:
+                            assert "another login" in (await r.json())["error"]
+                    async with c.get("/api/operator/state") as r:
+                        state = await r.json()
+                    assert state["member"] == (member if status == 200 else None)
+    finally:
+        await store.close()
