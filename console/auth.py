@@ -189,25 +189,45 @@ class SessionStore:
 
 @dataclass(slots=True)
 class LoginThrottle:
-    """At most ``limit`` failed logins per name within ``window_s``: slows guessing down
-    without locking a real user out for long."""
+    """At most ``limit`` failed logins per client address and user name within ``window_s``:
+    slows guessing down without locking a real user out for long.
+
+    Keyed by the address as well as the name: keyed by the name alone, anyone who knows a
+    user's name could keep that user locked out for good by failing on purpose; this way a
+    guesser blocks only their own address. (Behind a reverse proxy every client has the
+    proxy's address, and the throttle is per name again for everyone behind it.)"""
 
     limit: int = 5
     window_s: float = 300.0
+    max_keys: int = 10_000          # bounds the memory a flood of made-up names can take
     clock: Callable[[], float] = time.monotonic
-    _fails: dict[str, list[float]] = field(default_factory=dict)
+    _fails: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
-    def blocked(self, name: str) -> bool:
+    def blocked(self, address: str, name: str) -> bool:
         now = self.clock()
-        recent = [t for t in self._fails.get(name, []) if now - t < self.window_s]
-        self._fails[name] = recent
+        key = (address, name)
+        recent = [t for t in self._fails.get(key, []) if now - t < self.window_s]
+        if recent:
+            self._fails[key] = recent
+        else:
+            self._fails.pop(key, None)
         return len(recent) >= self.limit
 
-    def failed(self, name: str) -> None:
-        self._fails.setdefault(name, []).append(self.clock())
+    def failed(self, address: str, name: str) -> None:
+        self._fails.setdefault((address, name), []).append(self.clock())
+        if len(self._fails) > self.max_keys:
+            self._prune()
 
-    def succeeded(self, name: str) -> None:
-        self._fails.pop(name, None)
+    def succeeded(self, address: str, name: str) -> None:
+        self._fails.pop((address, name), None)
+
+    def _prune(self) -> None:
+        now = self.clock()
+        for key, times in list(self._fails.items()):
+            if now - times[-1] >= self.window_s:
+                del self._fails[key]
+        while len(self._fails) > self.max_keys:   # all recent: the oldest keys go first
+            del self._fails[next(iter(self._fails))]
 
 
 def main() -> int:

@@ -61,14 +61,15 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     name = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))[:256]
-    if console.throttle.blocked(name):
+    address = request.remote or ""    # the throttle's key with the name (see LoginThrottle)
+    if console.throttle.blocked(address, name):
         raise web.HTTPFound("/login?error=Too+many+attempts%3B+wait+a+few+minutes")
     user = await console.users.authenticate(name, password)
     if user is None:
-        console.throttle.failed(name)
-        log.info("console login refused for %r", name)
+        console.throttle.failed(address, name)
+        log.info("console login refused for %r from %s", name, address)
         raise web.HTTPFound("/login?error=Wrong+name+or+password")
-    console.throttle.succeeded(name)
+    console.throttle.succeeded(address, name)
     old = request.get(SESSION)
     if old is not None:
         console.sessions.drop(old.sid)   # a fresh id at every login (no session fixation)

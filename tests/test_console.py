@@ -216,3 +216,34 @@ async def test_nobody_answers_as_a_member_bound_to_another_login(tmp_path: Path)
                     assert state["member"] == (member if status == 200 else None)
     finally:
         await store.close()
+
+
+async def _try_login(client: aiohttp.ClientSession, name: str, password: str) -> str:
+    """Where the login form sends the browser: the home page, or back with an error."""
+    async with client.get("/login") as r:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
+    assert token is not None
+    async with client.post("/login", data={"csrf_token": token.group(1), "username": name,
+                                           "password": password}, allow_redirects=False) as r:
+        assert r.status == 302
+        return r.headers["Location"]
+
+
+async def test_failing_on_purpose_does_not_lock_the_real_user_out(tmp_path: Path) -> None:
+    """Someone who knows the supervisor's name fails five times from their own machine: they
+    are throttled (even with the right password), the supervisor at their desk is not."""
+    store = CaseStore(f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}", secret_key=SECRET)
+    await store.open()
+    try:
+        async with web_rig(tmp_path, store) as rig:
+            # Another loopback address: another machine, as the server sees it.
+            elsewhere = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+            async with aiohttp.ClientSession(rig.base, connector=elsewhere,
+                                             cookie_jar=aiohttp.CookieJar(unsafe=True)) as bad:
+                for i in range(5):
+                    assert "Wrong" in await _try_login(bad, "supervisor", f"guess{i}")
+                assert "Too+many" in await _try_login(bad, "supervisor", "supervisor")
+            async with rig.client() as desk:
+                assert await _try_login(desk, "supervisor", "supervisor") == "/admin"
+    finally:
+        await store.close()
