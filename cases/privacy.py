@@ -33,6 +33,15 @@ _NONCE_LEN = 12
 _AAD = b"hotline.cases.caller_number"
 _EMAIL_AAD = b"hotline.cases.caller_email"
 _FORMATTING = re.compile(r"[\s\-().]")
+# What Asterisk and carriers put in CALLERID(num)/(name) when the caller withheld it or there
+# is none: not a number, so never stored, looked up or masked as one.
+NO_CALLER = frozenset({"", "anonymous", "unknown", "<unknown>", "restricted", "private",
+                       "unavailable", "withheld"})
+
+
+def is_withheld(value: str | None) -> bool:
+    """No real caller number (or name): missing, empty or one of the placeholders."""
+    return value is None or value.strip().lower() in NO_CALLER
 
 
 def normalize_number(number: str) -> str:
@@ -47,9 +56,11 @@ def mask_number(number: str | None) -> str:
 
     Long numbers (8+ characters) keep the first 3 and last 4: ``13800138000 -> 138****8000``.
     Shorter ones (extensions, short codes) keep only the last 2, and 1-2 characters are hidden
-    whole, because first-3-plus-last-4 would show all of them.
+    whole, because first-3-plus-last-4 would show all of them. A withheld number (a
+    placeholder such as ``anonymous``) is no number: ``""``, as for none at all, rather than
+    a masked placeholder (``ano**mous``) that reads like a number.
     """
-    if not number:
+    if number is None or is_withheld(number):
         return ""
     n = normalize_number(number)
     if len(n) >= 8:

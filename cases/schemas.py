@@ -20,15 +20,12 @@ from pydantic import (
 )
 
 from cases.codes import CaseStatus, CaseType, Outcome, Urgency
+from cases.privacy import is_withheld
 from cases.text import StoredText
-
-# What Asterisk and carriers put in CALLERID(num)/(name) when there is no real value.
-_NO_CALLER = frozenset({"", "anonymous", "unknown", "<unknown>", "restricted", "private",
-                        "unavailable", "withheld"})
 
 
 def _real_or_none(v: str | None) -> str | None:
-    if v is None or v.strip().lower() in _NO_CALLER:
+    if v is None or is_withheld(v):
         return None
     return v.strip()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from cases.privacy import mask_number
+from cases.privacy import is_withheld, mask_number
 from console.auth import Role
 from console.ws import Hub
 from ivr.ami.events import AgentEvent, AmiEvent, QueueCallerAbandon, QueueMemberEvent
@@ -51,7 +51,8 @@ def agent_topic(member: str) -> str:
 
 def caller_for(role: Role, number: str) -> str:
     """What a role sees of a caller's number: masked for the centre, nothing for departments
-    (they handle the matter; contacting the caller goes through the centre)."""
+    (they handle the matter; contacting the caller goes through the centre). A withheld
+    number (``anonymous`` …) is ``""`` too, which the page shows as withheld."""
     if role is Role.DEPARTMENT:
         return ""
     return mask_number(number)
@@ -81,7 +82,8 @@ class Pop:
         return {"type": "pop", "phase": self.phase, "member": self.member,
                 "interface": self.interface, "uniqueid": self.uniqueid, "queue": self.queue,
                 "caller": caller_for(role, self.caller_num),
-                "caller_name": "" if role is Role.DEPARTMENT else self.caller_name,
+                "caller_name": "" if role is Role.DEPARTMENT or is_withheld(self.caller_name)
+                else self.caller_name,
                 "case": self.case_number, "topic": self.topic, "transcript": self.transcript,
                 "ivr_path": self.ivr_path, "waited_s": self.waited_s,
                 "route_reason": self.route_reason, "expected_wait_s": self.expected_wait_s,
@@ -206,8 +208,9 @@ class PopTracker:
                 if case is not None or pop.phase == "missed":
                     break
                 await asyncio.sleep(0.1)
+            # A withheld number is everyone's "anonymous": no history of its own.
             history = (await store.history_for_number(pop.caller_num, limit=10)
-                       if pop.caller_num else [])
+                       if not is_withheld(pop.caller_num) else [])
             departments = await self.departments()
         except Exception as e:  # noqa: BLE001 - any store failure: the pop stays up
             self.store_errors += 1

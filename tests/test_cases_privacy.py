@@ -24,6 +24,9 @@ from cases.privacy import NumberCipher, normalize_number
         ("42", "**"),                        # too short to show anything
         ("", ""),
         (None, ""),
+        # Withheld (Asterisk's and carriers' placeholders): no number, not "ano**mous".
+        ("anonymous", ""), ("Anonymous", ""), ("<unknown>", ""), ("unknown", ""),
+        ("withheld", ""), ("restricted", ""), (" private ", ""),
     ],
 )
 def test_mask_number(number: str | None, masked: str) -> None:

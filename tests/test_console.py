@@ -247,3 +247,21 @@ async def test_failing_on_purpose_does_not_lock_the_real_user_out(tmp_path: Path
                 assert await _try_login(desk, "supervisor", "supervisor") == "/admin"
     finally:
         await store.close()
+
+
+async def test_a_withheld_number_pops_as_withheld(tmp_path: Path) -> None:
+    """A caller who withholds their number arrives as "anonymous" (or "<unknown>" …): the
+    pop carries no number (the page shows "withheld"), not a masked placeholder that reads
+    like one ("ano**mous"), and no history of every other withheld caller."""
+    async with console_rig(tmp_path) as cr, cr.client() as c:
+        r = cr.rig
+        await r.add_agent(1001, "water", talk_s=1.0, answer_s=0.5)
+        await login(c, "agent1001", "pw")
+        async with operator_feed(c, cr.base) as msgs:
+            call = await r.sim.place_call(caller("1", "anonymous"))
+            await wait_for(lambda: any(m.get("type") == "pop_detail" for m in msgs))
+            pops = [m for m in msgs if m.get("type") == "pop"]
+            assert pops and {p["caller"] for p in pops} == {""}
+            detail = next(m for m in msgs if m.get("type") == "pop_detail")
+            assert detail["history"] == []
+            await call.done
