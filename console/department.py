@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cases import CaseView
 from cases.lifecycle import OPEN_STATES, Action
-from cases.text import check_storable
+from cases.text import StoredText, check_storable
 from console.auth import Role
 from console.context import CONSOLE
 from console.operator import _json, case_number
@@ -26,7 +26,7 @@ MAX_OFFSET = 10**6            # beyond any real backlog; keeps OFFSET a small in
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Action
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: StoredText | None = Field(default=None, max_length=2000)
     expected_version: int
 
 

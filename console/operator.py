@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cases import CaseType, Urgency
 from cases.lifecycle import Action
+from cases.text import StoredText
 from console.auth import Role, Session
 from console.context import CONSOLE, Console
 from console.screenpop import agent_topic, case_json
@@ -41,21 +42,22 @@ class SignIn(BaseModel):
 
 
 class CaseForm(BaseModel):
+    # StoredText: what the database cannot store (a NUL character) is a 400 naming the field.
     model_config = ConfigDict(extra="forbid")
     case_type: CaseType | None = None
-    topic: str | None = Field(default=None, max_length=64)
+    topic: StoredText | None = Field(default=None, max_length=64)
     urgency: Urgency | None = None
-    district: str | None = Field(default=None, max_length=64)
-    description: str | None = Field(default=None, max_length=4000)
+    district: StoredText | None = Field(default=None, max_length=64)
+    description: StoredText | None = Field(default=None, max_length=4000)
     action: Action | None = None
-    department: str | None = Field(default=None, max_length=64)
-    reason: str | None = Field(default=None, max_length=500)
+    department: StoredText | None = Field(default=None, max_length=64)
+    reason: StoredText | None = Field(default=None, max_length=500)
     expected_version: int | None = None
 
 
 class RevealForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str
+    reason: StoredText
 
 
 class PauseForm(BaseModel):

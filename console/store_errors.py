@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterator
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from cases.errors import (
     CaseClosed,
@@ -44,6 +45,10 @@ def store_answers(what: str) -> Iterator[None]:
         yield
     except (ConcurrentUpdate, CaseClosed) as e:
         raise web.HTTPConflict(text=str(e)) from None
+    except ValidationError as e:   # the store's own check of a value: one line per field
+        raise web.HTTPBadRequest(text="; ".join(
+            f"{'.'.join(map(str, x['loc'])) or 'value'}: {x['msg']}" for x in e.errors()),
+        ) from None
     except (InvalidTransition, UnknownDepartment, ValueError) as e:
         raise web.HTTPBadRequest(text=str(e)) from None
     except CaseNotFound as e:

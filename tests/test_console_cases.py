@@ -206,7 +206,9 @@ async def test_text_the_database_cannot_store_is_a_400_that_changes_nothing(
                             ({"action": "dispatch", "department": "water\x00"}, "department")]:
             status, answer = await post(c, f"/api/cases/{case.number}", body, csrf)
             assert status == 400 and field in answer["error"], (body, answer)
-            assert "NUL" in answer["error"]
+            # One line that says what is wrong, not a validation library's report.
+            assert "NUL" in answer["error"] and "\n" not in answer["error"]
+            assert "pydantic" not in answer["error"]
         status, answer = await post(c, f"/api/cases/{case.number}/reveal",
                                     {"reason": "call\x00back"}, csrf)
         assert status == 400 and "NUL" in answer["error"]
