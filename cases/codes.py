@@ -94,3 +94,4 @@ class EventKind(StrEnum):
     LINKED = "linked"                # repeat caller: detail: related_to, repeat_count
     SURVEY_CALL = "survey_call"      # 回访 call claimed by the scheduler; detail: attempt
     SURVEY_CALL_FAILED = "survey_call_failed"  # ...and not placed after all (not an attempt)
+    SURVEY_TO_AGENT = "survey_to_agent"  # the citizen answered and asked for a person

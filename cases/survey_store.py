@@ -54,12 +54,16 @@ class SurveyMixin(StoreCore):
                 raise CaseNotFound(f"no case {number}")
             if case.status != CaseStatus.REPLIED.value or case.replied_at is None:
                 return SurveyClaim(None)
-            kinds = (EventKind.SURVEY_CALL.value, EventKind.SURVEY_CALL_FAILED.value)
+            kinds = (EventKind.SURVEY_CALL.value, EventKind.SURVEY_CALL_FAILED.value,
+                     EventKind.SURVEY_TO_AGENT.value)
             rows = (await s.execute(
                 select(CaseEvent.kind, CaseEvent.at, CaseEvent.detail)
                 .where(CaseEvent.case_id == case.id, CaseEvent.kind.in_(kinds),
                        CaseEvent.at >= case.replied_at)
                 .order_by(CaseEvent.id))).all()
+            if any(r.kind == EventKind.SURVEY_TO_AGENT.value for r in rows):
+                # Reached, and handed to a person: the agent settles the case, no more calls.
+                return SurveyClaim(None)
             failed = {r.detail.get("attempt") for r in rows
                       if r.kind == EventKind.SURVEY_CALL_FAILED.value}
             made = [r for r in rows if r.kind == EventKind.SURVEY_CALL.value
@@ -88,3 +92,16 @@ class SurveyMixin(StoreCore):
                         {"attempt": attempt, "why": why})
 
         await self._write("release_survey_call", apply)
+
+    async def note_survey_to_agent(self, number: str, *, actor: str,
+                                   now: datetime | None = None) -> None:
+        """The citizen answered the survey call and asked for a person: reached, so the
+        scheduler calls no more (and never closes the case as unreached)."""
+
+        async def apply(s: AsyncSession) -> None:
+            case = (await self._lock_numbers(s, number)).get(number)
+            if case is None:
+                raise CaseNotFound(f"no case {number}")
+            self._event(s, case, EventKind.SURVEY_TO_AGENT, actor, now or self._now(), {})
+
+        await self._write("note_survey_to_agent", apply)

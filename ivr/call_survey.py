@@ -18,6 +18,7 @@ from ivr.ami.errors import AgiHangup
 from ivr.call_state import CallInfo, CallState, SessionDeps
 from ivr.menus.live_io import AgiCallIO
 from ivr.menus.survey import (
+    ACTOR,
     MENU_VARIABLE,
     SURVEY_VARIABLE,
     SurveyStore,
@@ -97,6 +98,11 @@ class SurveySteps:
             else:
                 log.info("survey of case %s: score %d, %s", number, answer.score, done)
         if answer.human:
+            try:
+                await store.note_survey_to_agent(number, actor=ACTOR)
+            except Exception as e:  # noqa: BLE001 - the citizen still gets the person
+                log.error("survey of case %s: the hand-off to a person not recorded (%s: %s); "
+                          "the scheduler may call again", number, type(e).__name__, e)
             await self._queue(self.deps.router.default("survey: the citizen asked for a person"))
             return
         s.final = "self_service"

@@ -4,12 +4,14 @@ Every ``check_s`` (within the calling ``hours``), the replied cases whose reply 
 ``after_s`` old are called, oldest reply first, at most ``per_check`` per look. Each call is
 claimed in the case store first (``CaseStore.claim_survey_call``: one locked write), so a
 restart neither forgets nor repeats attempts, and two services on one store never both call
-a citizen for the same attempt; a call Asterisk refuses releases its claim, stops the look
-(the dial string or the AMI user's rights are wrong: every call would be refused) and costs
-no attempt. A citizen not reached (no answer, no valid key) is called again ``retry_s`` after
-the last attempt; ``retry_s`` after the last of ``attempts`` calls, or at once when the
-caller's number was withheld, the case is closed without the callback, with the reason,
-which is what supervision (督办) reviews. Attempts count from the latest reply: a case
+a citizen for the same attempt. Each call is followed to Asterisk's OriginateResponse: when
+none of a look's calls could be made (refused, congestion, a dead trunk) the claims are
+released and cost no attempt; a call whose end was lost with the AMI link counts, for it may
+have rung. A citizen who did not give a score (no answer, busy, no valid key) is called again
+``retry_s`` after the last attempt; ``retry_s`` after the last of ``attempts`` calls, or at
+once when the caller's number was withheld, the case is closed without the callback, with
+the reason, which is what supervision (督办) reviews. A citizen who asked for a person during
+the survey was reached: no more survey calls (the agent takes it from there). Attempts count from the latest reply: a case
 reopened and replied again is surveyed afresh. The answered call itself is the survey
 session's (``ivr.session``): it records the score and revisits or reopens the case.
 """
@@ -27,7 +29,7 @@ from cases import Action
 from cases.survey_store import SurveyClaim
 from ivr.menus.hours import OpeningHours
 from ivr.menus.model import SurveyCallConfig
-from ivr.menus.survey import ACTOR, Placed, SurveyDialer
+from ivr.menus.survey import ACTOR, Placed, SurveyCall, SurveyDialer
 
 log = logging.getLogger("hotline.survey")
 
@@ -82,17 +84,18 @@ class SurveyScheduler:
             await asyncio.sleep(self._cfg.check_s)
 
     async def check(self) -> list[str]:
-        """One look: place the survey calls that are due; returns their case numbers."""
+        """One look: place the survey calls that are due; returns the cases whose citizen's
+        phone was rung (answered or not)."""
         now = self._now()
         if not self._hours.is_open(now) or not self._dialer.ready:
             return []
         cfg = self._cfg
-        placed: list[str] = []
         due = await self._store.replied_due(now - timedelta(seconds=cfg.after_s),
                                             limit=max(1000, cfg.per_check * 20))
         self._resting = {k: t for k, t in self._resting.items() if t > now}
+        ready: list[tuple[tuple[str, datetime | None], int, SurveyCall]] = []
         for case in due:
-            if len(placed) >= cfg.per_check:
+            if len(ready) >= cfg.per_check:
                 break
             key = (case.number, case.replied_at)
             if key in self._resting:
@@ -103,32 +106,47 @@ class SurveyScheduler:
             if claim.not_before is not None:
                 self._resting[key] = claim.not_before
             if claim.exhausted:
-                await self._close(case.number, f"回访 callback survey: citizen not reached "
-                                                f"in {claim.made} calls")
+                await self._close(case.number, f"回访 callback survey: no score after "
+                                                f"{claim.made} calls")
                 continue
             if claim.attempt is None:
                 continue                      # called recently, or no longer replied
             try:
-                result = await self._dialer.call(case.number)
+                call = await self._dialer.prepare(case.number)
             except BaseException:
+                # Nothing was dialled: the claim must not cost the citizen an attempt.
                 await self._release(case.number, claim.attempt, "the call could not be placed",
                                     now)
                 raise
-            if result is Placed.WITHHELD:
-                await self._release(case.number, claim.attempt, result.value, now)
+            if isinstance(call, SurveyCall):
+                ready.append((key, claim.attempt, call))
+                continue
+            await self._release(case.number, claim.attempt, call.value, now)
+            if call is Placed.WITHHELD:
                 await self._close(case.number, "回访 callback survey impossible: the caller's "
                                                "number is withheld")
-            elif result is Placed.REFUSED:
-                await self._release(case.number, claim.attempt, result.value, now)
-                log.error("survey calls: Asterisk refused the call of case %s; no more survey "
-                          "calls until the next look (check ivr.survey.dial and the AMI "
-                          "user's originate right)", case.number)
-                break
-            elif result:
-                placed.append(case.number)
-            else:
-                await self._release(case.number, claim.attempt, result.value, now)
-        return placed
+        # The look's calls ring together (each waits for the citizen up to ring_timeout_s).
+        # ``place`` never raises once it may have dialled, so a claim is kept for every call
+        # that may have rung, and a citizen is never rung twice for one attempt.
+        results = await asyncio.gather(*(self._dialer.place(c) for _, _, c in ready))
+        failed = [(k, a, r) for (k, a, _), r in zip(ready, results, strict=True) if not r]
+        if failed and len(failed) == len(ready):
+            # Not one call got through: the trunk, the dial string or the AMI user's rights,
+            # not the citizens. No attempt is charged; each waits retry_s (the next looks
+            # would only hit the same wall), and the operator is told.
+            log.error("survey calls: none of %d calls could be made (%s); check ivr.survey.dial "
+                      "and the trunk, and the AMI user's originate right", len(ready),
+                      ", ".join(sorted({r.value for _, _, r in failed})))
+            for key, attempt, result in failed:
+                await self._release(key[0], attempt, result.value, now)
+                self._resting[key] = now + timedelta(seconds=cfg.retry_s)
+        elif failed:
+            # Others got through meanwhile: the line works, these numbers do not. Each call
+            # counts, so a wrong number ends in a closed case rather than calls for ever.
+            for key, _attempt, result in failed:
+                log.warning("survey of case %s: %s; counted as an attempt", key[0],
+                            result.value)
+        return [k[0] for (k, _, _), r in zip(ready, results, strict=True) if r]
 
     async def _release(self, number: str, attempt: int, why: str, now: datetime) -> None:
         with contextlib.suppress(Exception):   # best effort: the claim then counts

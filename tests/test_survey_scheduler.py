@@ -22,6 +22,13 @@ from tests.cases_fixtures import DEPARTMENTS
 from tests.menu_harness import MenuRig, menu_config, menu_rig
 
 SEOUL = "120"
+# The citizens' phones: each rings until the caller gives up (Asterisk then reports
+# OriginateResponse Reason 3, no answer), unless a test's simulated citizen picks it up.
+RINGS_OUT = "\n[citizens]\nexten => _X.,1,Wait(3600)\n"
+
+
+def rig(tmp_path: Path, cfg: HotlineConfig):  # type: ignore[no-untyped-def]
+    return menu_rig(tmp_path, cfg, extra_dialplan=RINGS_OUT)
 
 
 def _config(tmp_path: Path, **survey: object) -> HotlineConfig:
@@ -78,8 +85,8 @@ async def test_a_due_case_is_called_and_the_score_recorded(tmp_path: Path) -> No
 
 async def test_a_citizen_not_reached_is_called_again_then_the_case_closed(
         tmp_path: Path) -> None:
-    async with menu_rig(tmp_path, _config(tmp_path)) as r:
-        # Nobody answers Local/13900003333@citizens: the call fails, the case stays replied.
+    async with rig(tmp_path, _config(tmp_path)) as r:
+        # Nobody answers the phone: it rings out, the case stays replied.
         number = await _replied_case(r, "unreached-call", "13900003333")
         clock = _Clock()
         scheduler = _scheduler(r, clock)
@@ -94,7 +101,7 @@ async def test_a_citizen_not_reached_is_called_again_then_the_case_closed(
         assert await scheduler.check() == []
         case = await r.service.store.get(number)
         assert case is not None and str(case.status) == "closed"
-        closing = [e for e in await r.service.store.timeline(number) if "not reached" in str(
+        closing = [e for e in await r.service.store.timeline(number) if "no score" in str(
             e.detail)]
         assert closing and closing[-1].actor == "ivr-survey"
 
@@ -115,8 +122,8 @@ class _CountingStore:
 
 
 async def test_a_case_waiting_out_its_retry_costs_no_claim_until_then(tmp_path: Path) -> None:
-    async with menu_rig(tmp_path, _config(tmp_path)) as r:
-        number = await _replied_case(r, "resting-call", "13900004444")   # nobody answers
+    async with rig(tmp_path, _config(tmp_path)) as r:
+        number = await _replied_case(r, "resting-call", "13900004444")   # it rings out
         clock = _Clock()
         store = _CountingStore(r.service.store)
         cfg = r.config
@@ -140,7 +147,7 @@ async def test_a_case_waiting_out_its_retry_costs_no_claim_until_then(tmp_path: 
 
 
 async def test_a_case_replied_again_is_surveyed_afresh(tmp_path: Path) -> None:
-    async with menu_rig(tmp_path, _config(tmp_path, retry_s=7200)) as r:
+    async with rig(tmp_path, _config(tmp_path, retry_s=7200)) as r:
         store = r.service.store
         number = await _replied_case(r, "again-call", "13900006666")
         clock = _Clock()
@@ -157,28 +164,80 @@ async def test_a_case_replied_again_is_surveyed_afresh(tmp_path: Path) -> None:
         assert await scheduler.check() == [number]       # a new reply: a new first call
 
 
-async def test_a_refused_call_costs_no_attempt_and_stops_the_look(tmp_path: Path) -> None:
-    # A dial string Asterisk refuses (no technology/resource): every Originate fails.
-    async with menu_rig(tmp_path, _config(tmp_path, dial="Broken{number}",
-                                          attempts=1)) as r:
-        first = await _replied_case(r, "refused-1", "13900007777")
-        second = await _replied_case(r, "refused-2", "13900008888")
+@pytest.mark.parametrize("dial", [
+    "Broken{number}",                      # refused at once (no technology/resource)
+    "Local/{number}@no_such_trunk",        # queued, then OriginateResponse Failure, Reason 0
+])
+async def test_calls_that_cannot_be_made_cost_no_attempt(tmp_path: Path, dial: str) -> None:
+    # A wrong dial string, or a trunk that is down: every call fails before any phone rings.
+    # Nobody may be closed as "not reached" for it.
+    async with rig(tmp_path, _config(tmp_path, dial=dial, attempts=1)) as r:
+        cases = [await _replied_case(r, f"trunk-{i}", f"1390000777{i}") for i in range(2)]
         clock = _Clock()
         scheduler = _scheduler(r, clock)
-        for _ in range(3):                               # hours of looks, all refused
+        for _ in range(3):                               # hours of looks, all failing
             clock.now += timedelta(seconds=3601)
             assert await scheduler.check() == []
-        for number in (first, second):
+        for number in cases:
             case = await r.service.store.get(number)
             assert case is not None and str(case.status) == "replied"   # never closed
-        kinds = [e.kind for e in await r.service.store.timeline(first)]
-        assert kinds.count("survey_call") == kinds.count("survey_call_failed") == 3
-        # The second case was not even tried: the look stopped at the first refusal.
-        assert "survey_call" not in [e.kind for e in await r.service.store.timeline(second)]
+            kinds = [e.kind for e in await r.service.store.timeline(number)]
+            assert kinds.count("survey_call") == kinds.count("survey_call_failed") == 3
+
+
+async def test_a_call_whose_outcome_was_lost_is_not_placed_again(tmp_path: Path) -> None:
+    """The AMI link drops right after the Originate went out: the citizen's phone may ring,
+    so the attempt counts and the next look does not ring it again."""
+    async with rig(tmp_path, _config(tmp_path)) as r:
+        number = await _replied_case(r, "dropped-call", "13900005556")
+        link = r.service.link
+        send = link._send
+
+        async def drop_after_originate(action: str, fields: Any, **kw: Any) -> Any:
+            sent = asyncio.create_task(send(action, fields, **kw))
+            if action == "Originate":
+                await asyncio.sleep(0)          # written to the socket...
+                link.drop()                     # ...and the TCP link goes
+            return await sent
+
+        link._send = drop_after_originate  # type: ignore[method-assign]
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        clock.now += timedelta(seconds=601)
+        assert await scheduler.check() == [number]
+        link._send = send  # type: ignore[method-assign]
+        await link.wait_up(timeout=10)
+        clock.now += timedelta(seconds=60)              # the next look
+        assert await scheduler.check() == []
+        kinds = [e.kind for e in await r.service.store.timeline(number)]
+        assert kinds.count("survey_call") == 1 and "survey_call_failed" not in kinds
+
+
+async def test_a_citizen_who_asks_for_a_person_is_not_surveyed_again(tmp_path: Path) -> None:
+    async with rig(tmp_path, _config(tmp_path)) as r:
+        agent = await r.add_agent(1001, "hotline_general")
+        number = await _replied_case(r, "to-agent-call", "13900006667")
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        answered = r.sim.expect_call("13900006667", "citizens",
+                                     CitizenScript(keys=[("0", 0.3)]))
+        clock.now += timedelta(seconds=601)
+        assert await scheduler.check() == [number]
+        handle = await asyncio.wait_for(answered, 10)
+        outcome = await asyncio.wait_for(handle.done, 60)
+        assert outcome.answered_by == agent
+        await r.settle()
+        for _ in range(3):                               # retries, then "exhausted" looks
+            clock.now += timedelta(seconds=3601)
+            assert await scheduler.check() == []
+        case = await r.service.store.get(number)
+        assert case is not None and str(case.status) == "replied"   # the agent settles it
+        kinds = [e.kind for e in await r.service.store.timeline(number)]
+        assert kinds.count("survey_call") == 1 and "survey_to_agent" in kinds
 
 
 async def test_two_schedulers_on_one_store_call_once(tmp_path: Path) -> None:
-    async with menu_rig(tmp_path, _config(tmp_path)) as r:
+    async with rig(tmp_path, _config(tmp_path)) as r:
         number = await _replied_case(r, "shared-call", "13900009999")
         clock = _Clock()
         clock.now += timedelta(seconds=601)
@@ -204,7 +263,7 @@ async def test_nothing_is_called_outside_the_calling_hours(tmp_path: Path) -> No
     window = f"mon-sun {start:%H:%M}-{start + timedelta(minutes=1):%H:%M}"
     cfg = _config(tmp_path, after_s=0, hours=[window])
     cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"timezone": "UTC"})})
-    async with menu_rig(tmp_path, cfg) as r:
+    async with rig(tmp_path, cfg) as r:
         number = await _replied_case(r, "night-call", "13900004444")
         clock = _Clock()                                  # due now, but outside the hours
         assert await _scheduler(r, clock).check() == []

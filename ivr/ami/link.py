@@ -28,14 +28,14 @@ from .errors import (
     AmiNotConnected,
     AmiTimeout,
 )
-from .events import AmiEvent, AsyncAgiEnd, AsyncAgiExec, to_event
+from .events import AmiEvent, AsyncAgiEnd, AsyncAgiExec, OriginateResponse, to_event
 from .skiplog import SkipLog
 
 log = logging.getLogger("hotline.ami")
 
 EventListener = Callable[[AmiEvent], None]
 # Events the link itself consumes (async AGI results and ends).
-_LINK_EVENTS = frozenset({"asyncagiexec", "asyncagiend"})
+_LINK_EVENTS = frozenset({"asyncagiexec", "asyncagiend", "originateresponse"})
 UpHook = Callable[[], Awaitable[None]]
 
 
@@ -95,6 +95,7 @@ class AmiLink:
         self._up_hooks: list[UpHook] = []
         self._pending: dict[str, _Pending] = {}
         self._agi: dict[str, _PendingAgi] = {}
+        self._originates: dict[str, asyncio.Future[OriginateResponse]] = {}
         self._ids = itertools.count(1)
         self._writer: asyncio.StreamWriter | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -157,12 +158,42 @@ class AmiLink:
             raise AmiNotConnected(f"AMI link {self.name} is {self.state.value}")
         return await self._send(action, fields or {}, timeout=timeout, check=check)
 
+    async def originate(self, fields: Mapping[str, str | Sequence[str]], *,
+                        answer_timeout_s: float) -> ActionResult | OriginateResponse:
+        """An asynchronous Originate, followed to its end: the refusal (the ActionResult,
+        when Asterisk will not even try), or the ``OriginateResponse`` event Asterisk sends
+        when the call was answered (Response: Success) or failed (its Reason: 1 hung up,
+        3 no answer, 5 busy, 8 congestion, 0 anything else).
+
+        Raises AmiNotConnected when nothing was sent. Once the action is written the call may
+        ring whatever happens next: a lost link or no event within ``answer_timeout_s`` (plus
+        a margin) raises AmiDisconnected or AmiTimeout, and the caller must not try again as
+        if nothing had happened."""
+        if not self.is_up:
+            raise AmiNotConnected(f"AMI link {self.name} is {self.state.value}")
+        action_id = f"hotline-{next(self._ids)}"
+        done: asyncio.Future[OriginateResponse] = asyncio.get_running_loop().create_future()
+        self._originates[action_id] = done
+        try:
+            res = await self._send("Originate", {**fields, "Async": "true"}, timeout=None,
+                                   check=False, action_id=action_id)
+            if not res.success:
+                return res
+            async with asyncio.timeout(answer_timeout_s + self._cfg.action_timeout_s + 5.0):
+                return await done
+        except TimeoutError:
+            raise AmiTimeout(f"Originate: no OriginateResponse within "
+                             f"{answer_timeout_s:.0f}s") from None
+        finally:
+            self._originates.pop(action_id, None)
+
     async def _send(self, action: str, fields: Mapping[str, str | Sequence[str]], *,
-                    timeout: float | None, check: bool) -> ActionResult:
+                    timeout: float | None, check: bool,
+                    action_id: str | None = None) -> ActionResult:
         writer = self._writer
         if writer is None:
             raise AmiNotConnected(f"AMI link {self.name} has no connection")
-        action_id = f"hotline-{next(self._ids)}"
+        action_id = action_id or f"hotline-{next(self._ids)}"
         fut: asyncio.Future[ActionResult] = asyncio.get_running_loop().create_future()
         self._pending[action_id] = _Pending(action, fut)
         try:
@@ -360,6 +391,10 @@ class AmiLink:
             p = self._agi.get(event.command_id)
             if p is not None and not p.future.done():
                 p.future.set_result(event.result)
+        elif isinstance(event, OriginateResponse):
+            o = self._originates.get(event.action_id)
+            if o is not None and not o.done():
+                o.set_result(event)
         elif isinstance(event, AsyncAgiEnd):
             self.fail_agi(event.channel, AgiHangup(f"{event.channel} left async AGI"))
         lname = event.name.lower()
@@ -375,6 +410,10 @@ class AmiLink:
         for p in list(self._pending.values()):
             if not p.future.done():
                 p.future.set_exception(exc)
+        # An Originate's end is announced once, on the link it was sent on.
+        for o in list(self._originates.values()):
+            if not o.done():
+                o.set_exception(exc)
         if agi_too:
             for a in list(self._agi.values()):
                 if not a.future.done():

@@ -1,7 +1,10 @@
 """The callback survey (回访): after a case was handled, the centre calls the citizen and asks
 for a 1-5 satisfaction key; an unsatisfied score reopens the case.
 
-* ``SurveyDialer.call(case)`` places the call with AMI Originate. The answered call runs the
+* ``SurveyDialer.call(case)`` places the call with AMI Originate and follows it to Asterisk's
+  OriginateResponse: answered, not taken by the citizen (no answer, busy, rejected: the
+  attempt counts), or not made at all (congestion, a dead trunk: it does not). The answered
+  call runs the
   configured dialplan location (``ivr.survey.context``/``exten``), which parks it in
   ``AGI(agi:async)`` like an inbound call; the channel variables ``HOTLINE_SURVEY`` (the case
   number) and ``HOTLINE_MENU`` tell the session it is a survey.
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
-from ivr.ami.link import AmiLink
+from ivr.ami.errors import AmiError, AmiNotConnected
+from ivr.ami.link import ActionResult, AmiLink
 from ivr.menus.io import HUMAN_KEY, CallIO
 from ivr.menus.model import SurveyCallConfig, SurveyConfig
 
@@ -50,6 +54,7 @@ class SurveyStore(Protocol):
                          reason: str | None = None, satisfaction: int | None = None
                          ) -> Any: ...
     async def reveal_number(self, number: str, *, actor: str, reason: str) -> str | None: ...
+    async def note_survey_to_agent(self, number: str, *, actor: str) -> None: ...
 
 
 async def ask_score(io: CallIO, cfg: SurveyConfig, sound: Callable[[str], str],
@@ -92,15 +97,34 @@ async def apply_score(store: SurveyStore, number: str, score: int) -> str:
 
 
 class Placed(Enum):
-    """What became of a survey call; true only when it was placed."""
+    """What became of a survey call. True when the citizen's phone was (or may have been)
+    rung: the attempt counts."""
 
-    PLACED = "placed"
+    PLACED = "answered"
+    NO_ANSWER = "the citizen did not take the call"      # no answer, busy, rejected
+    UNKNOWN = "the call's outcome was lost with the AMI link"
     NO_CASE = "no such case"
     WITHHELD = "the caller's number is withheld"
     REFUSED = "Originate refused"
+    FAILED = "the call could not be made"                # congestion, no route, bad channel
 
     def __bool__(self) -> bool:
-        return self is Placed.PLACED
+        return self in (Placed.PLACED, Placed.NO_ANSWER, Placed.UNKNOWN)
+
+
+# OriginateResponse Reason (AST_CONTROL_*) of a call that reached the citizen's phone but was
+# not taken: 1 hung up (rejected), 3 ringing until the timeout, 5 busy. The others (0 a
+# failure, 8 congestion) say the call never got that far: the line or the trunk is at fault.
+_CITIZEN_REASONS = frozenset({1, 3, 5})
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyCall:
+    """A survey call ready to be placed (``SurveyDialer.prepare``)."""
+
+    case: str
+    fields: dict[str, str | list[str]]
+    menu: str
 
 
 class SurveyDialer:
@@ -119,9 +143,14 @@ class SurveyDialer:
         return self._link.is_up
 
     async def call(self, number: str) -> Placed:
-        """Originate the survey call of case ``number``; false when it cannot be placed
-        (no such case, caller number withheld, Originate refused). The call's answer and
-        the score arrive later, on the survey call's session."""
+        """``prepare`` then ``place``: the survey call of case ``number``, followed until
+        Asterisk says how it went (answered: the score arrives on the call's session)."""
+        ready = await self.prepare(number)
+        return ready if isinstance(ready, Placed) else await self.place(ready)
+
+    async def prepare(self, number: str) -> SurveyCall | Placed:
+        """Everything before dialling (the case, the citizen's number). Nothing is sent:
+        a failure here (it may raise) costs the citizen nothing."""
         case = await self._store.get(number)
         if case is None:
             log.warning("survey of case %s: no such case", number)
@@ -136,12 +165,36 @@ class SurveyDialer:
         fields: dict[str, str | list[str]] = {
             "Channel": cfg.dial.format(number=plain), "Context": cfg.context,
             "Exten": cfg.exten, "Priority": "1", "Timeout": str(cfg.ring_timeout_s * 1000),
-            "CallerID": cfg.caller_id, "Async": "true",
+            "CallerID": cfg.caller_id,
             "Variable": [f"{SURVEY_VARIABLE}={number}", f"{MENU_VARIABLE}={menu}"],
         }
-        res = await self._link.action("Originate", fields, check=False)
-        if not res.success:
+        return SurveyCall(number, fields, menu)
+
+    async def place(self, call: SurveyCall) -> Placed:
+        """Dial, and wait for Asterisk's OriginateResponse. Never raises once the action may
+        have been sent (only cancellation goes through): a call whose end is unknown may
+        have rung, and counts (``Placed.UNKNOWN``), so the citizen is not rung twice."""
+        number = call.case
+        try:
+            res = await self._link.originate(call.fields,
+                                             answer_timeout_s=self._cfg.ring_timeout_s)
+        except AmiNotConnected as e:
+            log.warning("survey of case %s: not placed, AMI link down (%s)", number, e)
+            return Placed.FAILED
+        except AmiError as e:
+            log.warning("survey of case %s: the call's outcome is unknown (%s); it counts as "
+                        "an attempt", number, e)
+            return Placed.UNKNOWN
+        if isinstance(res, ActionResult):
             log.warning("survey of case %s: Originate refused: %s", number, res.message)
             return Placed.REFUSED
-        log.info("survey of case %s: calling the citizen (menu %s)", number, menu)
-        return Placed.PLACED
+        if res.response.lower() == "success":
+            log.info("survey of case %s: the citizen answered (menu %s)", number, call.menu)
+            return Placed.PLACED
+        if res.reason in _CITIZEN_REASONS:
+            log.info("survey of case %s: the citizen did not take the call (reason %d)",
+                     number, res.reason)
+            return Placed.NO_ANSWER
+        log.warning("survey of case %s: the call could not be made (OriginateResponse "
+                    "reason %d, channel %s)", number, res.reason, call.fields["Channel"])
+        return Placed.FAILED
