@@ -181,18 +181,41 @@ async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int
 async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
     """Place the survey call over AMI; the running service answers it (the answered call
     runs ``ivr.survey.context``/``exten``, which parks it in async AGI) and records the
-    score."""
+    score. The call is claimed in the case store like the scheduler's, so the scheduler
+    does not ring the citizen again right after."""
+    from datetime import timedelta
+
     from cases.store import CaseStore
     from ivr.ami.link import AmiLink
-    from ivr.menus.survey import SurveyDialer
+    from ivr.menus.survey import Placed, SurveyDialer
     store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
                       timezone=cfg.service.timezone)
     link = AmiLink(cfg.ami, name="ami-survey")
     await store.open()
     link.start()
     try:
+        case = await store.get(number)
+        if case is None or str(case.status) != "replied":
+            state = "no such case" if case is None else f"the case is {case.status}"
+            print(f"hotline: no survey call for case {number}: {state} (only a replied case "
+                  "is surveyed)", file=sys.stderr)
+            return 1
         await link.wait_up(timeout=cfg.ami.action_timeout_s)
-        placed = await SurveyDialer(link, store, cfg.ivr.survey, cfg.ivr.menu_for).call(number)
+        claim = await store.claim_survey_call(number, actor="cli", attempts=1_000_000,
+                                              retry_after=timedelta(0))
+        if claim.attempt is None:
+            print(f"hotline: case {number} cannot be surveyed now", file=sys.stderr)
+            return 1
+        dialer = SurveyDialer(link, store, cfg.ivr.survey, cfg.ivr.menu_for)
+        ready = await dialer.prepare(number)
+        if isinstance(ready, Placed):
+            await store.release_survey_call(number, claim.attempt, actor="cli", why=ready.value)
+            placed = ready
+        else:
+            placed = await dialer.place(ready)
+            if not placed:
+                await store.release_survey_call(number, claim.attempt, actor="cli",
+                                                why=placed.value)
     except TimeoutError:
         print(f"hotline: AMI {cfg.ami.host}:{cfg.ami.port} not reachable", file=sys.stderr)
         return 1
@@ -200,10 +223,10 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
         await link.stop()
         await store.close()
     if not placed:
-        print(f"hotline: survey call for case {number} not placed (see the log)",
+        print(f"hotline: survey call for case {number} not placed: {placed.value}",
               file=sys.stderr)
         return 1
-    print(f"survey call for case {number} placed")
+    print(f"survey call for case {number}: {placed.value}")
     return 0
 
 

@@ -266,7 +266,10 @@ dial = "Local/{{number}}@citizens"
                 env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             assert proc.returncode == 0, err.decode()[-2000:]
-            assert f"survey call for case {number} placed" in out.decode()
+            assert f"survey call for case {number}: answered" in out.decode()
+            # Claimed like the scheduler's calls, so the scheduler does not ring again.
+            assert any(e.kind == "survey_call" and e.actor == "cli"
+                       for e in await store.timeline(number))
         handle = await asyncio.wait_for(answered, 10)
         await asyncio.wait_for(handle.done, 30)
         await r.settle()
