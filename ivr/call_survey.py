@@ -22,7 +22,6 @@ from ivr.menus.survey import (
     MENU_VARIABLE,
     SURVEY_VARIABLE,
     SurveyStore,
-    apply_score,
     ask_score,
 )
 from routing.router import RouteDecision
@@ -89,14 +88,9 @@ class SurveySteps:
         answer = await ask_score(self.io, menu.survey, lambda p: menu.sound_of(name, p),
                                  s.ivr_path, store.config.unsatisfied_below)
         if answer.score is not None:
-            try:
-                done = await apply_score(store, number, answer.score)
-            except Exception as e:  # noqa: BLE001 - logged with the score, never lost
-                # The score must not be lost with the error: it is in this line.
-                log.error("survey of case %s: score %d not recorded (%s: %s)", number,
-                          answer.score, type(e).__name__, e)
-            else:
-                log.info("survey of case %s: score %d, %s", number, answer.score, done)
+            # Through the recorder: journaled and retried, so a database blip cannot lose
+            # an unsatisfied citizen's complaint (the case would stay unreopened).
+            self.deps.recorder.score(self.info.node, self.info.uniqueid, number, answer.score)
         if answer.human:
             try:
                 await store.note_survey_to_agent(number, actor=ACTOR)

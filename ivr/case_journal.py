@@ -25,7 +25,9 @@ from typing import IO, Any, Literal
 
 log = logging.getLogger("hotline.cases")
 
-WriteKind = Literal["open", "update", "finish"]
+# "score": a 回访 survey's score for an earlier case (``data``: case, score), written
+# through the journal like the call's own facts so an outage cannot lose a complaint.
+WriteKind = Literal["open", "update", "finish", "score"]
 # Compact once every write is applied and the file has grown past this.
 COMPACT_BYTES = 4 * 1024 * 1024
 
@@ -51,7 +53,7 @@ class CaseWrite:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CaseWrite:
         kind = d["kind"]
-        if kind not in ("open", "update", "finish"):
+        if kind not in ("open", "update", "finish", "score"):
             raise ValueError(f"unknown write kind {kind!r}")
         node, call_id, data = d["node"], d["call_id"], d["data"]
         if not (isinstance(node, str) and isinstance(call_id, str) and isinstance(data, dict)):

@@ -293,6 +293,14 @@ class CaseRecorder:
             return await store.open_call_case(CallStart.model_validate(d))
         if w.kind == "update":
             return await store.update_call_case(w.node, w.call_id, **d)
+        if w.kind == "score":
+            from ivr.menus.survey import SurveyStore, apply_score
+            if not isinstance(store, SurveyStore):
+                raise ValueError("this case store takes no survey scores")
+            done = await apply_score(store, str(d["case"]), int(d["score"]))
+            log.info("survey of case %s: score %s, %s", d["case"], d["score"], done)
+            view: CaseView = await store.get(str(d["case"]))
+            return view
         return await store.finish_call(
             w.node, w.call_id, d["outcome"], datetime.fromisoformat(d["ended_at"]),
             wait_s=d.get("wait_s"), talk_s=d.get("talk_s"))
@@ -330,6 +338,11 @@ class CaseRecorder:
 
     def update(self, node: str, call_id: str, **changes: Any) -> None:
         self._submit(CaseWrite("update", node, call_id, to_jsonable_python(changes)))
+
+    def score(self, node: str, call_id: str, case: str, score: int) -> None:
+        """A survey call's score for ``case``: applied like the call writes (journaled,
+        retried through an outage)."""
+        self._submit(CaseWrite("score", node, call_id, {"case": case, "score": score}))
 
     def finish(self, node: str, call_id: str, outcome: str, ended_at: datetime,
                wait_s: float | None, talk_s: float | None) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cases import Action
+from cases.errors import CaseStoreUnavailable
 from cases.schemas import CallStart
 from ivr.config import HotlineConfig
 from ivr.menus.model import SurveyCallConfig
@@ -298,3 +299,33 @@ async def test_no_survey_calls_on_a_holiday(tmp_path: Path) -> None:
 def test_a_retry_shorter_than_the_ringing_is_refused() -> None:
     with pytest.raises(ValueError, match="retry_s"):
         SurveyCallConfig(retry_s=60, ring_timeout_s=120)
+
+
+async def test_a_score_outlives_a_database_blip(tmp_path: Path) -> None:
+    """The case store fails as the unsatisfied score is written: the score waits in the
+    recorder (journaled) and lands when the store answers again; the complaint is reopened
+    rather than lost."""
+    async with rig(tmp_path, _config(tmp_path)) as r:
+        number = await _replied_case(r, "blip-call", "13900008889")
+        writer = r.service.recorder._writer_store
+        assert writer is not None
+        transition = writer.transition         # type: ignore[attr-defined]
+        failures: list[str] = []
+
+        async def blip(*a: Any, **kw: Any) -> Any:
+            if not failures:
+                failures.append("down")
+                raise CaseStoreUnavailable("database unreachable (test)")
+            return await transition(*a, **kw)
+
+        writer.transition = blip               # type: ignore[attr-defined]
+        answered = r.sim.expect_call("13900008889", "citizens",
+                                     CitizenScript(keys=[("1", 0.3)]))
+        assert await r.service.surveys.call(number)
+        handle = await asyncio.wait_for(answered, 10)
+        await asyncio.wait_for(handle.done, 30)
+        await r.settle()
+        assert failures == ["down"]
+        case = await r.service.store.get(number)
+        assert case is not None and case.satisfaction == 1
+        assert str(case.status) not in ("replied", "closed")   # reopened by the low score
