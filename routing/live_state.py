@@ -123,11 +123,11 @@ class LiveQueues:
     # ---- AMI events ------------------------------------------------------------------
     def on_event(self, ev: AmiEvent) -> None:
         now = self.clock()
-        if self._ends is not None:
-            self._ends.on_event(ev)
         queue = getattr(ev, "queue", None)
         if isinstance(queue, str) and not self._follows(queue):
             return
+        if self._ends is not None:
+            self._ends.on_event(ev)
         if isinstance(ev, QueueMemberEvent):
             self._member(ev)
         elif isinstance(ev, QueueCallerJoin):
