@@ -2,12 +2,13 @@
 
 Public API: ``CaseStore`` (see ``cases.store`` for its parts) with its inputs (``CallStart``,
 ``CaseIntake``, ``DepartmentSeed``) and frozen outputs (``CaseView``, ``CaseEventView``,
-``DepartmentView``, ``AuditRecord``, ``SupervisionLead``), the configuration (``CasesConfig``),
+``DepartmentView``, ``AuditRecord``, ``SupervisionLead``, ``Callback``), the configuration (``CasesConfig``),
 the lifecycle ``Action`` codes, the stable codes, ``mask_number`` and the error classes.
 """
 
 from cases.analysis import Hotspot, HotspotRule
-from cases.codes import CaseStatus, CaseType, EventKind, Outcome, Urgency
+from cases.callbacks import Callback, CallbackCounts
+from cases.codes import CallbackResult, CaseStatus, CaseType, EventKind, Outcome, Urgency
 from cases.config import CasesConfig, SupervisionConfig
 from cases.deadlines import DeadlineConfig, DeadlineRule
 from cases.departments import DepartmentKind, DepartmentSeed, DepartmentView
@@ -39,6 +40,9 @@ __all__ = [
     "Action",
     "AuditRecord",
     "CallStart",
+    "Callback",
+    "CallbackCounts",
+    "CallbackResult",
     "CallerNumberUnreadable",
     "CaseChanges",
     "CaseClosed",

@@ -95,3 +95,15 @@ class EventKind(StrEnum):
     SURVEY_CALL = "survey_call"      # 回访 call claimed by the scheduler; detail: attempt
     SURVEY_CALL_FAILED = "survey_call_failed"  # ...and not placed after all (not an attempt)
     SURVEY_TO_AGENT = "survey_to_agent"  # the citizen answered and asked for a person
+    # 回拨 work on a callback_task (``cases.callbacks``): the latest of these events (or the
+    # task itself) is the callback's state, so nothing else has to be kept in step with them.
+    CALLBACK_ATTEMPT = "callback_attempt"  # called, no answer; detail: attempt, due, note
+    CALLBACK_DONE = "callback_done"        # settled; detail: result, attempts, note
+
+
+class CallbackResult(StrEnum):
+    """What an operator's call back (回拨) came to."""
+
+    REACHED = "reached"      # the citizen was reached: the task is done
+    NO_ANSWER = "no_answer"  # an attempt; the task stays open, due again later
+    GIVEN_UP = "given_up"    # no more attempts (unreachable, withheld number ...): done

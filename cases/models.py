@@ -151,7 +151,11 @@ class Case(Base):
 
 class CaseEvent(Base):
     __tablename__ = "case_events"
-    __table_args__ = (Index("ix_case_events_case_id", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_case_events_case_id", "case_id", "id"),
+        # The callbacks owed (回拨) are found by kind across all cases (revision 0003).
+        Index("ix_case_events_kind", "kind", "case_id"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))

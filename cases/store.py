@@ -18,6 +18,8 @@ One class for callers, assembled from one mixin per concern so each module stays
 ``cases.survey_store``         ``replied_due``, ``claim_survey_call``,
                                ``release_survey_call`` (回访 calls)
 ``cases.analysis_store``       ``counts``, ``hotspots``
+``cases.callbacks``            ``callbacks_owed``, ``callback_counts``, ``callback``,
+                               ``settle_callback`` (回拨 calls)
 =============================  ==========================================================
 
 Failures the call path must survive arrive as ``CaseStoreUnavailable`` (see ``cases.errors``).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 from cases.analysis_store import AnalysisMixin
 from cases.audit import AuditMixin
+from cases.callbacks import CallbacksMixin
 from cases.callpath import CallPathMixin
 from cases.departments_store import DepartmentsMixin
 from cases.editing import EditMixin
@@ -48,5 +51,6 @@ class CaseStore(
     AuditMixin,
     AnalysisMixin,
     SurveyMixin,
+    CallbacksMixin,
 ):
     """See the module docstring; construct with ``StoreCore``'s arguments."""

@@ -1,0 +1,208 @@
+"""Callbacks owed (回拨): the abandoned callers, the callers who pressed the queue's callback
+key and the after-hours messages the centre must call back, and what came of each call back.
+
+``finish_call`` leaves a ``callback_task`` event on the case (due ``callback_within`` after the
+hang-up). A callback's state is the latest of its case's callback events, so it needs no
+table or column of its own that would have to be kept in step with the timeline:
+
+* ``callback_task``: owed, due at the hang-up + ``callback_within``, nothing tried yet;
+* ``callback_attempt`` (an operator called, no answer): still owed, due ``callback_within``
+  after that attempt (from the attempt, not from the old due: calling again at once after a
+  late first try would only ring an empty flat twice);
+* ``callback_done`` (``reached`` or ``given_up``): settled, no longer listed.
+
+The due time of an open callback is computed in SQL from real timestamps (the hang-up or the
+last attempt) rather than read from the events' JSON text, so the list is in true time order
+on both databases; it equals the ``due`` the events record, which the same rule wrote.
+
+Settling is one write with the case row locked (``FOR UPDATE`` on PostgreSQL, the write lock
+on SQLite), like every other write; its event carries the actor. The operator says how many
+unanswered attempts they saw: two operators settling the same callback queue on the lock and
+the second is refused (``ConcurrentUpdate``) rather than recording a second result. The same
+operator sending the same result again (a retried request) gets the callback as it now is,
+with nothing written twice.
+
+Known limitation: the due time ignores the centre's opening hours, so a callback owed for a
+call at 23:00 is due at 23:30 and shows as overdue until the morning shift. Calling hours
+would follow ``ivr.survey.hours`` (the 回访 scheduler's); not built yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import case as when
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from cases.codes import CallbackResult, EventKind
+from cases.core import StoreCore, aware, jsonable
+from cases.errors import CaseNotFound, ConcurrentUpdate
+from cases.models import Case, CaseEvent
+from cases.privacy import mask_number
+from cases.text import check_actor, check_storable
+
+NOTE_MAX = 500      # characters of an operator's note on a call back
+OPEN = "open"       # ``Callback.state`` while owed; otherwise the result that settled it
+_TASK, _ATTEMPT, _DONE = (EventKind.CALLBACK_TASK.value, EventKind.CALLBACK_ATTEMPT.value,
+                          EventKind.CALLBACK_DONE.value)
+_KINDS = (_TASK, _ATTEMPT, _DONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One case's callback as the store sees it at ``now``."""
+
+    number: str                 # the case
+    caller_masked: str          # "" when the caller withheld the number: none to call
+    reason: str                 # the call's outcome: "abandoned" or "callback" (key, message)
+    due: datetime               # aware UTC
+    overdue: bool               # open and due before the store's clock (or the ``now`` given)
+    topic: str | None
+    queue: str | None
+    created_at: datetime        # the case's (the call's start)
+    attempts: int               # unanswered calls back so far
+    state: str                  # OPEN, or the ``CallbackResult`` that settled it
+    settled_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackCounts:
+    owed: int
+    overdue: int
+
+
+def _owed(pick: Callable[[Any, ColumnElement[datetime]], Sequence[Any]]
+          ) -> tuple[Select[Any], ColumnElement[datetime]]:
+    """The open callbacks: cases whose latest callback event (found through
+    ``ix_case_events_kind``) is not ``callback_done``. ``pick(event, since)`` names the
+    columns, ``since`` (returned too) being the time the due counts from: the hang-up or the
+    last attempt."""
+    latest = (select(CaseEvent.case_id, func.max(CaseEvent.id).label("last_id"))
+              .where(CaseEvent.kind.in_(_KINDS)).group_by(CaseEvent.case_id)
+              .subquery("latest_callback"))
+    ev = aliased(CaseEvent, name="cb")
+    since = when((ev.kind == _TASK, func.coalesce(Case.ended_at, ev.at)), else_=ev.at)
+    return (select(*pick(ev, since)).select_from(Case)
+            .join(latest, latest.c.case_id == Case.id).join(ev, ev.id == latest.c.last_id)
+            .where(ev.kind != _DONE)), since
+
+
+class CallbacksMixin(StoreCore):
+    async def callbacks_owed(self, *, limit: int = 100, offset: int = 0,
+                             now: datetime | None = None) -> list[Callback]:
+        """The open callbacks, the one due first first (then by case), a page at a time."""
+        if limit < 1 or offset < 0:
+            raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit}, {offset}")
+        at = aware("now", now) if now is not None else self._now()
+        q, since = _owed(lambda ev, _: (Case, ev))
+        q = q.order_by(since, Case.id).limit(limit).offset(offset)
+        async with self._reading("callbacks_owed") as s:
+            return [self._callback(c, e, at) for c, e in (await s.execute(q)).all()]
+
+    async def callback_counts(self, now: datetime | None = None) -> CallbackCounts:
+        """How many callbacks are owed, and how many of them are overdue at ``now``."""
+        at = aware("now", now) if now is not None else self._now()
+        cutoff = at - self._callback_within     # due before ``at``: counted from before this
+        q, _ = _owed(lambda ev, since: (
+            func.count(), func.coalesce(func.sum(when((since < cutoff, 1), else_=0)), 0)))
+        async with self._reading("callback_counts") as s:
+            owed, overdue = (await s.execute(q)).one()
+        return CallbackCounts(int(owed), int(overdue))
+
+    async def callback(self, number: str, now: datetime | None = None) -> Callback | None:
+        """Case ``number``'s callback, open or settled (None: it never owed one;
+        ``CaseNotFound``: no such case)."""
+        at = aware("now", now) if now is not None else self._now()
+        async with self._reading("callback") as s:
+            case = (await s.execute(select(Case).where(Case.number == number))
+                    ).scalar_one_or_none()
+            if case is None:
+                raise CaseNotFound(f"no case {number}")
+            ev = await self._latest_event(s, case)
+            return None if ev is None else self._callback(case, ev, at)
+
+    async def settle_callback(self, number: str, result: CallbackResult | str, *, actor: str,
+                              note: str | None = None, seen_attempts: int | None = None,
+                              now: datetime | None = None) -> Callback:
+        """Record what calling back case ``number``'s caller came to: ``reached`` and
+        ``given_up`` settle the callback, ``no_answer`` is an attempt that leaves it owed and
+        due ``callback_within`` later. ``seen_attempts``: the unanswered attempts the operator
+        saw; if the callback has changed since, ``ConcurrentUpdate`` (so does settling one
+        that is settled already, unless it is this actor's same result again, which returns
+        it unchanged). ``CaseNotFound`` when the case does not exist or owes no callback."""
+        outcome = CallbackResult(result)
+        actor = check_actor(actor)
+        check_storable("note", note)
+        note = (note or "").strip() or None
+        if note is not None and len(note) > NOTE_MAX:
+            raise ValueError(f"note is {len(note)} characters; at most {NOTE_MAX}")
+        if seen_attempts is not None and seen_attempts < 0:
+            raise ValueError(f"seen_attempts must be >= 0, got {seen_attempts}")
+        at = aware("now", now) if now is not None else self._now()
+
+        async def apply(s: AsyncSession) -> Callback:
+            case = await self._require_number(s, number)    # locked: settles queue here
+            ev = await self._latest_event(s, case)
+            if ev is None:
+                raise CaseNotFound(f"case {number} owes no callback")
+            now_cb = self._callback(case, ev, at)
+            if now_cb.state != OPEN:
+                if ev.actor == actor and now_cb.state == outcome.value:
+                    return now_cb       # the same request again: already done
+                raise ConcurrentUpdate(
+                    f"the callback of case {number} is already settled: {now_cb.state} by "
+                    f"{ev.actor} at {ev.at.astimezone(self._tz):%Y-%m-%d %H:%M}")
+            if seen_attempts is not None and seen_attempts != now_cb.attempts:
+                if (outcome is CallbackResult.NO_ANSWER and ev.kind == _ATTEMPT
+                        and ev.actor == actor and now_cb.attempts == seen_attempts + 1):
+                    return now_cb       # this very attempt, sent again
+                raise ConcurrentUpdate(
+                    f"the callback of case {number} changed meanwhile: {now_cb.attempts} "
+                    f"unanswered attempt(s) now, you saw {seen_attempts}; reload the list")
+            detail: dict[str, Any] = {"reason": now_cb.reason}
+            if outcome is CallbackResult.NO_ANSWER:
+                after = dataclasses.replace(now_cb, attempts=now_cb.attempts + 1,
+                                            due=at + self._callback_within, overdue=False)
+                kind = EventKind.CALLBACK_ATTEMPT
+                detail |= {"attempt": after.attempts, "due": jsonable(after.due)}
+            else:
+                after = dataclasses.replace(now_cb, state=outcome.value, overdue=False,
+                                            settled_by=actor)
+                kind = EventKind.CALLBACK_DONE
+                detail |= {"result": outcome.value, "attempts": now_cb.attempts,
+                           "due": jsonable(now_cb.due)}
+            if note is not None:
+                detail["note"] = note
+            self._event(s, case, kind, actor, at, detail)
+            return after
+
+        return await self._write("settle_callback", apply)
+
+    @staticmethod
+    async def _latest_event(s: AsyncSession, case: Case) -> CaseEvent | None:
+        q = (select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind.in_(_KINDS))
+             .order_by(CaseEvent.id.desc()).limit(1))
+        return (await s.execute(q)).scalar_one_or_none()
+
+    def _callback(self, case: Case, ev: CaseEvent, at: datetime) -> Callback:
+        detail = ev.detail or {}
+        if ev.kind == _DONE:
+            due = datetime.fromisoformat(str(detail["due"]))
+            state, attempts, by = str(detail["result"]), int(detail.get("attempts", 0)), ev.actor
+        else:
+            # The rule the task and the attempts recorded their ``due`` with (see above).
+            since = (case.ended_at or ev.at) if ev.kind == _TASK else ev.at
+            due, state, by = since + self._callback_within, OPEN, None
+            attempts = int(detail.get("attempt", 0)) if ev.kind == _ATTEMPT else 0
+        plain = self._cipher.decrypt(case.caller_number_enc) if case.caller_number_enc else None
+        return Callback(
+            number=case.number, caller_masked=mask_number(plain),
+            reason=str(detail.get("reason") or case.outcome or ""), due=due,
+            overdue=state == OPEN and due < at, topic=case.topic, queue=case.queue,
+            created_at=case.created_at, attempts=attempts, state=state, settled_by=by)
