@@ -26,6 +26,7 @@ from console.advisor import AdvisorRunner
 from console.audit import AuditLog
 from console.auth import Role, SessionStore, Users, WebUser, hash_password
 from console.board import QueueStats
+from console.callbacks import add_callback_routes
 from console.context import CONSOLE, Console
 from console.department import add_department_routes
 from console.metrics import setup_metrics
@@ -139,6 +140,7 @@ def build_app(service: HotlineService, *, settings: ConsoleSettings | None = Non
     add_operator_routes(app)
     add_admin_routes(app)
     add_department_routes(app)
+    add_callback_routes(app)
     setup_metrics(app, console)
     o311 = service.config.open311
     if o311.enabled:

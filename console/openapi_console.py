@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from cases import CaseType, Urgency
+from cases import CallbackResult, CaseType, Urgency
+from cases.callbacks import NOTE_MAX, OPEN
 from cases.departments import DepartmentKind
 from console.auth import Role
+from console.callbacks import MAX_ATTEMPTS, MAX_PAGE, PAGE
 from console.operator import PAUSE_REASONS
 from console.security import COOKIE
 from routing.policy import MAX_PRIORITY, MAX_SECONDS, MAX_SKILL
@@ -101,6 +103,19 @@ _PARAMS: dict[str, JsonObject] = {
     **{k: {"type": "integer", "minimum": 0, "maximum": MAX_PRIORITY} for k in (
         "priority_emergency", "priority_flagged", "priority_repeat", "priority_enterprise")}}
 
+_CALLBACK = _obj(
+    ["number", "caller", "reason", "due", "overdue", "topic", "queue", "created_at",
+     "attempts", "state", "settled_by"],
+    number=_STR, caller={"type": "string", "description": "masked; empty when withheld"},
+    reason={"type": "string", "description": "the call's outcome: abandoned, or callback "
+                                             "(the queue's key, an after-hours message)"},
+    due={"type": "string", "description": "the centre's local time, with its offset"},
+    overdue=_BOOL, topic=_N_STR, queue=_N_STR, created_at=_STR,
+    attempts={"type": "integer", "description": "unanswered calls back so far"},
+    state={"type": "string", "enum": [OPEN, CallbackResult.REACHED.value,
+                                      CallbackResult.GIVEN_UP.value]},
+    settled_by=_N_STR)
+
 SCHEMAS: dict[str, JsonObject] = {
     "Error": {**_obj(["error"], error=_STR), "description": "every error of the API"},
     "Case": _CASE,
@@ -108,14 +123,16 @@ SCHEMAS: dict[str, JsonObject] = {
     "Group": _GROUP,
     "Proposal": _PROPOSAL,
     "Advisor": _ADVISOR,
+    "Callback": _CALLBACK,
 }
 
 _WHY = {400: "bad input (the message says which field and why)",
         401: "no session: log in at /login first",
         403: "the session's role may not do this, or (POST) a missing or wrong X-CSRF-Token "
              "or a foreign Origin",
-        404: "no such case (or not at this department)",
-        409: "the state does not allow it (see the message), or Asterisk refused the action",
+        404: "no such case (or not at this department, or owing no callback)",
+        409: "the state does not allow it (see the message: e.g. a callback settled "
+             "meanwhile), or Asterisk refused the action",
         502: "Asterisk could not be asked (the AMI link is down or did not answer)",
         503: "the case store is unavailable; try again"}
 
@@ -203,7 +220,8 @@ def _operator_paths() -> dict[str, JsonObject]:
                 expected_version={"type": "integer", "nullable": True,
                                   "description": "refuse (409) if the case changed since"}))},
         "/api/cases/{number}/reveal": {"post": _op(
-            "The caller's full number (null when withheld); audited with the reason",
+            "The caller's full number (null when withheld); audited with the reason. An "
+            "operator: of a case popped on their screen, or owing a callback",
             _ok(_obj(["number"], number=_N_STR)), 400, 404, 503, params=[_NUMBER],
             body=_form(["reason"], reason={
                 "type": "string", "pattern": r"\S",
@@ -303,6 +321,45 @@ def _department_paths() -> dict[str, JsonObject]:
     }
 
 
+def _paging(what: str, default: int, most: int) -> list[JsonObject]:
+    return [{"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": most, "default": default},
+             "description": f"{what} per page"},
+            {"name": "offset", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 0},
+             "description": f"{what} to skip (the previous page's next_offset)"}]
+
+
+def _callback_paths() -> dict[str, JsonObject]:
+    return {
+        "/api/callbacks": {"get": _op(
+            "The callbacks owed (回拨), the one due first first, a page at a time; with how "
+            "many are owed and overdue in all",
+            _ok(_obj(["owed", "overdue", "offset", "next_offset", "callbacks"],
+                     owed=_INT, overdue=_INT, offset=_INT,
+                     next_offset={"type": "integer", "nullable": True,
+                                  "description": "the offset of the next page (null: none)"},
+                     callbacks={"type": "array", "items": _ref("Callback")})),
+            400, 503, params=_paging("callbacks", PAGE, MAX_PAGE))},
+        "/api/callbacks/{number}": {"post": _op(
+            "What calling the citizen back came to: reached or given_up settles the callback, "
+            "no_answer records an attempt and makes it due again later (on the case's "
+            "timeline, with the user). The number to dial: POST "
+            "/api/cases/{number}/reveal (audited)",
+            _ok(_ref("Callback"), "the callback as it now is"), 400, 404, 409, 503,
+            params=[_NUMBER],
+            body=_form(["result"],
+                       result={"type": "string",
+                               "enum": [r.value for r in CallbackResult]},
+                       note={**_N_STR, "maxLength": NOTE_MAX},
+                       attempts={"type": "integer", "nullable": True, "minimum": 0,
+                                 "maximum": MAX_ATTEMPTS,
+                                 "description": "the unanswered attempts the client showed: "
+                                                "refused (409) if the callback changed "
+                                                "since"}))},
+    }
+
+
 def console_document() -> JsonObject:
     health = _obj(["ami", "calls_in_progress"], ami=_STR, calls_in_progress=_INT)
     call = _obj(["uniqueid", "channel", "case", "topic", "queue", "agent", "ivr_path"],
@@ -330,6 +387,7 @@ def console_document() -> JsonObject:
                                                                 "items": call}))},
             "/api/me": {"get": _op("Who is logged in", _ok(me))},
             **_operator_paths(), **_admin_paths(), **_department_paths(),
+            **_callback_paths(),
         },
         "components": {
             "schemas": SCHEMAS,

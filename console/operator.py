@@ -2,7 +2,8 @@
 revealing the caller's number (audited by the store), pause with a reason and resume.
 
 An operator may edit only the cases that were popped on their screen (the last
-``RECENT_CASES``); a supervisor may edit any.
+``RECENT_CASES``); a supervisor may edit any. An operator may also reveal the number of a case
+that owes a callback (回拨, ``console.callbacks``): calling back is their work too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cases import CaseType, Urgency
+from cases.callbacks import OPEN
 from cases.lifecycle import Action
 from cases.text import StoredText
 from console.auth import Role, Session
@@ -216,14 +218,22 @@ async def save_case(request: web.Request) -> web.Response:
 async def reveal(request: web.Request) -> web.Response:
     s = session_of(request, Role.OPERATOR, Role.SUPERVISOR)
     number = case_number(request)
-    _may_edit(request, s, number)
+    store = request.app[CONSOLE].service.store
+    if s.user.role is not Role.SUPERVISOR and not request.app[CONSOLE].pops.may_edit(
+            s.member, number):
+        # A caller owed a call back (回拨) was mostly on nobody's screen (they hung up while
+        # waiting): the operator calling them back needs the number, audited like any reveal.
+        with store_answers(f"look up the callback of case {number}"):
+            owed = await store.callback(number)
+        if owed is None or owed.state != OPEN:
+            raise web.HTTPForbidden(text=f"case {number} was not on your screen and owes "
+                                         "no callback")
     form: RevealForm = await _json(request, RevealForm)
     reason = form.reason.strip()[:200]
     if not reason:
         raise web.HTTPBadRequest(text="a reason is required: unmasking is audited")
     with store_answers(f"reveal the caller of case {number}"):
-        plain = await request.app[CONSOLE].service.store.reveal_number(
-            number, actor=f"web:{s.user.name}", reason=reason)
+        plain = await store.reveal_number(number, actor=f"web:{s.user.name}", reason=reason)
     return web.json_response({"number": plain})
 
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,43 @@ async def test_admin_board_changes_reach_pbxsim(tmp_path: Path, browser: object)
         await p.wait_for_selector("#group-water .plot rect.bar")
         await p.screenshot(path=str(_shots(tmp_path) / "admin.png"), full_page=True)
         assert p.hotline_errors == []
+
+
+async def test_callbacks_owed_are_settled_from_the_admin_page(
+        tmp_path: Path, browser: object) -> None:
+    async with console_rig(tmp_path) as cr:
+        store = cr.rig.service.store
+        numbers = []
+        for i, ago in enumerate((50, 10)):   # the first overdue, the second due in 20 min
+            case = await store.open_call_case(CallStart(call_id=f"cb-{i}",
+                                                        caller_number=f"1390000{i:04d}"))
+            await store.finish_call("default", f"cb-{i}", "abandoned",
+                                    datetime.now(UTC) - timedelta(minutes=ago))
+            numbers.append(case.number)
+        page = await _login(browser, cr, "supervisor", "supervisor", "/admin")
+        p = page  # type: ignore[assignment]
+        rows = "#callback-rows tr"
+        await p.wait_for_selector(f"{rows}[data-case='{numbers[1]}']")
+        assert await p.locator(rows).evaluate_all("rs => rs.map(r => r.dataset.case)") \
+            == numbers
+        assert await p.locator(f"{rows}.overdue").count() == 1
+        assert await p.text_content("#callbacks-count") == "2 owed, 1 overdue"
+        first = f"{rows}[data-case='{numbers[0]}']"
+        assert await p.text_content(f"{first} td:nth-child(3) span") == "139****0000"
+        await p.screenshot(path=str(_shots(tmp_path) / "admin-callbacks.png"), full_page=True)
+        # No answer: tried once, due again later, so now after the other one.
+        await p.click(f"{first} button:has-text('no answer')")
+        await p.wait_for_selector(f"{rows}:last-child[data-case='{numbers[0]}']")
+        assert await p.text_content(f"{first} td:nth-child(6)") == "1"
+        await p.wait_for_selector("#callbacks-count:has-text('2 owed, 0 overdue')")
+        # Reached: off the list, and on the case's record.
+        await p.click(f"{first} button:has-text('reached')")
+        await p.wait_for_selector(first, state="detached")
+        await p.wait_for_selector("#callbacks-count:has-text('1 owed, 0 overdue')")
+        kinds = [e.kind for e in await store.timeline(numbers[0])]
+        assert kinds[-2:] == ["callback_attempt", "callback_done"]
+
+        # The operator's page shows the count.
+        op = await _login(browser, cr, "operator", "operator", "/operator")
+        await op.wait_for_selector("#callbacks-owed:has-text('回拨 1 owed')")  # type: ignore[attr-defined]
+        assert p.hotline_errors == [] and op.hotline_errors == []  # type: ignore[attr-defined]

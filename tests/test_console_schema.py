@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from cases import CallStart
+from cases import CallStart, Outcome
 from cases.lifecycle import Action
 from console.openapi_console import PATH, console_document
 from console.security import COOKIE
@@ -65,6 +66,9 @@ class _Console:
             if i % 2:   # half of them at the department, for its steps
                 await store.transition(case.number, Action.DISPATCH, actor="test",
                                        department=DEPARTMENT)
+            if i < 2:   # and two abandoned calls, owed a callback (回拨) to settle
+                await store.finish_call(node, f"fuzz-{i}", Outcome.ABANDONED,
+                                        datetime.now(UTC))
             self.cases.append(case.number)
         for name in ("supervisor", "operator", "department"):
             async with cr.client() as client:
@@ -198,6 +202,8 @@ def _post(server: _Console, path: str, body: bytes) -> tuple[int, Any]:
     # Lax coercions: a string is no number, 0 no boolean.
     ("/api/admin/params", b'{"margin_s": "5"}'), ("/api/admin/params", b'{"look_ahead": 0}'),
     ("/api/cases/{case}", b'{"expected_version": "1"}'),
+    ("/api/callbacks/{case}", b""),
+    ("/api/callbacks/{case}", b'{"result": "reached", "attempts": 1e999}'),
 ])
 def test_bad_bodies_are_400_with_a_json_message(server: _Console, path: str,
                                                  body: bytes) -> None:

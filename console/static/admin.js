@@ -1,5 +1,5 @@
-// Admin page: the live board over a websocket, queue controls, routing parameters,
-// skill advisor and audit log.
+// Admin page: the live board over a websocket, the callbacks owed, queue controls, routing
+// parameters, skill advisor and audit log.
 "use strict";
 
 (() => {
@@ -190,7 +190,63 @@
     } catch (e) { console.error(e); }
   }
 
+  // Callbacks owed (回拨), the one due first first. The list has masked numbers only: the
+  // number to dial comes from the audited reveal. Each settle sends the attempts shown, so a
+  // callback another operator settled or tried meanwhile is refused, not settled twice.
+  const CB_PAGE = 50;
+  let cbOffset = 0;
+  // "2026-03-12T17:00+08:00" -> "2026-03-12 17:00": the centre's clock, as the server sends it.
+  const localPart = (iso) => iso.slice(0, 16).replace("T", " ");
+
+  async function settleCallback(c, result) {
+    let note = null;
+    if (result === "given_up") {
+      note = prompt(`Stop calling back case ${c.number}? Why (optional):`, "");
+      if (note === null) return;
+    }
+    try {
+      await api("POST", "/api/callbacks/" + encodeURIComponent(c.number), { result, note: note || null, attempts: c.attempts });
+      text("callbacks-result", `${c.number}: ${result.replace("_", " ")}`);
+    } catch (e) { text("callbacks-result", `${c.number}: ${e.message}`); }
+    loadCallbacks();
+  }
+
+  async function revealNumber(c, shown) {
+    const reason = prompt("Why do you need the full number? (recorded)", "callback 回拨");
+    if (!reason) return;
+    try {
+      const r = await api("POST", "/api/cases/" + encodeURIComponent(c.number) + "/reveal", { reason });
+      shown.textContent = r.number || "withheld";
+    } catch (e) { text("callbacks-result", `${c.number}: ${e.message}`); }
+  }
+
+  function callbackRow(c) {
+    const shown = el("span", { cls: "mono", text: c.caller || "withheld" });
+    const act = (result, label, cls) => el("button", { type: "button", cls: "small " + (cls || ""), text: label, onclick: () => settleCallback(c, result) });
+    return el("tr", { cls: c.overdue ? "overdue" : "", "data-case": c.number },
+      el("td", null, localPart(c.due), c.overdue ? el("span", { cls: "badge off", text: "overdue" }) : null),
+      el("td", { cls: "mono", text: c.number }),
+      el("td", null, shown, c.caller ? el("button", { type: "button", cls: "link small", text: "reveal", onclick: () => revealNumber(c, shown) }) : null),
+      el("td", { text: c.reason }), el("td", { text: c.topic || c.queue || "—" }), el("td", { text: c.attempts }),
+      el("td", { cls: "acts" }, act("reached", "reached", "primary"), act("no_answer", "no answer"), act("given_up", "given up", "danger")));
+  }
+
+  async function loadCallbacks() {
+    try {
+      const r = await api("GET", `/api/callbacks?limit=${CB_PAGE}&offset=${cbOffset}`);
+      if (!r.callbacks.length && cbOffset > 0) { cbOffset = Math.max(0, cbOffset - CB_PAGE); return loadCallbacks(); }
+      text("callbacks-count", `${r.owed} owed, ${r.overdue} overdue`);
+      document.getElementById("callbacks-newer").hidden = r.offset === 0;
+      document.getElementById("callbacks-older").hidden = r.next_offset == null;
+      document.getElementById("callback-rows").replaceChildren(...r.callbacks.map(callbackRow));
+    } catch (e) { text("callbacks-result", e.message); }
+  }
+  document.getElementById("callbacks-newer").addEventListener("click", () => { cbOffset = Math.max(0, cbOffset - CB_PAGE); loadCallbacks(); });
+  document.getElementById("callbacks-older").addEventListener("click", () => { cbOffset += CB_PAGE; loadCallbacks(); });
+
   live("/ws/board", (m) => { if (m.type === "board") renderBoard(m); }, connBadge);
+  loadCallbacks();
+  setInterval(loadCallbacks, 30000);
   loadParams();
   api("GET", "/api/admin/advisor").then(renderAdvisor).catch(() => {});
   refreshAudit();

@@ -1,4 +1,5 @@
-// Operator page: screen pops over a websocket, the case form, pause and resume.
+// Operator page: screen pops over a websocket, the case form, pause and resume, and the
+// count of callbacks owed.
 "use strict";
 
 (() => {
@@ -146,6 +147,18 @@
       text("save-result", "saved (version " + c.version + ")");
     } catch (e) { text("save-result", "not saved: " + e.message); }
   });
+
+  // How many callbacks (回拨) the centre owes, and how many are overdue: one line, refreshed.
+  async function loadOwed() {
+    try {
+      const r = await api("GET", "/api/callbacks?limit=1");
+      const b = document.getElementById("callbacks-owed");
+      b.textContent = `回拨 ${r.owed} owed` + (r.overdue ? `, ${r.overdue} overdue` : "");
+      b.className = "badge" + (r.overdue ? " off" : "");
+    } catch (e) { console.error(e); }
+  }
+  loadOwed();
+  setInterval(loadOwed, 30000);
 
   (async () => {
     try {
