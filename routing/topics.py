@@ -7,9 +7,11 @@ caller goes to the general group rather than a guessed one.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ivr.config import TopicConfig
+from routing.cjk import is_cjk_locale, normalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +54,17 @@ class TopicCatalogue:
     def topics(self) -> list[Topic]:
         return list(self._topics.values())
 
-    def keywords(self, locale: str) -> list[str]:
-        """Every keyword of a locale, for building a speech grammar."""
+    def is_emergency(self, name: str | None) -> bool:
+        t = self._topics.get(name) if name is not None else None
+        return t is not None and t.emergency
+
+    def keywords(self, locale: str, topics: Collection[str] | None = None) -> list[str]:
+        """Every keyword of a locale (of ``topics`` only, if given), for a speech grammar."""
         seen: dict[str, None] = {}
         for t in self._topics.values():
-            for w in t.keywords.get(locale, ()):
-                seen.setdefault(w, None)
+            if topics is None or t.name in topics:
+                for w in t.keywords.get(locale, ()):
+                    seen.setdefault(w, None)
         return list(seen)
 
     def by_key(self, digit: str) -> Classification:
@@ -66,19 +73,73 @@ class TopicCatalogue:
             return Classification(None, 0.0, (), "none")
         return Classification(t.name, 1.0, (), "key")
 
-    def classify(self, text: str, locale: str) -> Classification:
-        """Topic of a transcript: the topic whose keywords cover most of what was matched."""
-        text = text.strip()
+    def classify(self, text: str, locale: str, *,
+                 accept: Collection[str] | None = None) -> Classification:
+        """Topic of a transcript (every word weighs the same); see ``classify_words``."""
+        return self.classify_words([(w, 1.0) for w in text.split()], locale, accept=accept)
+
+    def classify_words(self, words: Sequence[tuple[str, float]], locale: str, *,
+                       accept: Collection[str] | None = None) -> Classification:
+        """Topic of recognised words, each with the recogniser's confidence in it (0..1).
+
+        Keywords are found in the words joined (in CJK languages without spaces, so
+        '燃 气 泄 漏' holds 燃气泄漏); where keywords overlap the longest counts ('가스누출' is
+        gas_leak, not the energy word '가스'). Each match weighs its words' mean confidence.
+        Any emergency heard wins over ordinary topics: a caller who mentions a fire while
+        talking about a power cut must get the emergency handling. Among the rest, the topic
+        with the most weight wins (among equals, the one named first); its confidence is its
+        lead over the runner-up, as a share of all the weight matched, so words pointing at
+        competing topics give a low confidence (the router then sends the caller to a
+        person). ``accept``: the only topics that may be chosen (None: all).
+        """
+        text, weight = _joined(words, locale)
         if not text:
             return Classification(None, 0.0, (), "none")
-        scores: dict[str, list[str]] = {}
+        found: list[tuple[int, int, Topic, str]] = []
         for t in self._topics.values():
-            hits = [w for w in t.keywords.get(locale, ()) if w and w in text]
-            if hits:
-                scores[t.name] = hits
+            if accept is not None and t.name not in accept:
+                continue
+            for kw in t.keywords.get(locale, ()):
+                k = normalize(kw, locale)
+                start = text.find(k) if k else -1
+                while start >= 0:
+                    found.append((start, start + len(k), t, kw))
+                    start = text.find(k, start + 1)
+        taken: list[tuple[int, int, Topic, str]] = []
+        for m in sorted(found, key=lambda m: (m[0] - m[1], m[0])):      # longest first
+            if all(m[1] <= o[0] or o[1] <= m[0] for o in taken):
+                taken.append(m)
+        if any(t.emergency for _, _, t, _ in taken):
+            taken = [m for m in taken if m[2].emergency]
+        scores: dict[str, float] = {}     # insertion order: the order the topics were heard
+        hits: dict[str, list[str]] = {}
+        for start, end, t, kw in sorted(taken, key=lambda m: m[0]):
+            scores[t.name] = scores.get(t.name, 0.0) + sum(weight[start:end]) / (end - start)
+            hits.setdefault(t.name, []).append(kw)
         if not scores:
             return Classification(None, 0.0, (), "speech")
-        total = sum(sum(len(w) for w in hits) for hits in scores.values())
-        best = max(scores, key=lambda n: (sum(len(w) for w in scores[n]), -list(self._topics).index(n)))
-        conf = sum(len(w) for w in scores[best]) / total
-        return Classification(best, round(conf, 3), tuple(scores[best]), "speech")
+        # Equal weight: the topic named first (callers say what happened before the rest,
+        # "화재 신고합니다"); sorted() keeps that order among equals.
+        ranked = sorted(scores, key=lambda n: -scores[n])
+        best = ranked[0]
+        runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0
+        total = sum(scores.values())
+        conf = (scores[best] - runner_up) / total if total > 0 else 0.0
+        return Classification(best, round(conf, 3), tuple(dict.fromkeys(hits[best])), "speech")
+
+
+def _joined(words: Sequence[tuple[str, float]], locale: str) -> tuple[str, list[float]]:
+    """The words as one normalized string, and each character's weight (its word's)."""
+    sep = "" if is_cjk_locale(locale) else " "
+    text: list[str] = []
+    weight: list[float] = []
+    for word, conf in words:
+        w = normalize(word, locale)
+        if not w:
+            continue
+        if text and sep:
+            text.append(sep)
+            weight.append(0.0)
+        text.append(w)
+        weight.extend([max(0.0, min(1.0, conf))] * len(w))
+    return "".join(text), weight

@@ -18,9 +18,10 @@ transcription (for the case record). The utterance ends at the first of:
 - ``max_duration``: ``max_s`` seconds of audio (or of wall clock, if Asterisk stops sending);
 - ``hangup``: the caller hung up; what they said so far is still returned.
 
-The topic comes from the spotted keywords; only if none were spotted is the transcript
-classified instead. An energy detector complements Vosk so that silence (or line noise that
-Vosk maps to nothing) is reported as ``no_speech`` rather than an empty transcript.
+The topic comes from the spotted keywords and the transcript (``speech.spotting``: an
+emergency in either wins, else the spotter decides). An energy detector complements Vosk so
+that silence (or line noise that Vosk maps to nothing) is reported as ``no_speech`` rather
+than an empty transcript.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
 from speech.decoder import BYTES_PER_S, UNK_TOKENS, Decoder, Mode, Segment
 from speech.engine import SpeechEngine
+from speech.spotting import topic_of
 
 log = logging.getLogger(__name__)
 
@@ -273,20 +275,16 @@ async def capture_utterance(
                             "what was decoded (CPU overloaded?)", name,
                             tr.fed_s - tr.decoded_s - tr.dropped_s, transcript_wait_s)
 
-    spot_words = tuple(w.word for s in spotted for w in s.words)
+    spot_words = [w for s in spotted for w in s.words]
     no_speech = not vad.speech_seen and not spot_words and not text
-    if no_speech:
-        cls = catalogue.classify("", locale)
-    else:
-        cls = catalogue.classify(" ".join(spot_words), locale)
-        if cls.topic is None and text:
-            cls = catalogue.classify(text, locale)
+    cls = topic_of(catalogue, locale, spot_words, text)
     dropped = spot.dropped_s + (tr.dropped_s if tr is not None else 0.0)
     utt = Utterance(text=text, keywords=cls.keywords, topic=cls.topic,
                     confidence=cls.confidence, ended_by=ended_by, no_speech=no_speech,
                     digits=digits, audio_s=round(audio_s, 3), dropped_s=round(dropped, 3),
                     transcript_complete=complete)
-    log.info("capture %s: %s after %.1f s; topic=%s (%.2f, %s) no_speech=%s text=%r",
-             name, ended_by, audio_s, utt.topic, utt.confidence,
-             ",".join(utt.keywords) or "-", no_speech, text)
+    log.info("capture %s: %s after %.1f s; topic=%s (%.2f, %s) no_speech=%s spotted=%s "
+             "text=%r", name, ended_by, audio_s, utt.topic, utt.confidence,
+             ",".join(utt.keywords) or "-", no_speech,
+             " ".join(f"{w.word}:{w.conf:.2f}" for w in spot_words) or "-", text)
     return utt

@@ -41,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from routing.cjk import is_cjk_word
 from speech.decoder import SAMPLE_RATE, UNK_TOKENS, Decoder, Mode, Segment
 from speech.pool import DecodePool
 
@@ -51,6 +52,39 @@ INSTALL_HINT = (
     "empty), or download vosk-model-small-cn-0.22 from https://alphacephei.com/vosk/models, "
     "unzip it and set speech.model_path to its directory"
 )
+
+
+def spotting_words(keyword: str, known: Callable[[str], bool]) -> list[str] | None:
+    """The model's words that make up ``keyword``, or None if it cannot be spotted.
+
+    Each space-separated word the model knows is kept; a CJK word it does not know is cut
+    into the fewest known pieces (longer pieces are heard more reliably than characters).
+    """
+    out: list[str] = []
+    for word in keyword.split():
+        if known(word):
+            out.append(word)
+            continue
+        pieces = _fewest_known_pieces(word, known) if is_cjk_word(word) else None
+        if pieces is None:
+            return None
+        out.extend(pieces)
+    return out
+
+
+def _fewest_known_pieces(word: str, known: Callable[[str], bool]) -> list[str] | None:
+    # best[i]: the fewest known pieces spelling word[:i] (keywords are short: O(n^2) lookups)
+    best: list[list[str] | None] = [[]] + [None] * len(word)
+    for end in range(1, len(word) + 1):
+        for start in range(end):
+            head = best[start]
+            piece = word[start:end]
+            if head is not None and known(piece):
+                cand = [*head, piece]
+                cur = best[end]
+                if cur is None or len(cand) < len(cur):
+                    best[end] = cand
+    return best[-1]
 
 
 class SpeechUnavailable(RuntimeError):
@@ -181,23 +215,41 @@ class SpeechEngine:
         return model
 
     def grammar(self, keywords: list[str]) -> str:
-        """The Vosk grammar for ``keywords``: the words the model knows, plus its unk token."""
+        """The Vosk grammar for ``keywords``: the words the model knows, plus its unk token.
+
+        A CJK keyword the model lacks as one word is given as the words it is made of, when
+        the model knows them ('관리비요' as '관리비 요', '燃气泄漏' as '燃气 泄漏' or character
+        by character): the spotter then hears the pieces in sequence and the classifier,
+        which ignores spaces in CJK text, finds the keyword in them.
+        """
         model = self.load_sync()
         key = (self.model_path, tuple(keywords))
         g = self._grammars.get(key)
         if g is None:
-            known: list[str] = []
+            def known(word: str) -> bool:
+                return bool(model.vosk_model_find_word(word) >= 0)
+
+            phrases: list[str] = []
             missing: list[str] = []
+            split: list[str] = []
             for k in dict.fromkeys(w.strip() for w in keywords if w.strip()):
-                ok = all(model.vosk_model_find_word(t) >= 0 for t in k.split())
-                (known if ok else missing).append(k)
+                words = spotting_words(k, known)
+                if words is None:
+                    missing.append(k)
+                    continue
+                if words != k.split():
+                    split.append(f"{k} -> {' '.join(words)}")
+                phrases.append(" ".join(words))
             if missing:
                 log.warning("speech: keywords not in the model's vocabulary, cannot be "
                             "spotted: %s", ", ".join(missing))
-            unk = [t for t in UNK_TOKENS if model.vosk_model_find_word(t) >= 0][:1]
+            if split:
+                log.info("speech: keywords spotted as the words the model knows: %s",
+                         "; ".join(split))
+            unk = [t for t in UNK_TOKENS if known(t)][:1]
             # ensure_ascii=False: Vosk's JSON reader does not decode \uXXXX escapes, so a
             # default json.dumps turns every Korean or Chinese keyword into an unknown word.
-            g = json.dumps(known + unk, ensure_ascii=False)
+            g = json.dumps(list(dict.fromkeys(phrases)) + unk, ensure_ascii=False)
             self._grammars[key] = g
         return g
 

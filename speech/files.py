@@ -21,6 +21,7 @@ from pathlib import Path
 from routing.topics import TopicCatalogue
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode, Segment, parse_result
 from speech.engine import SpeechEngine
+from speech.spotting import topic_of
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +145,7 @@ async def transcribe_pcm(engine: SpeechEngine, pcm: bytes, catalogue: TopicCatal
         engine.run(_decode_all, engine, "spotting", catalogue.keywords(locale), pcm,
                    spotting=True))
     text = " ".join(s.text for s in free)
-    spotted = " ".join(w.word for s in spot for w in s.words)
-    cls = catalogue.classify(spotted, locale)
-    if cls.topic is None and text:
-        cls = catalogue.classify(text, locale)
+    cls = topic_of(catalogue, locale, [w for s in spot for w in s.words], text)
     return FileTranscript(text, cls.keywords, cls.topic, cls.confidence,
                           round(len(pcm) / BYTES_PER_S, 3))
 

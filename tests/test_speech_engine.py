@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.speech_corpus import KO_KEYWORDS
-from ivr.config import HotlineConfig, load_config
+from ivr.config import HotlineConfig, TopicConfig, load_config
 from routing.topics import TopicCatalogue
 from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
@@ -26,7 +26,7 @@ from speech.capture import Utterance, capture_utterance
 from speech.cli import cmd_check, cmd_transcribe
 from speech.decoder import BYTES_PER_S, Decoder
 from speech.engine import DecoderSettings, SpeechEngine, SpeechUnavailable, _derived_model_dir
-from speech.files import to_slin8k, transcribe_file
+from speech.files import to_slin8k, transcribe_file, transcribe_pcm
 from speech.synth import synthesize
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
@@ -219,11 +219,25 @@ async def test_a_busy_pool_does_not_delay_the_end_of_an_utterance(
 def test_grammar_keeps_hangul_and_uses_the_model_unk(engine: SpeechEngine,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="speech.engine"):
-        grammar = json.loads(engine.grammar(["보험", "없는단어쯤", "보험"]))
+        # 갃 is no word of this model, nor any piece of one.
+        grammar = json.loads(engine.grammar(["보험", "갃갅", "보험"]))
     # Not \\uXXXX escapes (Vosk would not decode them), no [unk] (this model calls it <UNK>).
     assert "보험" in engine.grammar(["보험"])
     assert grammar == ["보험", "<UNK>"]
-    assert any("없는단어쯤" in r.message for r in caplog.records)
+    assert any("갃갅" in r.message for r in caplog.records)
+
+
+async def test_a_keyword_the_model_lacks_is_spotted_as_the_words_it_knows(
+        engine: SpeechEngine) -> None:
+    """관리비요 is no word of the Korean model, 관리비 and 요 are: the grammar has the pair and
+    the topic is heard (the same holds for Chinese keywords against a Chinese model's words
+    or characters)."""
+    catalogue = TopicCatalogue.from_config([TopicConfig(
+        name="housing", key="3", groups=["general"], keywords={"ko-KR": ["관리비요"]})])
+    assert json.loads(engine.grammar(["관리비요"])) == ["관리비 요", "<UNK>"]
+    pcm = line_noise(0.3) + synthesize("관리비요", "ko-KR") + line_noise(1.0)
+    heard = await transcribe_pcm(engine, pcm, catalogue, "ko-KR")
+    assert heard.topic == "housing" and heard.keywords == ("관리비요",), heard
 
 
 def test_missing_or_broken_model_is_speech_unavailable(tmp_path: Path) -> None:
