@@ -25,6 +25,7 @@ from speech.capture import Utterance, capture_utterance
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode
 from speech.engine import SpeechEngine
 from speech.files import FileTranscript, transcribe_pcm
+from speech.spotting import ANYTHING, Expect
 
 log = logging.getLogger("hotline.speech")
 
@@ -70,14 +71,17 @@ class SpeechInput:
         self._transcription = transcription
 
     async def listen(self, agi: AgiChannel, locale: str,
-                     on_partial: Callable[[str], None] | None = None) -> Utterance:
-        """One utterance. Raises on any failure (TimeoutError when the recognizer does not
-        answer in time); the caller of this falls back to keys."""
+                     on_partial: Callable[[str], None] | None = None, *,
+                     expect: Expect = ANYTHING) -> Utterance:
+        """One utterance (``expect``: what the caller may say at this step). Raises on any
+        failure (TimeoutError when the recognizer does not answer in time); the caller of
+        this falls back to keys."""
         async with asyncio.timeout(self._max_s + CONNECT_TIMEOUT_S + LISTEN_SLACK_S):
             async with self._audiosocket(agi, self._max_s) as stream:
                 return await capture_utterance(stream, self._engine, self._catalogue, locale,
                                                self._max_s, on_partial,
-                                               transcription=self._transcription)
+                                               transcription=self._transcription,
+                                               expect=expect)
 
     async def record(self, agi: AgiChannel, max_s: float, silence_s: float) -> bytes:
         """A message: 8 kHz slin from the tone until '#', ``silence_s`` of silence after

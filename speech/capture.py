@@ -41,7 +41,7 @@ from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
 from speech.decoder import BYTES_PER_S, UNK_TOKENS, Decoder, Mode, Segment
 from speech.engine import SpeechEngine
-from speech.spotting import topic_of
+from speech.spotting import ANYTHING, Expect, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,7 @@ async def capture_utterance(
     max_s: float, on_partial: PartialCallback | None = None, *,
     transcription: Mode | None = "transcription", vad: EnergyVad | None = None,
     transcript_wait_s: float = 2.0, quiet_end_s: float = 0.2, quiet_unheard_s: float = 0.5,
+    expect: Expect = ANYTHING,
 ) -> Utterance:
     """Listen to ``stream`` until the caller stops talking; see the module docstring.
 
@@ -213,6 +214,7 @@ async def capture_utterance(
     ``on_partial`` gets the growing transcript (a plain function; see ``PartialCallback``).
     ``quiet_end_s``: once the spotter has heard a keyword, this much quiet after the voice
     ends the utterance; ``quiet_unheard_s`` before that (0: only Vosk's endpoint does).
+    ``expect``: what the caller may say here (the spotter's words, the topics allowed).
     """
     vad = vad or EnergyVad()
     name = str(stream.uuid)
@@ -231,7 +233,7 @@ async def capture_utterance(
             holder[0].on_spot_partial(text)
 
     async with contextlib.AsyncExitStack() as owned:     # decoders and the sink end with us
-        spot = await engine.decoder("spotting", catalogue.keywords(locale),
+        spot = await engine.decoder("spotting", expect.grammar_words(catalogue, locale),
                                     on_segment=on_spot, on_partial=on_spot_partial,
                                     name=f"spot-{name}")
         owned.push_async_callback(spot.aclose)
@@ -277,7 +279,7 @@ async def capture_utterance(
 
     spot_words = [w for s in spotted for w in s.words]
     no_speech = not vad.speech_seen and not spot_words and not text
-    cls = topic_of(catalogue, locale, spot_words, text)
+    cls = topic_of(catalogue, locale, spot_words, text, accept=expect.topics)
     dropped = spot.dropped_s + (tr.dropped_s if tr is not None else 0.0)
     utt = Utterance(text=text, keywords=cls.keywords, topic=cls.topic,
                     confidence=cls.confidence, ended_by=ended_by, no_speech=no_speech,

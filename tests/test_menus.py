@@ -109,6 +109,25 @@ async def test_emergency_advice_then_a_person_first(tmp_path: Path) -> None:
             case.ivr_path)
 
 
+async def test_an_emergency_said_at_the_emergency_menu_gets_its_advice(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    """The caller presses 7 (emergencies), then says what it is: the fire advice (hang up,
+    dial 119), never an ordinary department's queue."""
+    async with menu_rig(tmp_path, menu_config(tmp_path, speech=True), speed=2.0,
+                        engine=engine) as r:
+        await r.add_agent(1007, "hotline_general")
+        wav = wav_of("화재 신고합니다", tmp_path / "fire.wav")
+        call = await r.sim.place_call(caller([("7", 0.3)], speech_wav=wav))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        assert r.agi.prompts(call.ivr_channel)[-1] == r.prompt("emergency_fire")
+        case = await _case_of(r, call.ivr_uniqueid)
+        assert list(case.ivr_path[:4]) == ["greeting:key:7", "emergency:speech:fire",
+                                           "emergency:fire", "emergency:advised"]
+        assert case.topic == "fire" and str(case.urgency) == "critical"
+        assert outcome.queue == "hotline_general"
+
+
 async def test_emergency_transfer_per_config(tmp_path: Path) -> None:
     cfg = menu_config(tmp_path)
     ko = cfg.ivr.menus["ko-KR"]

@@ -33,7 +33,8 @@ PHRASES = {
 async def test_every_ko_topic_is_recognised_and_routed(tmp_path: Path,
                                                        engine: SpeechEngine) -> None:
     catalogue = TopicCatalogue.from_config(load_config(env={}).topics)
-    topics = [t for t in catalogue.topics if t.keywords.get("ko-KR")]
+    # (Emergencies are not routed to a department: see tests/test_menus.py.)
+    topics = [t for t in catalogue.topics if t.keywords.get("ko-KR") and not t.emergency]
     assert len(topics) >= 5
     async with rig(tmp_path, speed=1.0, engine=engine, speech=True) as r:
         assert r.service.calls.deps.speech is not None

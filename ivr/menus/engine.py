@@ -35,6 +35,7 @@ from ivr.menus.io import (
 from ivr.menus.model import HUMAN, ActionConfig, MenuConfig, NodeConfig
 from ivr.menus.status import read_status
 from routing.topics import TopicCatalogue
+from speech.spotting import Expect
 
 log = logging.getLogger("hotline.menu")
 
@@ -181,16 +182,21 @@ class MenuEngine:
         keys = self._keymap(node)
         attempts = node.attempts or self._defaults.attempts
         timeout = node.timeout_ms or self._defaults.timeout_ms
+        expect = Expect(self._speech_topics(node, keys))
         retry: str | None = None
         for attempt in range(1, attempts + 1):
             prompts = [self.sound(p) for p in ([retry] if retry else []) + node.prompts]
-            key, heard = await self._collect(io, node, prompts, timeout)
+            key, heard = await self._collect(io, node, prompts, timeout, expect)
             if heard is not None:
-                self.trail.append(f"{name}:speech:{heard.topic or '?'}")
+                # Only what this node offers: speech that means something else here (an
+                # ordinary topic at the emergency menu) is not understood, and asked again.
+                topic = heard.topic if expect.topics is None or heard.topic in expect.topics \
+                    else None
+                self.trail.append(f"{name}:speech:{topic or '?'}")
                 if any(w and w in heard.text for w in self.menu.human_words):
                     return _Choice(HUMAN, "speech")
-                if heard.topic is not None:
-                    return _Choice(ActionConfig(do="route", topic=heard.topic), "speech",
+                if topic is not None:
+                    return _Choice(ActionConfig(do="route", topic=topic), "speech",
                                    heard.confidence, heard.keywords)
                 retry = self.menu.retry_invalid
                 continue
@@ -206,14 +212,24 @@ class MenuEngine:
             retry = self.menu.retry_invalid
         return _Choice(node.on_failure, "failure")
 
-    async def _collect(self, io: CallIO, node: NodeConfig, prompts: list[str], timeout: int
-                       ) -> tuple[str | None, Heard | None]:
+    def _speech_topics(self, node: NodeConfig, keys: dict[str, ActionConfig]
+                       ) -> frozenset[str] | None:
+        """The topics speech may choose at ``node``: those its keys offer (an emergency menu:
+        its emergencies); every topic where the catalogue's keys apply or no key names one."""
+        if node.topic_keys:
+            return None
+        named = frozenset(a.topic for a in keys.values()
+                          if a.do in ("route", "emergency") and a.topic is not None)
+        return named or None
+
+    async def _collect(self, io: CallIO, node: NodeConfig, prompts: list[str], timeout: int,
+                       expect: Expect) -> tuple[str | None, Heard | None]:
         """One attempt: (key, None), (None, what was heard) or (None, None) for silence."""
         if node.speech and io.can_listen:
             key = await io.play(prompts, ALL_KEYS)
             if key is not None:
                 return key, None
-            heard = await io.listen()
+            heard = await io.listen(expect)
             if heard is None:
                 # Speech broke for this call: the same question again, with keys.
                 return await io.ask(prompts[-1], timeout, 1), None

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from speech.spotting import Expect
+
 ALL_KEYS = "0123456789*#"
 HUMAN_KEY = "0"
 
@@ -68,9 +70,9 @@ class CallIO(Protocol):
         ends early); None when nothing was pressed before the timeout."""
         ...
 
-    async def listen(self) -> Heard | None:
-        """One utterance; None when speech recognition failed (``can_listen`` is then
-        False and the engine asks with keys)."""
+    async def listen(self, expect: Expect) -> Heard | None:
+        """One utterance, listening for what ``expect`` names; None when speech recognition
+        failed (``can_listen`` is then False and the engine asks with keys)."""
         ...
 
     async def say_digits(self, digits: str) -> None: ...

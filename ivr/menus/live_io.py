@@ -25,6 +25,7 @@ from ivr.menus.survey import SurveyStore
 from ivr.speech_input import SpeechInput
 from speech.capture import Utterance
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE
+from speech.spotting import Expect
 
 log = logging.getLogger("hotline.call")
 # Longest a case lookup may keep a caller waiting (status read back, 过程查询).
@@ -84,12 +85,13 @@ class AgiCallIO:
     async def ask(self, prompt: str, timeout_ms: int, max_digits: int) -> str | None:
         return await self._run(lambda: self._agi.get_data(prompt, timeout_ms, max_digits))
 
-    async def listen(self) -> Heard | None:
+    async def listen(self, expect: Expect) -> Heard | None:
         speech = self._speech
         if speech is None:
             return None
         try:
-            utt = await speech.listen(self._agi, self._locale(), self._on_partial)
+            utt = await speech.listen(self._agi, self._locale(), self._on_partial,
+                                      expect=expect)
         except (AgiHangup, asyncio.CancelledError):
             raise
         except Exception as e:  # noqa: BLE001 - speech failing must not drop the call
