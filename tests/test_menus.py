@@ -128,13 +128,17 @@ async def test_an_emergency_said_at_the_emergency_menu_gets_its_advice(
         assert outcome.queue == "hotline_general"
 
 
-async def test_emergency_transfer_per_config(tmp_path: Path) -> None:
-    cfg = menu_config(tmp_path)
+def _fire_transferred(cfg: HotlineConfig) -> HotlineConfig:
+    """The ko-KR menu with fire transferred (AMI Redirect) to the fire-brigade context."""
     ko = cfg.ivr.menus["ko-KR"]
     emergency = {**ko.emergency, "fire": EmergencyConfig(
         mode="transfer", prompt="emergency_fire", redirect="fire-brigade,119,1")}
     menus = {**cfg.ivr.menus, "ko-KR": ko.model_copy(update={"emergency": emergency})}
-    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
+    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
+
+
+async def test_emergency_transfer_per_config(tmp_path: Path) -> None:
+    cfg = _fire_transferred(menu_config(tmp_path))
     fire_brigade = ("\n[fire-brigade]\nexten => 119,1,Set(REACHED=fire-brigade)\n"
                     " same => n,Wait(1)\n same => n,Hangup()\n")
     async with menu_rig(tmp_path, cfg, extra_dialplan=fire_brigade) as r:
@@ -152,14 +156,9 @@ async def test_an_emergency_transfer_outlasts_the_ivr_watchdog(tmp_path: Path) -
     """The fire brigade talks for longer than the IVR watchdog: the service clears the
     channel's TIMEOUT(absolute) before the Redirect, so Asterisk does not cut the emergency
     call (the brigade's context has no T extension: the timeout would hang it up)."""
-    cfg = menu_config(tmp_path)
+    cfg = _fire_transferred(menu_config(tmp_path))
     watchdog_s = cfg.ivr.watchdog_s
     assert watchdog_s > 0
-    ko = cfg.ivr.menus["ko-KR"]
-    emergency = {**ko.emergency, "fire": EmergencyConfig(
-        mode="transfer", prompt="emergency_fire", redirect="fire-brigade,119,1")}
-    menus = {**cfg.ivr.menus, "ko-KR": ko.model_copy(update={"emergency": emergency})}
-    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
     fire_brigade = ("\n[fire-brigade]\nexten => 119,1,Set(REACHED=fire-brigade)\n"
                     f" same => n,Wait({watchdog_s + 30})\n"
                     " same => n,Set(REACHED=talked)\n same => n,Hangup()\n")
