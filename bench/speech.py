@@ -10,10 +10,11 @@ word error rate.
 
 - bare: as many threads as the engine has decode the utterances with fresh recognizers in
   100 ms chunks (the service's batch), exactly the recognizers the service runs for that mode
-  (spotting: the keyword grammar; transcription modes: the grammar and a free recognizer),
-  each utterance up to where the service's capture of it ended in the neighbouring service
-  run (same audio: line noise after the phrase costs Vosk far more per second than the
-  phrase, so decoding more or less of it than the service would skew the ratio).
+  (spotting: the greeting's grammar, keywords and person words; transcription modes: that
+  grammar and a free recognizer), each utterance up to where the service's capture of it
+  ended in the neighbouring service run (same audio: line noise after the phrase costs Vosk
+  far more per second than the phrase, so decoding more or less of it than the service
+  would skew the ratio).
   ``bare_streams_per_core`` = audio seconds / process CPU seconds: how many real-time
   callers one core could decode.
 - service: an AudioSocket server in this process, simulated Asterisk callers in a child
@@ -64,6 +65,7 @@ from speech.caller import SimulatedCaller
 from speech.capture import Utterance, capture_utterance
 from speech.decoder import BYTES_PER_S, Decoder, Mode
 from speech.engine import SpeechEngine
+from speech.spotting import Expect
 
 MODES: tuple[Mode, ...] = ("spotting", "transcription", "transcription_fast")
 CHUNK = int(Decoder.MIN_BATCH_S * BYTES_PER_S)
@@ -140,7 +142,8 @@ class _Run:
 
 
 async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
-                  corpus: list[Sample], speed: float, concurrency: int) -> _Run:
+                  corpus: list[Sample], speed: float, concurrency: int,
+                  expect: Expect) -> _Run:
     server = AudioSocketServer("127.0.0.1", 0)
     await server.start()
     await engine.load(fast=mode == "transcription_fast")
@@ -157,7 +160,7 @@ async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
             await stream.wait_connected(600.0)
             utt = await capture_utterance(stream, engine, catalogue, LOCALE, 10.0,
                                           transcription=None if mode == "spotting" else mode,
-                                          transcript_wait_s=60.0)
+                                          transcript_wait_s=60.0, expect=expect)
             return s, utt, time.monotonic()
         finally:
             await stream.close()
@@ -193,8 +196,10 @@ def _p(values: list[float], q: float) -> float:
 
 async def measure_mode(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
                        corpus: list[Sample], speed: float, concurrency: int,
-                       rounds: int) -> dict[str, Any]:
-    keywords = catalogue.keywords(LOCALE)
+                       rounds: int, expect: Expect) -> dict[str, Any]:
+    # The grammar the greeting's spotter runs (topic keywords and the menu's person words),
+    # for the bare recognizers as for the service path.
+    keywords = expect.grammar_words(catalogue, LOCALE)
     bare_audio = bare_cpu = 0.0
     runs: list[_Run] = []
     for r in range(rounds):
@@ -209,7 +214,8 @@ async def measure_mode(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mo
             bare_cpu += c
 
         async def do_service() -> None:
-            runs.append(await service(engine, catalogue, mode, corpus, speed, concurrency))
+            runs.append(await service(engine, catalogue, mode, corpus, speed, concurrency,
+                                      expect))
 
         # service, bare, bare, service, ...: each bare run next to the service run it mirrors
         for step in ((do_service, do_bare) if r % 2 == 0 else (do_bare, do_service)):
@@ -258,6 +264,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                                     LOCALE: KO_KEYWORDS.get(t.name, [])}})
                   for t in topics]
     catalogue = TopicCatalogue.from_config(topics)
+    # The greeting of the corpus's language: every topic, and that menu's person words.
+    menu = next((m for m in cfg.ivr.menus.values() if m.language == LOCALE), None)
+    expect = Expect(person_words=tuple(menu.human_words) if menu is not None else ())
     engine = SpeechEngine(cfg.speech.model_path or None, max_pending_s=60.0)
     modes = [m for m in MODES if m in args.modes.split(",")]
     result: dict[str, Any] = {
@@ -274,7 +283,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             conc = args.concurrency or (20 * engine.threads if mode == "spotting"
                                         else engine.threads)
             r = await measure_mode(engine, catalogue, mode, corpus, args.speed, conc,
-                                   args.rounds)
+                                   args.rounds, expect)
             r["corpus"] = {"utterances": len(corpus),
                            "audio_s": round(sum(len(s.audio) for s in corpus) / BYTES_PER_S, 1)}
             result["modes"][mode] = r

@@ -21,6 +21,9 @@ KO_KEYWORDS = {
     "housing": ["임대", "월세", "관리비"],
     "transport": ["버스", "마을버스"],
     "social_security": ["보험", "고용", "연금", "일자리"],
+    "gas_leak": ["가스누출"],
+    "fire": ["화재"],
+    "crime": ["범죄신고", "폭행"],
 }
 CORPUS: list[tuple[str, str]] = [
     ("하수도", "water"), ("정수기요", "water"), ("수도 문의", "water"),

@@ -23,6 +23,7 @@ from ivr.config import load_config
 from routing.topics import TopicCatalogue
 from speech.decoder import BYTES_PER_S
 from speech.engine import SpeechEngine
+from speech.spotting import Expect
 
 CHUNKS_S = (0.1, 0.2, 0.4)
 SLEEPS_S = (0.0, 0.005, 0.02)
@@ -36,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(None)
     topics = [t.model_copy(update={"keywords": {**t.keywords, LOCALE: KO_KEYWORDS.get(t.name, [])}})
               for t in cfg.topics]
-    keywords = TopicCatalogue.from_config(topics).keywords(LOCALE)
+    # The greeting's grammar, as the service and bench.speech run it.
+    menu = next((m for m in cfg.ivr.menus.values() if m.language == LOCALE), None)
+    keywords = Expect(person_words=tuple(menu.human_words) if menu is not None else ()
+                      ).grammar_words(TopicCatalogue.from_config(topics), LOCALE)
     engine = SpeechEngine(cfg.speech.model_path or None)
     audio = [s.audio[: s.speech_end + int(0.3 * BYTES_PER_S) // 2 * 2]
              for s in build_corpus("spotting", False)]

@@ -19,9 +19,9 @@ transcription (for the case record). The utterance ends at the first of:
 - ``hangup``: the caller hung up; what they said so far is still returned.
 
 The topic comes from the spotted keywords and the transcript (``speech.spotting``: an
-emergency in either wins, else the spotter decides). An energy detector complements Vosk so
-that silence (or line noise that Vosk maps to nothing) is reported as ``no_speech`` rather
-than an empty transcript.
+emergency in either wins, else the spotter decides, and how much of it to believe). An energy
+detector complements Vosk: when it heard no voice the utterance is ``no_speech``, whatever
+the decoders made of the silence or line noise.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import numpy as np
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioStream
-from speech.decoder import BYTES_PER_S, UNK_TOKENS, Decoder, Mode, Segment
+from speech.decoder import BYTES_PER_S, SAMPLE_RATE, UNK_TOKENS, Decoder, Mode, Segment
 from speech.engine import SpeechEngine
-from speech.spotting import ANYTHING, Expect, topic_of
+from speech.spotting import ANYTHING, Expect, heard_words, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class Utterance:
     audio_s: float = 0.0          # audio received
     dropped_s: float = 0.0        # audio the decoders skipped because the CPU fell behind
     transcript_complete: bool = True   # False: cut at transcript_wait_s (CPU overloaded)
+    spotted: tuple[str, ...] = ()      # every grammar word that counted (person words too)
 
 
 class EnergyVad:
@@ -87,6 +88,7 @@ class EnergyVad:
         self._floor = math.inf
         self.speech_seen = False
         self.voiced = False          # the last frame
+        self.voiced_s = 0.0          # seconds of voiced frames so far
 
     @property
     def floor(self) -> float:
@@ -109,6 +111,8 @@ class EnergyVad:
             self._floor = min(energies)
         self.voiced = energy >= self._threshold_sq and energy >= self._floor * self._margin
         self._run = self._run + 1 if self.voiced else 0
+        if self.voiced:
+            self.voiced_s += samples.size / SAMPLE_RATE
         if self._run >= self._min:
             self.speech_seen = True
         return self.voiced
@@ -277,14 +281,17 @@ async def capture_utterance(
                             "what was decoded (CPU overloaded?)", name,
                             tr.fed_s - tr.decoded_s - tr.dropped_s, transcript_wait_s)
 
-    spot_words = [w for s in spotted for w in s.words]
-    no_speech = not vad.speech_seen and not spot_words and not text
-    cls = topic_of(catalogue, locale, spot_words, text, accept=expect.topics)
+    # No voice heard: whatever the decoders made of the line noise means nothing.
+    spot_words = heard_words([w for s in spotted for w in s.words], vad.speech_seen)
+    no_speech = not vad.speech_seen
+    cls = (topic_of(catalogue, locale, spot_words, text, accept=expect.topics,
+                    voiced_s=vad.voiced_s)
+           if vad.speech_seen else topic_of(catalogue, locale, [], ""))
     dropped = spot.dropped_s + (tr.dropped_s if tr is not None else 0.0)
     utt = Utterance(text=text, keywords=cls.keywords, topic=cls.topic,
                     confidence=cls.confidence, ended_by=ended_by, no_speech=no_speech,
                     digits=digits, audio_s=round(audio_s, 3), dropped_s=round(dropped, 3),
-                    transcript_complete=complete)
+                    transcript_complete=complete, spotted=tuple(w.word for w in spot_words))
     log.info("capture %s: %s after %.1f s; topic=%s (%.2f, %s) no_speech=%s spotted=%s "
              "text=%r", name, ended_by, audio_s, utt.topic, utt.confidence,
              ",".join(utt.keywords) or "-", no_speech,

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from routing.topics import TopicCatalogue
+from speech.capture import EnergyVad
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode, Segment, parse_result
 from speech.engine import SpeechEngine
-from speech.spotting import topic_of
+from speech.spotting import heard_words, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,15 @@ def _decode_all(engine: SpeechEngine, mode: Mode, keywords: list[str] | None,
     return [s for s in segs if s.text]
 
 
+def _voice_of(pcm: bytes) -> EnergyVad:
+    """The energy detector run over the whole recording: was a voice heard, for how long."""
+    vad = EnergyVad()
+    frame = BYTES_PER_S // 50                       # 20 ms, as Asterisk sends them
+    for i in range(0, len(pcm) - frame + 1, frame):
+        vad.update(pcm[i : i + frame])
+    return vad
+
+
 async def transcribe_pcm(engine: SpeechEngine, pcm: bytes, catalogue: TopicCatalogue,
                          locale: str, fast: bool = False) -> FileTranscript:
     """Transcript and spotted topic of 8 kHz slin audio; both decoders run in parallel."""
@@ -145,7 +155,10 @@ async def transcribe_pcm(engine: SpeechEngine, pcm: bytes, catalogue: TopicCatal
         engine.run(_decode_all, engine, "spotting", catalogue.keywords(locale), pcm,
                    spotting=True))
     text = " ".join(s.text for s in free)
-    cls = topic_of(catalogue, locale, [w for s in spot for w in s.words], text)
+    vad = _voice_of(pcm)
+    words = heard_words([w for s in spot for w in s.words], vad.speech_seen)
+    cls = (topic_of(catalogue, locale, words, text, voiced_s=vad.voiced_s)
+           if vad.speech_seen else topic_of(catalogue, locale, [], ""))
     return FileTranscript(text, cls.keywords, cls.topic, cls.confidence,
                           round(len(pcm) / BYTES_PER_S, 3))
 

@@ -59,11 +59,14 @@ ringinuse = no
 
 def service_config(tmp_path: Path, port: int, *, secret: str = "s3cret",
                    db_url: str | None = None, speech: bool = False, model_path: str = "",
-                   max_utterance_s: float | None = None, **ivr: object) -> HotlineConfig:
+                   max_utterance_s: float | None = None, transcription: str | None = None,
+                   **ivr: object) -> HotlineConfig:
     cfg = load_config(env={})
-    heard = {"enabled": speech, "model_path": model_path}
+    heard: dict[str, object] = {"enabled": speech, "model_path": model_path}
     if max_utterance_s is not None:
         heard["max_utterance_s"] = max_utterance_s
+    if transcription is not None:
+        heard["transcription"] = transcription
     return cfg.model_copy(update={
         "speech": cfg.speech.model_copy(update=heard),
         "audiosocket": cfg.audiosocket.model_copy(update={"listen_port": 0}),

@@ -55,6 +55,24 @@ async def test_every_ko_topic_is_recognised_and_routed(tmp_path: Path,
             assert outcome.speech_sessions >= 1
 
 
+async def test_asking_for_a_person_reaches_one_without_a_transcript(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    """With transcription off only the keyword spotter listens: it listens for the menu's
+    person words too, so "상담원 연결해 주세요" gets a person, not a guessed department."""
+    async with rig(tmp_path, speed=1.0, engine=engine, speech=True,
+                   transcription="off") as r:
+        for i, q in enumerate(["hotline_general", "water", "energy", "social_security"]):
+            await r.add_agent(1150 + i, q, talk_s=0.5)
+        wav = wav_of("상담원 연결해 주세요", tmp_path / "person.wav")
+        call = await r.sim.place_call(CitizenScript(speech_wav=wav, keys=[]))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
+        assert case is not None and case.transcript is None
+        assert outcome.queue == "hotline_general", case.ivr_path
+        assert "menu:human" in case.ivr_path
+
+
 async def test_key_during_greeting_skips_listening(tmp_path: Path,
                                                    engine: SpeechEngine) -> None:
     async with rig(tmp_path, speed=2.0, engine=engine, speech=True) as r:

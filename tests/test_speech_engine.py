@@ -129,6 +129,17 @@ async def test_silence_is_no_speech(engine: SpeechEngine, catalogue: TopicCatalo
     assert 1.9 <= utt.audio_s <= 2.1
 
 
+async def test_a_noisy_line_without_a_voice_is_no_speech(engine: SpeechEngine,
+                                                         catalogue: TopicCatalogue) -> None:
+    """Steady loud hiss (-20 dBFS, a bad line): the keyword grammar maps it onto some keyword,
+    but nobody spoke, so there is no topic; the menu asks again as for silence."""
+    rnd = random.Random(11)
+    hiss = array.array("h", (max(-32768, min(32767, int(rnd.gauss(0, 3277))))
+                             for _ in range(8000 * 4))).tobytes()
+    utt = await _call(engine, catalogue, hiss, max_s=3.0)
+    assert utt.no_speech and utt.topic is None and utt.spotted == (), utt
+
+
 async def test_dtmf_key_ends_capture(engine: SpeechEngine, catalogue: TopicCatalogue) -> None:
     speech = synthesize("음 그러니까 제가 지금", "ko-KR")
     audio = line_noise(0.3) + speech + line_noise(1.0)

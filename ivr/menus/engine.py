@@ -34,6 +34,7 @@ from ivr.menus.io import (
 )
 from ivr.menus.model import HUMAN, ActionConfig, MenuConfig, NodeConfig
 from ivr.menus.status import read_status
+from routing.cjk import normalize
 from routing.topics import TopicCatalogue
 from speech.spotting import Expect
 
@@ -182,7 +183,14 @@ class MenuEngine:
         keys = self._keymap(node)
         attempts = node.attempts or self._defaults.attempts
         timeout = node.timeout_ms or self._defaults.timeout_ms
-        expect = Expect(self._speech_topics(node, keys))
+        topics = self._speech_topics(node, keys)
+        # Where speech can only name an emergency, the spotter listens for those words
+        # alone: every way out of such a node ends with a person anyway, and person words
+        # in the grammar compete with the emergency words (measured: "화재 신고" heard as
+        # 상담원). Elsewhere a caller asking for a person is heard even without a transcript.
+        emergencies_only = topics is not None and all(
+            self._catalogue.is_emergency(t) for t in topics)
+        expect = Expect(topics, () if emergencies_only else tuple(self.menu.human_words))
         retry: str | None = None
         for attempt in range(1, attempts + 1):
             prompts = [self.sound(p) for p in ([retry] if retry else []) + node.prompts]
@@ -193,7 +201,9 @@ class MenuEngine:
                 topic = heard.topic if expect.topics is None or heard.topic in expect.topics \
                     else None
                 self.trail.append(f"{name}:speech:{topic or '?'}")
-                if any(w and w in heard.text for w in self.menu.human_words):
+                # An emergency first (its handling ends with a person too, ahead of the
+                # others), then a request for a person, then a department.
+                if self._asks_for_person(heard) and not self._catalogue.is_emergency(topic):
                     return _Choice(HUMAN, "speech")
                 if topic is not None:
                     return _Choice(ActionConfig(do="route", topic=topic), "speech",
@@ -211,6 +221,14 @@ class MenuEngine:
                      name, attempt)
             retry = self.menu.retry_invalid
         return _Choice(node.on_failure, "failure")
+
+    def _asks_for_person(self, heard: Heard) -> bool:
+        """A person word in the transcript or among the spotter's words (the spotter listens
+        for them, so the request is heard with transcription off too)."""
+        lang = self.menu.language
+        said = [normalize(heard.text, lang), normalize(" ".join(heard.spotted), lang)]
+        words = [normalize(w, lang) for w in self.menu.human_words]
+        return any(w and w in s for w in words for s in said)
 
     def _speech_topics(self, node: NodeConfig, keys: dict[str, ActionConfig]
                        ) -> frozenset[str] | None:

@@ -28,6 +28,7 @@ class Heard:
     keywords: tuple[str, ...]
     digits: str = ""                # keys pressed while listening
     no_speech: bool = False
+    spotted: tuple[str, ...] = ()   # the keyword spotter's words (person words too)
 
 
 @dataclass(frozen=True, slots=True)

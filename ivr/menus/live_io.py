@@ -111,7 +111,7 @@ class AgiCallIO:
         if not utt.digits and not utt.no_speech and self._on_heard is not None:
             self._on_heard(utt)
         return Heard(utt.text, utt.topic, utt.confidence, utt.keywords, utt.digits,
-                     utt.no_speech)
+                     utt.no_speech, utt.spotted)
 
     async def say_digits(self, digits: str) -> None:
         await self._run(lambda: self._agi.say_digits(digits))
