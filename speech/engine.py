@@ -43,6 +43,7 @@ from typing import Any
 
 from routing.cjk import is_cjk_word
 from speech.decoder import SAMPLE_RATE, UNK_TOKENS, Decoder, Mode, Segment
+from speech.model_check import ModelBroken, check_model_dir, probe_model
 from speech.pool import DecodePool
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class SpeechEngine:
         self._models: dict[str, Any] = {}       # path (or path+settings) -> vosk.Model
         self._load_lock = threading.Lock()      # loads happen in pool threads
         self._grammars: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._verified = False                  # see _verify
 
     # -- models --------------------------------------------------------------------------
 
@@ -183,9 +185,27 @@ class SpeechEngine:
         with self._load_lock:
             model = self._models.get(key)
             if model is None:
+                if not self._verified:
+                    self._verify()
                 model = self._load_fast() if fast else self._load(self.model_path)
                 self._models[key] = model
             return model
+
+    def _verify(self) -> None:
+        """Before the first load: the model's files are whole, and a recognizer of each kind
+        can be built without crashing (in a child process: a truncated graph makes Vosk
+        segfault, which in this process would take every call down with it)."""
+        t0 = time.perf_counter()
+        try:
+            check_model_dir(self.model_path)
+            probe_model(self.model_path)
+        except ModelBroken as e:
+            raise SpeechUnavailable(f"the speech model in {self.model_path!r} is not a "
+                                    f"complete Vosk model: {e}; reinstall or copy it again "
+                                    f"whole; {INSTALL_HINT}") from None
+        self._verified = True
+        log.info("speech: model %s checked in a child process in %.1f s", self.model_path,
+                 time.perf_counter() - t0)
 
     async def load(self, fast: bool = False) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.load_sync, fast)

@@ -16,7 +16,7 @@ from pbxsim import CitizenScript
 from routing.topics import TopicCatalogue
 from speech.engine import SpeechEngine
 from tests.callpath_fixtures import rig
-from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
+from tests.speech_fixtures import engine, partly_copied_model, wav_of  # noqa: F401 (fixture)
 
 # A short answer per topic, as the greeting asks for one ("say water, heating, ..."). These
 # are espeak-ng's Korean voice, which the model hears reliably only for some words (see
@@ -94,6 +94,19 @@ async def test_broken_model_callers_continue_on_keys(tmp_path: Path, model: str)
         call = await r.sim.place_call(CitizenScript(keys=[("3", 0.3)]))
         outcome = await asyncio.wait_for(call.done, 30)
         assert outcome.queue == "housing"
+
+
+async def test_a_partly_copied_model_disables_speech_not_the_service(tmp_path: Path) -> None:
+    """A truncated graph/HCLr.fst loads, then segfaults Vosk at the first caller's keyword
+    grammar. The service checks the model in a child process at start: speech is off (the
+    log says why), and callers are served with keys."""
+    model = partly_copied_model(tmp_path / "model")
+    async with rig(tmp_path, speed=2.0, speech=True, model_path=str(model)) as r:
+        assert r.service.calls.deps.speech is None
+        await r.add_agent(1402, "water", talk_s=1.0)
+        call = await r.sim.place_call(CitizenScript(keys=[("1", 0.3)]))
+        outcome = await asyncio.wait_for(call.done, 30)
+        assert outcome.queue == "water" and outcome.speech_sessions == 0
 
 
 async def test_vosk_failing_mid_call_falls_back_to_keys(tmp_path: Path,

@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from speech.decoder import BYTES_PER_S, Decoder
 from speech.engine import DecoderSettings, SpeechEngine, SpeechUnavailable, _derived_model_dir
 from speech.files import to_slin8k, transcribe_file, transcribe_pcm
 from speech.synth import synthesize
+from tests.speech_fixtures import partly_copied_model
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                 reason="espeak-ng and sox are needed to synthesize test speech")
@@ -353,3 +355,17 @@ def test_hotline_speech_transcribe_command(tmp_path: Path,
     assert out["topic"] == "social_security" and "보험" in out["keywords"]
     assert main(["speech", "transcribe", str(tmp_path / "none.wav")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_speech_check_reports_a_partly_copied_model(tmp_path: Path) -> None:
+    """`hotline speech check` on a model whose HCLr.fst was cut short: a clear failure
+    naming the file and the fix, exit 1 (not a segfault, exit 139)."""
+    model = partly_copied_model(tmp_path / "model")
+    cfg = tmp_path / "hotline.toml"
+    cfg.write_text(f'[speech]\nmodel_path = "{model}"\n')
+    proc = subprocess.run([sys.executable, "-m", "ivr.cli", "--config", str(cfg), "speech",
+                           "check"], capture_output=True, text=True, timeout=300,
+                          check=False, cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
+    assert "not a complete Vosk model" in proc.stderr and "HCLr.fst" in proc.stderr
+    assert "reinstall" in proc.stderr
