@@ -21,7 +21,7 @@ from ivr.agi import AgiChannel
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioSocketServer, AudioStream
-from speech.capture import Utterance, capture_utterance
+from speech.capture import EnergyVad, Utterance, capture_utterance
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode
 from speech.engine import SpeechEngine
 from speech.files import FileTranscript, transcribe_pcm
@@ -34,7 +34,6 @@ CONNECT_TIMEOUT_S = 5.0
 # closing the stream. A decoder that never answers (a wedged Vosk) then costs the caller this
 # much silence once, and the call goes on with keys.
 LISTEN_SLACK_S = 8.0
-SILENCE_DBFS = -40.0          # below this a frame is silence (telephone noise is ~-60 dBFS)
 END_KEY = "#"                 # ends a message
 
 
@@ -46,17 +45,6 @@ def beep(seconds: float = 0.3, hz: float = 1000.0) -> bytes:
     if sys.byteorder == "big":
         samples.byteswap()
     return samples.tobytes()
-
-
-def _loud(pcm: bytes) -> bool:
-    samples = array.array("h")
-    samples.frombytes(pcm[: len(pcm) & ~1])
-    if sys.byteorder == "big":
-        samples.byteswap()
-    if not samples:
-        return False
-    rms = math.sqrt(math.fsum(s * s for s in samples) / len(samples))
-    return rms >= 32768.0 * 10 ** (SILENCE_DBFS / 20)
 
 
 class SpeechInput:
@@ -124,7 +112,9 @@ class SpeechInput:
 async def _record_pcm(stream: AudioStream, max_s: float, silence_s: float) -> bytes:
     chunks: list[bytes] = []
     audio_s = quiet_s = 0.0
-    spoken = False
+    # Voice against the line's own noise floor, DC removed (the capture's detector): a fixed
+    # level would take a DC offset or mains hum above it for speech that never ends.
+    vad = EnergyVad()
     # Asterisk paces audio in real time; the wall clock only matters if it stops sending.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(max_s + 2.0):
@@ -138,12 +128,10 @@ async def _record_pcm(stream: AudioStream, max_s: float, silence_s: float) -> by
                 chunks.append(frame.pcm)
                 seconds = len(frame.pcm) / BYTES_PER_S
                 audio_s += seconds
-                if _loud(frame.pcm):
-                    spoken, quiet_s = True, 0.0
-                else:
-                    quiet_s += seconds
-                if audio_s >= max_s or (spoken and quiet_s >= silence_s):
+                quiet_s = 0.0 if vad.update(frame.pcm) else quiet_s + seconds
+                if audio_s >= max_s or (vad.speech_seen and quiet_s >= silence_s):
                     break
+    spoken = vad.speech_seen
     pcm = b"".join(chunks)
     log.info("message %s: %.1f s recorded (%s)", stream.uuid, audio_s,
              "speech" if spoken else "silence only")

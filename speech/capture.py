@@ -66,11 +66,12 @@ class Utterance:
 class EnergyVad:
     """Per 20 ms frame: is it voice? Speech = ``min_frames`` voiced frames in a row.
 
-    A frame is voiced when it is louder than ``threshold_dbfs`` and than the line's noise
-    floor by ``margin_db``. Telephone silence sits below -60 dBFS and speech around -30..-10
+    A frame is voiced when it is louder (DC offset removed) than ``threshold_dbfs`` and than
+    the line's noise floor by ``margin_db``. Telephone silence sits below -60 dBFS and speech around -30..-10
     dBFS; -40 dBFS with 60 ms of persistence ignores clicks and comfort noise. The floor is
     the quietest frame of the last ``floor_window_s`` (2 s), so steady line noise louder than
-    -40 dBFS (a noisy line, a street) is not taken for speech and its pauses are still heard.
+    -40 dBFS (a noisy line, a street, 50 Hz mains hum) is not taken for speech and its
+    pauses are still heard.
     numpy keeps this to microseconds per frame (a Python loop over the samples cost more than
     keyword spotting the call).
     """
@@ -100,6 +101,9 @@ class EnergyVad:
         samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
         if not samples.size:
             return self.voiced
+        # Without the frame's DC offset: a line with a DC bias (bad codecs, sound cards)
+        # would otherwise be "loud" all the time and bury the voice in the floor.
+        samples -= samples.mean()
         energy = float(samples.dot(samples)) / samples.size
         energies, i = self._energies, self._i
         leaving = energies[i]

@@ -1,7 +1,9 @@
-"""The energy detector that decides when a caller has stopped talking (speech.capture)."""
+"""The energy detector that decides when a caller has stopped talking (speech.capture), and
+when a recorded message (after hours) has ended."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import shutil
@@ -9,6 +11,9 @@ import shutil
 import numpy as np
 import pytest
 
+from ivr.speech_input import _record_pcm
+from speech.audiosocket_server import AudioSocketServer
+from speech.caller import SimulatedCaller
 from speech.capture import EnergyVad
 from speech.synth import synthesize
 
@@ -21,7 +26,9 @@ def _frames(x: np.ndarray) -> list[bytes]:
 
 
 def _mean_square(frame: bytes) -> float:
+    """A frame's energy as the detector sees it: without its DC offset."""
     s = np.frombuffer(frame, "<i2").astype(np.float64)
+    s -= s.mean()
     return float(np.mean(s * s))
 
 
@@ -68,3 +75,45 @@ def test_silence_and_steady_noise_alone_are_never_speech() -> None:
         for f in _frames(rng.normal(0, 32768 * 10 ** (level_dbfs / 20), 8000 * 5)):
             vad.update(f)
         assert not vad.speech_seen, level_dbfs
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng synthesizes the voice")
+@pytest.mark.parametrize("line", ["dc offset", "mains hum"])
+async def test_a_message_ends_after_the_silence_on_a_line_with_dc_or_hum(line: str) -> None:
+    """A caller leaves a message, then says nothing: the recording ends ``silence_s`` later
+    although the line is never digitally silent (a DC bias of -36 dBFS, or 50 Hz hum at
+    -36 dBFS, both above the old fixed -40 dBFS silence level)."""
+    rng = np.random.default_rng(9)
+    voice = np.frombuffer(synthesize("수도 요금 문의 드립니다", "ko-KR"), "<i2").astype(np.float64)
+    n_lead, n_tail = 4000, 8000 * 10
+    x = np.concatenate([np.zeros(n_lead), voice, np.zeros(n_tail)])
+    t = np.arange(len(x)) / 8000
+    x += rng.normal(0, 20, len(x)) + (500.0 if line == "dc offset"
+                                       else 700 * np.sin(2 * np.pi * 50 * t))
+    pcm = np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    caller = SimulatedCaller("127.0.0.1", server.port)
+    stream = server.expect(caller.uuid)
+
+    async def talk() -> None:
+        await caller.send_audio(pcm, 8.0)
+        await caller.hangup()
+
+    talker: asyncio.Task[None] | None = None
+    try:
+        await caller.connect()
+        await stream.wait_connected(2.0)
+        talker = asyncio.create_task(talk())
+        async with asyncio.timeout(20):
+            recorded = await _record_pcm(stream, 60.0, 2.0)
+    finally:
+        if talker is not None:
+            talker.cancel()
+            await asyncio.gather(talker, return_exceptions=True)
+        await stream.close()
+        await caller.close()
+        await server.stop()
+    voice_end_s = (n_lead + len(voice)) / 8000
+    assert recorded, "the voice was heard"
+    assert len(recorded) / 16000 < voice_end_s + 2.0 + 0.6, len(recorded) / 16000
