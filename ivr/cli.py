@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(sp_tr)
     sp_tr.add_argument("file", metavar="FILE.wav")
     sp_tr.add_argument("--locale", metavar="L", help="topic keywords of this locale "
-                       "(default: the service's)")
+                       "(default: speech.locale, the model's language)")
     sp_tr.add_argument("--json", action="store_true",
                        help="one object with text, keywords, topic, confidence")
 

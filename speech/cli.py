@@ -1,7 +1,7 @@
 """``hotline speech check|transcribe``: the command bodies (argument parsing lives in ivr.cli).
 
 Exit status: 0 success, 1 the speech stack does not work (message on stderr says why and how
-to fix it), 2 a bad argument (unreadable audio file).
+to fix it), 2 a bad argument (unreadable audio file, unknown locale).
 """
 
 from __future__ import annotations
@@ -81,6 +81,12 @@ def cmd_check(config: HotlineConfig, *, engine: SpeechEngine | None = None) -> i
     return 0
 
 
+def known_locales(config: HotlineConfig) -> set[str]:
+    """Locales something is configured for: topic keywords, a menu, the speech model."""
+    return ({loc for t in config.topics for loc in t.keywords}
+            | {m.language for m in config.ivr.menus.values()} | {config.speech.locale})
+
+
 def _as_dict(r: FileTranscript) -> dict[str, Any]:
     return {"text": r.text, "keywords": list(r.keywords), "topic": r.topic,
             "confidence": r.confidence}
@@ -94,6 +100,11 @@ def cmd_transcribe(config: HotlineConfig, wav_path: str, locale: str | None = No
     """
     locale = locale or config.speech.locale     # the model's language
     catalogue = TopicCatalogue.from_config(config.topics)
+    known = known_locales(config)
+    if locale not in known:
+        print(f"unknown locale {locale!r}: the topics and menus know "
+              f"{', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     owned = engine is None
     try:
         if engine is None:

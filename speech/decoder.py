@@ -45,12 +45,19 @@ class Segment:
     endpoint: bool           # True: Vosk's endpointer closed it; False: flushed at the end
 
 
+def is_word(token: str) -> bool:
+    """False for the model's markers rather than words: its unknown-word token and tokens
+    in brackets ('[2]', '[noise]', '<sil>'; the Korean model emits '[N]' in free speech)."""
+    return bool(token) and token not in UNK_TOKENS and not (
+        (token[0], token[-1]) in (("[", "]"), ("<", ">")) and len(token) > 2)
+
+
 def parse_result(raw: str, endpoint: bool) -> Segment:
     data = json.loads(raw)
     words = tuple(Word(w["word"], float(w.get("conf", 1.0)), float(w.get("start", 0.0)),
                        float(w.get("end", 0.0)))
-                  for w in data.get("result", []) if w["word"] not in UNK_TOKENS)
-    text = " ".join(t for t in data.get("text", "").split() if t not in UNK_TOKENS)
+                  for w in data.get("result", []) if is_word(w["word"]))
+    text = " ".join(t for t in data.get("text", "").split() if is_word(t))
     return Segment(text, words, endpoint)
 
 

