@@ -12,7 +12,8 @@ audio fed to it and decodes it in batches on the pool, at most one job in flight
 recognizer (Kaldi recognizers are not thread-safe).
 
 Modes
-- ``spotting``: a grammar of the topic keywords plus the model's unknown-word token. Cheap
+- ``spotting``: a grammar of the words a menu step listens for (its topics' keywords and the
+  menu's person words, ``speech.spotting.Expect``) plus the model's unknown-word token. Cheap
   (1.5-4% of a core per stream with a 15-word grammar, depending on how busy the machine
   is; mostly the acoustic model, and ~15 ms per utterance for the final result) and decides
   the topic.
