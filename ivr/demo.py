@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -250,12 +251,9 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
                 queue_keys = [(callback_key, rng.uniform(20.0, 60.0))]
         else:
             keys = await _menu_keys(kind, service, rng, key_delay)
-        script = CitizenScript(
-            caller_num=f"138{rng.randrange(10**8):08d}", caller_name="",
-            dnid="12345", context="ivr", keys=keys, keys_in_queue=queue_keys,
-            # A key that missed the prompt is pressed again while the IVR listens.
-            keys_during_speech=keys[:1],
-            patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
+        script = caller_script(keys, key_delay, caller_num=f"138{rng.randrange(10**8):08d}",
+                               keys_in_queue=queue_keys,
+                               patience_s=rng.expovariate(1 / PATIENCE_MEAN_S))
         call = await sim.place_call(script)
         pending.append((call, topic.name if topic else None))
         await sim.clock.sleep(rng.expovariate(rate))
@@ -294,6 +292,19 @@ async def _place_calls(service: HotlineService, sim: PbxSim, cfg: HotlineConfig,
                        topic_correct=topic_correct, topic_total=topic_total,
                        asa_s=round(sum(waits) / len(waits), 2) if waits else 0.0, errors=0,
                        routing=cfg.routing.strategy, menu_paths=dict(sorted(menu_paths.items())))
+
+
+def caller_script(keys: Sequence[tuple[str, float]], key_delay: float, *, caller_num: str,
+                  patience_s: float, keys_in_queue: Sequence[tuple[str, float]] = ()
+                  ) -> CitizenScript:
+    """A demo caller of 12345: ``keys`` answer the prompts one by one. A key that missed its
+    prompt and was dropped (it landed after the prompt, before the IVR listened) is pressed
+    again ``key_delay`` into the listening; a key the IVR heard is not. (Pressing the first
+    key again at every listening made the emergency caller answer the emergency menu with
+    the greeting's 7, and reach a person unadvised.)"""
+    return CitizenScript(caller_num=caller_num, caller_name="", dnid="12345", context="ivr",
+                         keys=keys, keys_in_queue=keys_in_queue,
+                         repeat_dropped_keys_after_s=key_delay, patience_s=patience_s)
 
 
 def _caller_kinds(calls: int, rng: random.Random) -> list[str]:

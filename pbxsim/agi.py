@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from . import lifecycle
+from . import lifecycle, media
 from .channels import Channel
 from .expr import split_args
 from .variables import set_variable
@@ -102,10 +102,12 @@ async def run_agi(core: PbxCore, chan: Channel, data: str) -> int:
                 continue
             state.arrived.clear()
             idx = await lifecycle.wait_any(core, [state.arrived, chan.interrupted], None)
-            chan.drain_dtmf()  # an idle async AGI reads and drops the caller's DTMF
             if idx == 0:
                 phase = (core.clock.now() - state.started) % POLL_S
                 await core.clock.wait_event(chan.interrupted, POLL_S - phase)
+            # Until it picks the command up, an idle async AGI reads and drops the caller's
+            # DTMF (res_agi's async_agi_read_frame): a key between two commands is lost.
+            media.drop_dtmf(chan)
     finally:
         chan.agi = None  # commands still queued are dropped without a result
     core.emit("AsyncAGIEnd", "agi", chan)

@@ -76,8 +76,10 @@ async def _stream(core: PbxCore, chan: Channel, writer: asyncio.StreamWriter, ta
             return -1
         try:
             writer.write(frame(KIND_AUDIO, tap.next_frame()))
-            while tap.dtmf:
-                writer.write(frame(KIND_DTMF, tap.dtmf.popleft().encode()))
+            # app_audiosocket ast_read()s the caller's DTMF, forwards it and frees it: the
+            # key is consumed here, including one that arrived while connecting.
+            while not chan.dtmf.empty():
+                writer.write(frame(KIND_DTMF, chan.dtmf.get_nowait().encode()))
             if writer.transport.get_write_buffer_size() > 64 * 1024:
                 await asyncio.wait_for(writer.drain(), clock.to_real(timeout))
         except (ConnectionError, OSError, TimeoutError):

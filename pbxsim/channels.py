@@ -28,11 +28,12 @@ STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "
 class Notice:
     """Something a far end (a simulated citizen) may react to."""
 
-    kind: Literal["dtmf_prompt", "audio_prompt", "audio_end", "queue_join", "queue_leave",
-                  "connected", "unbridged"]
+    kind: Literal["dtmf_prompt", "audio_prompt", "audio_end", "dtmf_dropped", "queue_join",
+                  "queue_leave", "connected", "unbridged"]
     queue: str = ""
     member: str = ""
     reason: str = ""
+    digits: str = ""        # dtmf_dropped: the keys read and dropped
 
 
 class Endpoint(Protocol):
@@ -95,9 +96,12 @@ class Channel:
         base = self.name.split("/", 1)[1]
         return base.rsplit("-", 1)[0]
 
-    def drain_dtmf(self) -> None:
+    def drain_dtmf(self) -> str:
+        """Reads and drops the DTMF waiting on the channel; returns the digits dropped."""
+        dropped = ""
         while not self.dtmf.empty():
-            self.dtmf.get_nowait()
+            dropped += self.dtmf.get_nowait()
+        return dropped
 
 
 CHANNEL_BUCKETS = 1567  # AST_NUM_CHANNEL_BUCKETS

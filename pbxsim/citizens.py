@@ -2,7 +2,9 @@
 
 The citizen answers prompts: each DTMF prompt (GET DATA, STREAM FILE with escape digits, ...)
 gets the next entry of ``keys`` pressed ``delay`` seconds after the prompt started; each
-AudioSocket session gets ``speech_wav`` spoken after ``speech_delay_s``. In a queue it waits
+AudioSocket session gets ``speech_wav`` spoken after ``speech_delay_s``. A key the IVR dropped
+(pressed after its prompt ended, while nothing read keys) is pressed again into the next
+AudioSocket session if ``repeat_dropped_keys_after_s`` is set. In a queue it waits
 ``patience_s`` before hanging up (an abandoned call); after talking to an agent it hangs up
 ``hangup_after_talk_s`` later.
 """
@@ -37,7 +39,11 @@ class CitizenScript:
     keys: Sequence[tuple[str, float]] = ()
     speech_wav: Path | None = None
     speech_delay_s: float = 0.3
+    # Pressed into every AudioSocket session, whatever happened before.
     keys_during_speech: Sequence[tuple[str, float]] = ()
+    # A caller who hears no reaction to a key (the IVR dropped it) presses it again this long
+    # into the IVR's next listening (AudioSocket), once; a new prompt asks for a new key.
+    repeat_dropped_keys_after_s: float | None = None
     # Pressed after joining a queue (app_queue's exit keys), each (digits, delay) once.
     keys_in_queue: Sequence[tuple[str, float]] = ()
     # A call the centre places to this citizen (PbxSim.expect_call) is answered this late.
@@ -95,6 +101,7 @@ class Citizen:
         self._wake = asyncio.Event()
         self._hangup = False
         self._keys = list(script.keys)
+        self._dropped = ""          # keys the IVR dropped, not yet pressed again
         self._helpers: set[asyncio.Task[None]] = set()
         self._pcm: bytes | None = media.load_audio(script.speech_wav) if script.speech_wav else None
         self.queue: str | None = None
@@ -135,14 +142,22 @@ class Citizen:
 
     def _handle(self, n: Notice, now: float) -> None:
         s = self.script
-        if n.kind == "dtmf_prompt" and self._keys:
-            digits, delay = self._keys.pop(0)
-            self._helper(self._press(digits, delay), "keys")
+        if n.kind == "dtmf_prompt":
+            self._dropped = ""      # the caller answers the new prompt instead
+            if self._keys:
+                digits, delay = self._keys.pop(0)
+                self._helper(self._press(digits, delay), "keys")
+        elif n.kind == "dtmf_dropped" and s.repeat_dropped_keys_after_s is not None:
+            self._dropped += n.digits
         elif n.kind == "audio_prompt":
             self.speech_sessions += 1
             self._helper(self._speak(s.speech_delay_s), "speech")
             for digits, delay in s.keys_during_speech:
                 self._helper(self._press(digits, delay), "keys")
+            if self._dropped and s.repeat_dropped_keys_after_s is not None:
+                self._helper(self._press(self._dropped, s.repeat_dropped_keys_after_s),
+                             "keys again")
+                self._dropped = ""
         elif n.kind == "queue_join":
             self.queue, self.in_queue_since = n.queue, now
             for digits, delay in self._queue_keys:

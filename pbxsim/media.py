@@ -11,7 +11,6 @@ import array
 import logging
 import sys
 import wave
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,20 +122,16 @@ class SoundLibrary:
 
 
 class AudioTap:
-    """What a listener (AudioSocket) receives from a channel: queued audio and DTMF."""
+    """What a listener (AudioSocket) receives from a channel: queued audio. DTMF is not
+    copied here: the listener reads it from the channel, so each key has one reader."""
 
     def __init__(self) -> None:
         self._pcm = bytearray()
-        self.dtmf: deque[str] = deque()
         self.closed = False
 
     def feed(self, pcm: bytes) -> None:
         if not self.closed:
             self._pcm += pcm
-
-    def feed_dtmf(self, digit: str) -> None:
-        if not self.closed:
-            self.dtmf.append(digit)
 
     def next_frame(self) -> bytes:
         """20 ms of audio: queued audio (the last piece of a file may be short) or silence."""
@@ -173,11 +168,20 @@ def deliver_dtmf_begin(core: PbxCore, receiver: Channel, digit: str) -> None:
 
 
 def deliver_dtmf_end(core: PbxCore, receiver: Channel, digit: str, duration_ms: int) -> None:
+    """The digit is queued on the channel for whichever application reads it next, as an
+    Asterisk DTMF frame is: a prompt, GET DATA, AudioSocket (0x03), or an idle AGI that
+    drops it. Never copied to two readers."""
     core.emit("DTMFEnd", "dtmf", receiver, [("Digit", digit), ("DurationMs", str(duration_ms)),
                                             ("Direction", "Received")])
     receiver.dtmf.put_nowait(digit)
-    for tap in list(receiver.taps):
-        tap.feed_dtmf(digit)
+
+
+def drop_dtmf(chan: Channel) -> None:
+    """Read and drop the keys waiting on ``chan``, telling the caller (who hears that
+    nothing happened) which keys were lost."""
+    dropped = chan.drain_dtmf()
+    if dropped:
+        notify_far(chan, Notice("dtmf_dropped", digits=dropped))
 
 
 async def send_dtmf(core: PbxCore, sender: Channel, digits: str, between_s: float = 0.25,

@@ -178,6 +178,47 @@ async def test_audiosocket_streams_speech_dtmf_and_ends_on_hangup_frame(
         await server.stop()
 
 
+async def test_audiosocket_consumes_the_keys_it_forwards(sim: PbxSim) -> None:
+    """app_audiosocket ast_read()s every frame and frees it once forwarded: a key heard over
+    AudioSocket (0x03) is not read again by the next command, even one queued right behind
+    (res_agi runs queued commands back to back, reading no frame in between)."""
+    server = AudioSocketServer(echo=True, quiet_after_speech=None, hangup_after_frames=100)
+    await server.start()
+    try:
+        ami, agi, _ = await parked(sim, CitizenScript(keys_during_speech=[("7", 0.5)]))
+        uuid = "00000000-0000-4000-8000-000000000007"
+        listen = agi.queue(f"EXEC AudioSocket {uuid},127.0.0.1:{server.port}")
+        after = agi.queue("STREAM FILE hotline/emergency 0123456789*#")
+        assert await agi.result(listen, timeout=20) == "200 result=0\n"
+        assert server.sessions[0].dtmf() == "7"
+        assert await agi.result(after) == "200 result=0 endpos=8000\n"  # played out, no key
+        await ami.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_key_dropped_between_commands_is_pressed_again_while_listening(
+        sim: PbxSim) -> None:
+    """A key that lands after its prompt ended, while async AGI waits for the next command,
+    is read and dropped (res_agi's async_agi_read_frame). A caller who notices presses it
+    again into the next AudioSocket session, once: the session hears it once."""
+    server = AudioSocketServer(echo=True, quiet_after_speech=None, hangup_after_frames=100)
+    await server.start()
+    try:
+        ami, agi, _ = await parked(sim, CitizenScript(keys=[("4", 1.2)],
+                                                      repeat_dropped_keys_after_s=0.3))
+        assert await agi.run("STREAM FILE hotline/welcome 0123456789*#") == \
+            "200 result=0 endpos=8000\n"
+        await ami.wait_event("DTMFEnd", timeout=10, Channel=agi.channel)
+        uuid = "00000000-0000-4000-8000-000000000004"
+        assert await agi.run(f"EXEC AudioSocket {uuid},127.0.0.1:{server.port}",
+                             timeout=20) == "200 result=0\n"
+        assert server.sessions[0].dtmf() == "4"
+        await ami.close()
+    finally:
+        await server.stop()
+
+
 async def test_audiosocket_gives_up_without_media_from_the_server(sim: PbxSim) -> None:
     server = AudioSocketServer(echo=False)
     await server.start()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from ivr.config import load_config
+from ivr.demo import caller_script
+from ivr.menus.engine import paths_of
 from pbxsim import CitizenScript
 from routing.topics import TopicCatalogue
 from speech.engine import SpeechEngine
@@ -102,6 +104,27 @@ async def test_key_during_greeting_skips_listening(tmp_path: Path,
         call = await r.sim.place_call(CitizenScript(keys=[("1", 0.3)]))
         outcome = await asyncio.wait_for(call.done, 30)
         assert outcome.queue == "water" and outcome.speech_sessions == 0
+
+
+async def test_the_demo_emergency_caller_with_a_late_key_gets_the_advice(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    """The demo's emergency caller presses 7 during the greeting and its emergency key only
+    after the emergency menu's prompt ended, while the IVR listens: that key is heard and
+    the caller gets the advice. (The demo's callers pressed their first key again whenever
+    the IVR listened: this one answered the emergency menu with 7, twice, and reached a
+    person unadvised.)"""
+    async with rig(tmp_path, speed=2.0, engine=engine, speech=True) as r:
+        await r.add_agent(1701, "hotline_general", talk_s=0.5)
+        script = caller_script([("7", 0.3), ("2", 1.5)], 0.3, caller_num="13800138007",
+                               patience_s=60.0)
+        call = await r.sim.place_call(script)
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        case = await r.service.store.get_by_call(r.config.service.node, call.ivr_uniqueid)
+        assert case is not None
+        assert outcome.keys_pressed == "72", case.ivr_path
+        assert "emergency:key:2" in case.ivr_path and "emergency:advised" in case.ivr_path
+        assert paths_of(case.ivr_path) == "emergency"
 
 
 @pytest.mark.parametrize("model", ["broken", "missing"])
