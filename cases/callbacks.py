@@ -22,6 +22,12 @@ the second is refused (``ConcurrentUpdate``) rather than recording a second resu
 operator sending the same result again (a retried request) gets the callback as it now is,
 with nothing written twice.
 
+A callback also settles itself when the citizen gets through: when a later call from the same
+number, placed after the owed call ended, is answered by an agent (``finish_call``), each
+callback still owed to that number is settled ``reached`` by ``system``, with a note naming the
+case of the call that got through, so no operator rings a citizen who has just been served.
+Withheld numbers never match.
+
 Known limitation: the due time ignores the centre's opening hours, so a callback owed for a
 call at 23:00 is due at 23:30 and shows as overdue until the morning shift. Calling hours
 would follow ``ivr.survey.hours`` (the 回访 scheduler's); not built yet.
@@ -183,6 +189,34 @@ class CallbacksMixin(StoreCore):
             return after
 
         return await self._write("settle_callback", apply)
+
+    async def _settle_by_later_call(self, s: AsyncSession, case: Case, at: datetime
+                                    ) -> list[str]:
+        """``case``'s call was answered by an agent: the callbacks still owed to the same
+        number on earlier cases are settled ``reached``. The numbers of those cases."""
+        if case.caller_number_hash is None:
+            return []
+        has_task = (select(CaseEvent.id)
+                    .where(CaseEvent.case_id == Case.id, CaseEvent.kind == _TASK).exists())
+        # Calls that had ended when this one began: their callbacks were owed by then.
+        q = select(Case.number).where(Case.caller_number_hash == case.caller_number_hash,
+                                      Case.id != case.id, Case.ended_at <= case.created_at,
+                                      has_task)
+        earlier = list((await s.execute(q)).scalars())
+        settled: list[str] = []
+        # Locked like an operator's settle: whichever comes second sees the other's result.
+        for number, other in (await self._lock_numbers(s, *earlier)).items():
+            ev = await self._latest_event(s, other)
+            if ev is None or ev.kind == _DONE:
+                continue
+            owed = self._callback(other, ev, at)
+            self._event(s, other, EventKind.CALLBACK_DONE, "system", at, {
+                "reason": owed.reason, "result": CallbackResult.REACHED.value,
+                "attempts": owed.attempts, "due": jsonable(owed.due),
+                "note": f"the caller got through on case {case.number}",
+                "by_case": case.number})
+            settled.append(number)
+        return settled
 
     @staticmethod
     async def _latest_event(s: AsyncSession, case: Case) -> CaseEvent | None:

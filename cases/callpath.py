@@ -3,6 +3,7 @@ hang-up. Signatures are relied on by ``ivr.session`` and ``ivr.case_recorder``."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cases.callbacks import CallbacksMixin
 from cases.codes import CALLBACK_OUTCOMES, CaseStatus, EventKind, Outcome, Urgency
 from cases.core import aware, jsonable
 from cases.errors import CaseStoreError
@@ -22,13 +24,15 @@ from cases.text import check_actor
 # Fields whose change re-computes the deadline (unless the same update sets one explicitly).
 _DEADLINE_INPUTS = frozenset({"case_type", "urgency"})
 
+log = logging.getLogger(__name__)
+
 
 class DuplicateCreate(Exception):
     """Another writer created the case for this call or submission between our check and our
     insert (PostgreSQL); the loser's transaction, number included, is rolled back."""
 
 
-class CallPathMixin(RepeatMixin):
+class CallPathMixin(RepeatMixin, CallbacksMixin):
     async def open_call_case(self, start: CallStart) -> CaseView:
         """The case of this call, created on first sight. Calling it again for the same
         (node, call_id), e.g. after an AMI reconnect, returns the existing case unchanged."""
@@ -162,6 +166,11 @@ class CallPathMixin(RepeatMixin):
                 due = ended_at.astimezone(UTC) + self._callback_within
                 self._event(s, case, EventKind.CALLBACK_TASK, "system", now,
                             {"reason": result.value, "due": jsonable(due), "state": "open"})
+            elif result is Outcome.ANSWERED:
+                settled = await self._settle_by_later_call(s, case, now)
+                if settled:
+                    log.info("case %s: the caller got through; callbacks of %s settled",
+                             case.number, ", ".join(settled))
             await s.flush()
             return self._view(case)
 

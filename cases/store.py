@@ -44,6 +44,7 @@ class CaseStore(
     IntakeMixin,
     EditMixin,
     CallPathMixin,
+    CallbacksMixin,
     ReadsMixin,
     LifecycleMixin,
     DepartmentsMixin,
@@ -51,6 +52,5 @@ class CaseStore(
     AuditMixin,
     AnalysisMixin,
     SurveyMixin,
-    CallbacksMixin,
 ):
     """See the module docstring; construct with ``StoreCore``'s arguments."""

@@ -194,3 +194,39 @@ async def test_refused_settles_change_nothing(clocked: Clocked) -> None:
         await store.settle_callback(n, "reached", actor="web:a", seen_attempts=2)
     assert await store.timeline(n) == before
     assert [c.number for c in await store.callbacks_owed()] == [n]
+
+
+async def test_a_caller_who_gets_through_is_not_called_back(clocked: Clocked) -> None:
+    store, clock = clocked
+    t0 = clock.now - timedelta(minutes=50)
+    gave_up = await ended(store, "gave-up", Outcome.ABANDONED, t0)
+    asked = await ended(store, "asked", Outcome.CALLBACK, t0 + timedelta(minutes=1))
+    await store.settle_callback(asked, "no_answer", actor="web:op1")
+    other = await ended(store, "other", Outcome.ABANDONED, t0 + timedelta(minutes=2),
+                        number="02161234567")
+    withheld = await ended(store, "withheld", Outcome.ABANDONED, t0 + timedelta(minutes=3),
+                           number="anonymous")
+    # The IVR answering the need, or another number getting through, settles nothing.
+    await ended(store, "self", Outcome.SELF_SERVICE, t0 + timedelta(minutes=4))
+    await ended(store, "stranger", Outcome.ANSWERED, t0 + timedelta(minutes=5),
+                number="13900139000")
+    await ended(store, "anon-served", Outcome.ANSWERED, t0 + timedelta(minutes=6),
+                number="anonymous")
+    assert [c.number for c in await store.callbacks_owed()] == [gave_up, other, withheld, asked]
+
+    served = await ended(store, "served", Outcome.ANSWERED, t0 + timedelta(minutes=10))
+    assert [c.number for c in await store.callbacks_owed()] == [other, withheld]
+    for number, attempts in ((gave_up, 0), (asked, 1)):
+        cb = await store.callback(number)
+        assert cb is not None
+        assert (cb.state, cb.settled_by, cb.attempts) == ("reached", "system", attempts)
+        [done] = [e for e in await store.timeline(number) if e.kind == EventKind.CALLBACK_DONE]
+        assert done.detail["by_case"] == served
+        assert served in done.detail["note"]
+    # An operator who had the list open is told, not allowed to record a second result.
+    with pytest.raises(ConcurrentUpdate, match="already settled: reached by system"):
+        await store.settle_callback(gave_up, "no_answer", actor="web:op2", seen_attempts=0)
+    # A later call of the same citizen finds nothing left to settle.
+    await ended(store, "again", Outcome.ANSWERED, t0 + timedelta(minutes=20))
+    assert len([e for e in await store.timeline(gave_up)
+                if e.kind == EventKind.CALLBACK_DONE]) == 1

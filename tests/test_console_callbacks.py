@@ -113,7 +113,7 @@ async def abandoned(store: CaseStore, call_id: str, *, minutes_ago: float = 0) -
 
 async def test_roles_and_bad_input(web: WebRig) -> None:
     owed = await abandoned(web.store, "roles.1", minutes_ago=45)
-    answered = await web.store.open_call_case(call_start("roles.2"))
+    answered = await web.store.open_call_case(call_start("roles.2", "13900139000"))
     await web.store.finish_call("node-a", "roles.2", Outcome.ANSWERED, datetime.now(UTC))
     path = f"/api/callbacks/{owed}"
     async with web.client() as anon:
