@@ -25,6 +25,10 @@ word error rate.
   (spotting + the mode's transcription, VAD, silence sent back). ``service_streams_per_core``
   = audio seconds received / CPU seconds of this process (event loop and pool threads).
   ``ratio`` = service / bare (1.0: the service adds nothing to Vosk).
+  ``service_cpu_split``: the shares of that CPU on the event loop's thread, on the engine's
+  decoding threads, and elsewhere; ``decoder_cpu_over_bare``: the decoding threads' CPU over
+  bare Vosk's for the same audio (above 1.0: the same Vosk work costs more in the service,
+  where many calls' recognizers take turns on each core, than decoded one utterance at a time).
 - Bare and service alternate within each mode (``--rounds`` of service+bare over the whole
   corpus, the order swapped every round: S B B S), so both see the same load on a shared machine; CPU
   and audio are summed over the rounds.
@@ -138,6 +142,8 @@ async def _caller_child(job: dict[str, Any]) -> None:
 class _Run:
     audio_s: float
     cpu_s: float
+    loop_cpu_s: float           # the event loop's thread (AudioSocket, VAD, capture)
+    decoder_cpu_s: float        # the engine's decoding threads (Vosk, and the jobs around it)
     results: list[tuple[Sample, Utterance, float]]    # sample, utterance, latency (s)
 
 
@@ -173,7 +179,7 @@ async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.speech", "--caller-child", jf.name,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
-        cpu0 = time.process_time()
+        cpu0, loop0, dec0 = time.process_time(), time.thread_time(), engine.decoder_cpu_s()
         try:
             tasks = [asyncio.create_task(capture(u, s)) for u, s in calls]
             out, _ = await child.communicate()
@@ -183,8 +189,10 @@ async def service(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mode,
                 child.kill()
             await server.stop()
     cpu = time.process_time() - cpu0
+    loop_cpu, dec_cpu = time.thread_time() - loop0, engine.decoder_cpu_s() - dec0
     ends = {(d := json.loads(line))["uuid"]: d["speech_end"] for line in out.decode().splitlines()}
     return _Run(audio_s=sum(u.audio_s for _, u, _ in results), cpu_s=cpu,
+                loop_cpu_s=loop_cpu, decoder_cpu_s=dec_cpu,
                 results=[(s, utt, done - ends[str(u)])
                          for (u, _), (s, utt, done) in zip(calls, results, strict=True)])
 
@@ -224,6 +232,9 @@ async def measure_mode(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mo
     b = bare_audio / bare_cpu
     sv = sum(run.audio_s for run in runs) / sum(run.cpu_s for run in runs)
     lat = [lat for _, _, lat in results]
+    sv_cpu = sum(run.cpu_s for run in runs)
+    loop_cpu = sum(run.loop_cpu_s for run in runs)
+    dec_cpu = sum(run.decoder_cpu_s for run in runs)
     by_cond: dict[str, list[bool]] = {}
     for s, u, _ in results:
         by_cond.setdefault(s.condition, []).append(u.topic == s.topic)
@@ -232,6 +243,12 @@ async def measure_mode(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mo
         "service_streams_per_core": round(sv, 2),
         "ratio": round(sv / b, 3),
         "final_latency_p95_ms": round(_p(lat, 0.95) * 1000),
+        # Where the service's CPU went, and its decoding threads against bare Vosk's CPU for
+        # the same audio (1.0: Vosk costs the service what it costs alone).
+        "service_cpu_split": {"event_loop": round(loop_cpu / sv_cpu, 3),
+                              "decoder_threads": round(dec_cpu / sv_cpu, 3),
+                              "other": round(max(0.0, sv_cpu - loop_cpu - dec_cpu) / sv_cpu, 3)},
+        "decoder_cpu_over_bare": round(dec_cpu / bare_cpu, 3),
         "final_latency_median_ms": round(statistics.median(lat) * 1000),
         "topic_accuracy": round(sum(u.topic == s.topic for s, u, _ in results) / len(results), 3),
         "topic_accuracy_by_condition": {k: round(sum(v) / len(v), 3)

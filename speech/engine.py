@@ -305,6 +305,10 @@ class SpeechEngine:
         pool = self._spot_pool if spotting else self._pool
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
+    def decoder_cpu_s(self) -> float:
+        """CPU seconds the engine's decoding threads (both pools) have used so far."""
+        return self._pool.cpu_s() + self._spot_pool.cpu_s()
+
     def close(self) -> None:
         """Stop the pool (jobs in flight finish). Models are freed with the engine."""
         self._pool.shutdown(wait=False, cancel_futures=True)
