@@ -137,7 +137,8 @@ class CallPathMixin(RepeatMixin, CallbacksMixin):
         actor: str = "ivr",
     ) -> CaseView:
         """Record how the call ended. An abandoned call (or a requested callback) leaves a
-        callback task (回拨) on the timeline, due ``callback_within`` after the hang-up.
+        callback task (回拨) on the timeline, due ``callback_within`` after the hang-up (or at
+        the next opening of the calling hours).
 
         The first finish wins: Asterisk reports a hang-up per channel and a reconnect can
         replay one, so later finishes of the same call return the case unchanged."""
@@ -163,7 +164,7 @@ class CallPathMixin(RepeatMixin, CallbacksMixin):
                 "wait_s": case.wait_s, "talk_s": case.talk_s,
             })
             if result in CALLBACK_OUTCOMES:
-                due = ended_at.astimezone(UTC) + self._callback_within
+                due = self._callback_due(ended_at)
                 self._event(s, case, EventKind.CALLBACK_TASK, "system", now,
                             {"reason": result.value, "due": jsonable(due), "state": "open"})
             elif result is Outcome.ANSWERED:

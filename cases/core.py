@@ -40,6 +40,9 @@ from cases.schemas import CaseView
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+# The first moment at or after an aware time that lies within the centre's calling hours
+# (``ivr.menus.hours.OpeningHours.next_open``).
+NextOpen = Callable[[datetime], datetime]
 
 
 def utcnow() -> datetime:
@@ -68,11 +71,14 @@ class StoreCore:
         busy_timeout_s: float = 5.0,
         command_timeout_s: float | None = 10.0,
         callback_within: timedelta = timedelta(minutes=30),
+        calling_hours: NextOpen | None = None,
         config: CasesConfig | None = None,
         clock: Clock = utcnow,
     ) -> None:
         """``schema`` (PostgreSQL only) keeps the tables in their own schema, created if missing.
-        ``callback_within`` is how soon an abandoned caller is owed a call back (回拨). ``config`` holds deadlines, the repeat-caller window and supervision rules.
+        ``callback_within`` is how soon an abandoned caller is owed a call back (回拨);
+        ``calling_hours`` moves a due time that falls outside the hours the centre calls
+        citizens to the next opening (None: calls at any hour). ``config`` holds deadlines, the repeat-caller window and supervision rules.
         ``clock`` returns the current aware time: tests pass a fixed one.
         ``command_timeout_s`` (PostgreSQL) bounds each statement's wait for the server's
         answer: a server that stops answering on an open pooled connection (a network cut
@@ -94,6 +100,7 @@ class StoreCore:
                              f"{command_timeout_s!r}")
         self._command_timeout_s = command_timeout_s
         self._callback_within = callback_within
+        self._calling_hours = calling_hours
         self._config = config or CasesConfig()
         self._clock = clock
         self._cipher = NumberCipher(secret_key)
@@ -178,6 +185,16 @@ class StoreCore:
 
     def _now(self) -> datetime:
         return aware("clock()", self._clock()).astimezone(UTC)
+
+    def _callback_due(self, since: datetime) -> datetime:
+        """When a callback counted from ``since`` (the hang-up or the last unanswered
+        attempt) falls due: ``callback_within`` later, or the next opening of the calling
+        hours if that is outside them. Never earlier for a later ``since`` (the list's order
+        and ``callback_counts`` rely on it)."""
+        due = since.astimezone(UTC) + self._callback_within
+        if self._calling_hours is not None:
+            due = aware("calling_hours()", self._calling_hours(due)).astimezone(UTC)
+        return due
 
     def _require_open(self) -> EngineInfo:
         if self._info is None:

@@ -155,8 +155,12 @@ async def _serve(cfg: HotlineConfig) -> int:
 
 async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int) -> int:
     from cases.store import CaseStore
+    from ivr.menus.hours import calling_hours
+    survey = cfg.ivr.survey
     store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
-                      timezone=cfg.service.timezone)
+                      timezone=cfg.service.timezone, calling_hours=calling_hours(
+                          survey.hours, survey.holidays, survey.workdays,
+                          cfg.ivr.timezone or cfg.service.timezone))
     await store.open()
     try:
         day: date | None = datetime.now(ZoneInfo(cfg.service.timezone)).date() if today else None
@@ -187,9 +191,13 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
 
     from cases.store import CaseStore
     from ivr.ami.link import AmiLink
+    from ivr.menus.hours import calling_hours
     from ivr.menus.survey import Placed, SurveyDialer
+    survey = cfg.ivr.survey
     store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
-                      timezone=cfg.service.timezone)
+                      timezone=cfg.service.timezone, calling_hours=calling_hours(
+                          survey.hours, survey.holidays, survey.workdays,
+                          cfg.ivr.timezone or cfg.service.timezone))
     link = AmiLink(cfg.ami, name="ami-survey")
     await store.open()
     link.start()

@@ -8,7 +8,9 @@ them (reached, no answer, given up), under concurrency, on SQLite and PostgreSQL
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,6 +22,7 @@ from cases import (
     EventKind,
     Outcome,
 )
+from ivr.menus.hours import OpeningHours
 from tests.cases_fixtures import (  # noqa: F401
     Backend,
     FakeClock,
@@ -31,6 +34,25 @@ from tests.cases_fixtures import (  # noqa: F401
 
 Clocked = tuple[CaseStore, FakeClock]
 HALF_HOUR = timedelta(minutes=30)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def sh(day: int, hour: int, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    """A time in March 2026, Shanghai (the fake clock's zone and month)."""
+    return datetime(2026, 3, day, hour, minute, second, micro, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+async def nightly(backend: Backend) -> AsyncIterator[Clocked]:
+    """A store that calls citizens back from 09:00 to 20:00 (Shanghai), on a fake clock."""
+    clock = FakeClock(sh(10, 10))
+    hours = OpeningHours.of(["mon-sun 09:00-20:00"], [], [], "Asia/Shanghai")
+    s = backend.store(clock=clock, calling_hours=hours.next_open)
+    await s.open()
+    try:
+        yield s, clock
+    finally:
+        await s.close()
 
 
 async def ended(store: CaseStore, call_id: str, outcome: Outcome, at: datetime, *,
@@ -230,3 +252,97 @@ async def test_a_caller_who_gets_through_is_not_called_back(clocked: Clocked) ->
     await ended(store, "again", Outcome.ANSWERED, t0 + timedelta(minutes=20))
     assert len([e for e in await store.timeline(gave_up)
                 if e.kind == EventKind.CALLBACK_DONE]) == 1
+
+
+async def overdue_agrees(store: CaseStore, at: datetime) -> list[bool]:
+    """Each owed callback's ``overdue`` at ``at``, checked against the count."""
+    flags = [c.overdue for c in await store.callbacks_owed(now=at)]
+    counts = await store.callback_counts(at)
+    assert (counts.owed, counts.overdue) == (len(flags), sum(flags)), at
+    return flags
+
+
+async def test_a_callback_owed_at_night_is_due_when_the_calling_hours_open(
+        nightly: Clocked) -> None:
+    store, clock = nightly
+    clock.now = sh(10, 23, 1)
+    n = await ended(store, "night", Outcome.ABANDONED, sh(10, 23))
+    [cb] = await store.callbacks_owed()
+    # Not 23:30, overdue all night: 09:00 the next morning, when the centre calls citizens.
+    assert cb.due == sh(11, 9) and cb.due.utcoffset() == timedelta(0)
+    [task] = [e for e in await store.timeline(n) if e.kind == EventKind.CALLBACK_TASK]
+    assert datetime.fromisoformat(task.detail["due"]) == sh(11, 9)
+    for at, overdue in ((sh(10, 23, 45), False), (sh(11, 8, 59), False), (sh(11, 9), False),
+                        (sh(11, 9, 0, 0, 1), True), (sh(11, 9, 1), True)):
+        assert await overdue_agrees(store, at) == [overdue], at
+        cb = await store.callback(n, at)
+        assert cb is not None and cb.overdue is overdue
+
+
+async def test_an_attempt_late_in_the_day_is_due_next_morning(nightly: Clocked) -> None:
+    store, clock = nightly
+    n = await ended(store, "day", Outcome.ABANDONED, sh(10, 19, 10))
+    clock.now = sh(10, 19, 50)
+    tried = await store.settle_callback(n, "no_answer", actor="web:op1", seen_attempts=0)
+    # Not 20:20, after the calling hours: the next morning.
+    assert (tried.attempts, tried.due, tried.overdue) == (1, sh(11, 9), False)
+    [attempt] = [e for e in await store.timeline(n) if e.kind == EventKind.CALLBACK_ATTEMPT]
+    assert datetime.fromisoformat(attempt.detail["due"]) == sh(11, 9)
+    assert await overdue_agrees(store, sh(10, 23)) == [False]
+    assert await overdue_agrees(store, sh(11, 9, 1)) == [True]
+    # Settled in the morning, the result records the due the attempt set.
+    clock.now = sh(11, 9, 30)
+    done = await store.settle_callback(n, "reached", actor="web:op1", seen_attempts=1)
+    assert done.due == sh(11, 9)
+
+
+async def test_counts_agree_with_the_list_across_the_night(nightly: Clocked) -> None:
+    store, clock = nightly
+    clock.now = sh(10, 23, 30)
+    morning = await ended(store, "morning", Outcome.ABANDONED, sh(10, 10))      # due 10:30
+    inside = await ended(store, "inside", Outcome.CALLBACK, sh(10, 19, 20))    # due 19:50
+    edge = await ended(store, "edge", Outcome.ABANDONED, sh(10, 19, 30))       # due 20:00
+    late = await ended(store, "late", Outcome.ABANDONED, sh(10, 19, 45))       # due 20:15
+    night = await ended(store, "night", Outcome.ABANDONED, sh(10, 23))
+    owed = await store.callbacks_owed()
+    assert [c.number for c in owed] == [morning, inside, edge, late, night]
+    # 20:00 is past the calling hours (09:00-20:00 ends before 20:00): the next morning.
+    assert [c.due for c in owed] == [sh(10, 10, 30), sh(10, 19, 50), sh(11, 9), sh(11, 9),
+                                     sh(11, 9)]
+    assert await overdue_agrees(store, sh(10, 19, 55)) == [True, True, False, False, False]
+    assert await overdue_agrees(store, sh(10, 23, 30)) == [True, True, False, False, False]
+    assert await overdue_agrees(store, sh(11, 8, 59, 59)) == [True, True, False, False, False]
+    assert await overdue_agrees(store, sh(11, 9, 0, 1)) == [True] * 5
+    assert await overdue_agrees(store, sh(10, 10, 30)) == [False] * 5
+    assert await overdue_agrees(store, sh(10, 10, 30, 0, 1)) == [True, False, False, False,
+                                                                 False]
+    # Days later (the boundary is looked for further back than a day): all of them.
+    assert await overdue_agrees(store, sh(14, 12)) == [True] * 5
+
+
+async def test_without_calling_hours_a_night_callback_is_due_at_night(
+        clocked: Clocked) -> None:
+    store, clock = clocked
+    clock.now = sh(10, 23, 1)
+    await ended(store, "night", Outcome.ABANDONED, sh(10, 23))
+    [cb] = await store.callbacks_owed()
+    assert cb.due == sh(10, 23, 30)
+    assert await overdue_agrees(store, sh(10, 23, 30)) == [False]
+    assert await overdue_agrees(store, sh(10, 23, 30, 0, 1)) == [True]
+
+
+async def test_a_callback_owed_before_holidays_is_due_after_them(backend: Backend) -> None:
+    clock = FakeClock(sh(10, 23, 1))
+    hours = OpeningHours.of(["mon-sun 09:00-20:00"], [sh(d, 0).date() for d in (11, 12, 13)],
+                            [], "Asia/Shanghai")
+    store = backend.store(clock=clock, calling_hours=hours.next_open)
+    await store.open()
+    try:
+        await ended(store, "eve", Outcome.ABANDONED, sh(10, 23))
+        await ended(store, "eve-2", Outcome.ABANDONED, sh(10, 23, 10))
+        assert [c.due for c in await store.callbacks_owed()] == [sh(14, 9)] * 2
+        # Four nights and three closed days without an overdue callback, then both.
+        assert await overdue_agrees(store, sh(14, 8, 59)) == [False, False]
+        assert await overdue_agrees(store, sh(14, 9, 0, 0, 1)) == [True, True]
+    finally:
+        await store.close()

@@ -4,14 +4,16 @@ A range is written the way a centre posts it on its door: ``"mon-fri 08:30-18:00
 ``"sat,sun 09:00-12:00"``, ``"mon-sun 00:00-24:00"``. A holiday closes the whole day; a
 make-up workday (调休: a weekend day worked instead of a holiday) is open with Monday's hours.
 No ranges at all means always open (12345 and Seoul 120 answer around the clock).
+``next_open`` gives the first open moment at or after a time (when a callback owed at night
+falls due).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -91,6 +93,59 @@ class OpeningHours:
         weekday = 0 if day in self.workdays else local.weekday()
         minute = local.hour * 60 + local.minute
         return any(r.covers(weekday, minute) for r in self.ranges)
+
+    def next_open(self, at: datetime) -> datetime:
+        """The first open moment at or after ``at`` (aware): ``at`` itself when open, else
+        the start of the next open range, as an aware time in ``at``'s zone.
+
+        The search walks day by day in the centre's zone. A weekday with a range is open
+        every week unless a holiday (or a make-up workday, which has Monday's hours) closes
+        it, so 7 × (1 + holidays + workdays) days always reach an open day. On a day the
+        clocks change, a range that starts in the skipped hour opens when the clocks resume,
+        and one that starts in the repeated hour opens at its first passage not before ``at``.
+        """
+        if self.is_open(at):
+            return at
+        after = at.astimezone(UTC)
+        first = at.astimezone(self.zone).date()
+        for offset in range(7 * (1 + len(self.holidays) + len(self.workdays)) + 1):
+            day = first + timedelta(days=offset)
+            if day in self.holidays:
+                continue
+            weekday = 0 if day in self.workdays else day.weekday()
+            starts = sorted({r.start_min for r in self.ranges if weekday in r.days}
+                            if self.ranges else {0})
+            for start in starts:
+                for fold in (0, 1):     # a wall time passed twice (clocks back): both
+                    local = datetime.combine(day, time_of(start), self.zone).replace(
+                        fold=fold)
+                    # In UTC: aware times of one zone compare by their wall clock.
+                    moment = local.astimezone(UTC)
+                    if moment.astimezone(self.zone).time() != local.time():
+                        moment = self._resumed(local)   # skipped (clocks forward)
+                    if moment >= after and self.is_open(moment):
+                        return moment.astimezone(at.tzinfo)
+        raise ValueError(f"no open moment found after {at.isoformat()}")  # pragma: no cover
+
+
+    def _resumed(self, skipped: datetime) -> datetime:
+        """The moment the clocks resume after jumping over the wall time ``skipped``: the
+        zone's offset changes between ``skipped`` read with the offset after the jump and
+        with the one before (an hour apart or so, on whole minutes)."""
+        t = skipped.replace(fold=1).astimezone(UTC)
+        end = skipped.replace(fold=0).astimezone(UTC)
+        before = t.astimezone(self.zone).utcoffset()
+        while t < end and t.astimezone(self.zone).utcoffset() == before:
+            t += timedelta(minutes=1)
+        return t
+
+
+def calling_hours(ranges: Iterable[str], holidays: Iterable[date], workdays: Iterable[date],
+                  timezone: str) -> Callable[[datetime], datetime] | None:
+    """The ``next_open`` of these hours, for ``cases.CaseStore(calling_hours=...)``; None
+    when they are always open (due times then stay as they are)."""
+    hours = OpeningHours.of(ranges, holidays, workdays, timezone)
+    return None if hours.always_open else hours.next_open
 
 
 def time_of(minute: int) -> time:
