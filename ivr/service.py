@@ -58,10 +58,10 @@ class HotlineService:
         self.link, self.calls, self.live = first.link, first.calls, first.live
         self.router, self.rebalancer = first.router, first.rebalancer
         self.heartbeat, self.queue_feed = first.heartbeat, first.queue_feed
-        # 回访: the centre calls a citizen about a handled case (surveys.call(number)), on
-        # the first node.
-        self.surveys = SurveyDialer(self.link, self.store, config.ivr.survey,
-                                    config.ivr.menu_for)
+        # 回访: the centre calls a citizen about a handled case (surveys.call(number))
+        # through the first node whose AMI link is up.
+        self.surveys = SurveyDialer([n.link for n in self.nodes], self.store,
+                                    config.ivr.survey, config.ivr.menu_for)
         self.survey_scheduler = (SurveyScheduler(
             self.store, self.surveys, config.ivr.survey,
             config.ivr.timezone or config.service.timezone)

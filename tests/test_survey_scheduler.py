@@ -15,12 +15,13 @@ import pytest
 from cases import Action
 from cases.errors import CaseStoreUnavailable
 from cases.schemas import CallStart
-from ivr.config import HotlineConfig
+from dialplan import build_text
+from ivr.config import AmiNodeConfig, HotlineConfig
 from ivr.menus.model import SurveyCallConfig
 from ivr.survey_scheduler import SurveyScheduler
-from pbxsim import CitizenScript
+from pbxsim import CitizenScript, PbxSim, SimConfig
 from tests.cases_fixtures import DEPARTMENTS
-from tests.menu_harness import MenuRig, menu_config, menu_rig
+from tests.menu_harness import HEARTBEAT, MenuRig, menu_config, menu_rig
 
 SEOUL = "120"
 # The citizens' phones: each rings until the caller gives up (Asterisk then reports
@@ -329,3 +330,45 @@ async def test_a_score_outlives_a_database_blip(tmp_path: Path) -> None:
         case = await r.service.store.get(number)
         assert case is not None and case.satisfaction == 1
         assert str(case.status) not in ("replied", "closed")   # reopened by the low score
+
+
+async def test_surveys_go_out_through_another_asterisk_when_the_first_is_down(
+        tmp_path: Path) -> None:
+    """Two Asterisks: with the first one down, the due survey is dialled through the second,
+    whose node runs the answered call and records the score."""
+    base = _config(tmp_path)
+    speed = 10.0
+    scaled = base.model_copy(update={"ami": base.ami.model_copy(update={
+        "heartbeat_interval_s": base.ami.heartbeat_interval_s * speed})})
+    dialplan = build_text(scaled)["extensions.conf"].decode() + RINGS_OUT
+    second = PbxSim(SimConfig(host="127.0.0.1", port=0, speed=speed, dialplan=dialplan,
+                              queues=build_text(scaled)["queues.conf"].decode()))
+    await second.start()
+    try:
+        cfg = base.model_copy(update={"ami": base.ami.model_copy(update={"nodes": [
+            AmiNodeConfig(name="second", host="127.0.0.1", port=second.ami_port)]})})
+        async with rig(tmp_path, cfg) as r:
+            number = await _replied_case(r, "two-node-call", "13900007777")
+            first_link, second_link = (n.link for n in r.service.nodes)
+            await second_link.wait_up(timeout=10)
+            async with asyncio.timeout(10):             # node 2's heartbeat reached it
+                while HEARTBEAT not in second.globals:
+                    await asyncio.sleep(0.05)
+            await r.sim.stop()                           # the first Asterisk goes away
+            async with asyncio.timeout(10):
+                while first_link.is_up:
+                    await asyncio.sleep(0.05)
+            answered = second.expect_call("13900007777", "citizens",
+                                          CitizenScript(keys=[("5", 0.3)]))
+            clock = _Clock()
+            clock.now += timedelta(seconds=601)
+            assert r.service.surveys.ready
+            assert await _scheduler(r, clock).check() == [number]
+            handle = await asyncio.wait_for(answered, 10)
+            await asyncio.wait_for(handle.done, 30)
+            await r.settle()
+            case = await r.service.store.get(number)
+            assert case is not None and str(case.status) == "revisited"
+            assert case.satisfaction == 5
+    finally:
+        await second.stop()

@@ -18,7 +18,7 @@ for a 1-5 satisfaction key; an unsatisfied score reopens the case.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -128,19 +128,27 @@ class SurveyCall:
 
 
 class SurveyDialer:
-    """Places survey calls. Built by the composition root with the AMI link and the store."""
+    """Places survey calls. Built by the composition root with the store and the AMI links
+    of the centre's Asterisks, in order of preference: a call goes out through the first
+    whose link is up, so the surveys go on while one Asterisk is down (the answered call's
+    session runs on the node that placed it, as any call's does)."""
 
-    def __init__(self, link: AmiLink, store: SurveyStore, cfg: SurveyCallConfig,
-                 menu_for: Callable[[str], str]) -> None:
-        self._link = link
+    def __init__(self, links: AmiLink | Sequence[AmiLink], store: SurveyStore,
+                 cfg: SurveyCallConfig, menu_for: Callable[[str], str]) -> None:
+        self._links = [links] if isinstance(links, AmiLink) else list(links)
+        if not self._links:
+            raise ValueError("a survey dialer needs at least one AMI link")
         self._store = store
         self._cfg = cfg
         self._menu_for = menu_for
 
     @property
     def ready(self) -> bool:
-        """The AMI link is up: a call placed now would not fail for want of it."""
-        return self._link.is_up
+        """An AMI link is up: a call placed now would not fail for want of one."""
+        return any(link.is_up for link in self._links)
+
+    def _link(self) -> AmiLink:
+        return next((link for link in self._links if link.is_up), self._links[0])
 
     async def call(self, number: str) -> Placed:
         """``prepare`` then ``place``: the survey call of case ``number``, followed until
@@ -175,9 +183,11 @@ class SurveyDialer:
         have been sent (only cancellation goes through): a call whose end is unknown may
         have rung, and counts (``Placed.UNKNOWN``), so the citizen is not rung twice."""
         number = call.case
+        link = self._link()
+        if len(self._links) > 1:
+            log.info("survey of case %s: dialling through %s", number, link.name)
         try:
-            res = await self._link.originate(call.fields,
-                                             answer_timeout_s=self._cfg.ring_timeout_s)
+            res = await link.originate(call.fields, answer_timeout_s=self._cfg.ring_timeout_s)
         except AmiNotConnected as e:
             log.warning("survey of case %s: not placed, AMI link down (%s)", number, e)
             return Placed.FAILED
