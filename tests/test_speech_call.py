@@ -16,6 +16,7 @@ from ivr.demo import caller_script
 from ivr.menus.engine import paths_of
 from pbxsim import CitizenScript
 from routing.topics import TopicCatalogue
+from speech.audiosocket_server import AudioStream
 from speech.engine import SpeechEngine
 from tests.callpath_fixtures import rig
 from tests.speech_fixtures import engine, partly_copied_model, wav_of  # noqa: F401 (fixture)
@@ -154,15 +155,16 @@ async def test_a_partly_copied_model_disables_speech_not_the_service(tmp_path: P
         assert outcome.queue == "water" and outcome.speech_sessions == 0
 
 
-async def test_vosk_failing_mid_call_falls_back_to_keys(tmp_path: Path,
-                                                        engine: SpeechEngine) -> None:
+async def test_vosk_failing_mid_call_falls_back_to_keys(
+        tmp_path: Path, engine: SpeechEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     async with rig(tmp_path, speed=2.0, engine=engine, speech=True) as r:
         speech = r.service.calls.deps.speech
         assert speech is not None
 
         async def broken(*_a: object, **_k: object) -> object:
             raise RuntimeError("vosk decoder crashed")
-        speech._engine.decoder = broken  # type: ignore[method-assign]
+        # The engine is the module's (shared by the tests after this one): undone at the end.
+        monkeypatch.setattr(speech._engine, "decoder", broken)
         await r.add_agent(1301, "energy", talk_s=1.0)
         # Silent through the greeting, then keys at the fallback prompt.
         call = await r.sim.place_call(CitizenScript(keys=[("", 0.1), ("2", 0.3)]))
@@ -208,3 +210,27 @@ async def test_a_wedged_vosk_costs_the_caller_one_wait_then_keys(
     finally:
         release.set()           # the wedged pool threads go back to the shared engine
 
+
+
+async def test_a_keyword_heard_before_audiosocket_gives_up_still_routes_the_caller(
+        tmp_path: Path, engine: SpeechEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spotting only (no transcript). The service stops sending media (overloaded), so
+    Asterisk's AudioSocket gives up mid-sentence; the caller is still on the line and has
+    already said the keyword: what was heard counts, and they are not sent to the key menu."""
+    monkeypatch.setattr(AudioStream, "_send_media", lambda self, frames: None)
+    async with rig(tmp_path, speed=1.0, engine=engine, speech=True, transcription="off",
+                   sim_kw={"audiosocket_timeout_s": 1.6}) as r:
+        await r.add_agent(1160, "transport", talk_s=0.5)
+        await r.add_agent(1161, "hotline_general", talk_s=0.5)
+        wav = wav_of("마을버스 노선이 언제부터 바뀌는지 알고 싶어서 전화했습니다",
+                     tmp_path / "long.wav")
+        call = await r.sim.place_call(CitizenScript(speech_wav=wav, keys=[]))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
+        assert case is not None
+        # Heard (the long sentence only partly explained by its keyword may still send the
+        # caller to a person, at low confidence), not asked again on keys.
+        assert case.ivr_path[0] == "greeting:speech:transport", case.ivr_path
+        assert case.topic == "transport"
+        assert outcome.queue in ("transport", "hotline_general")

@@ -100,10 +100,11 @@ class AgiCallIO:
                         type(e).__name__, e)
             self.speech_failed = True
             return None
-        if utt.ended_by == "hangup" and not utt.text:
-            # The audio stream went away with nothing said: the caller hanging up, or
-            # AudioSocket giving up on a slow service (the channel lives on in AGI). The
-            # next AGI command tells which; meanwhile this call goes on with keys.
+        if utt.ended_by == "hangup" and not utt.text and not utt.spotted:
+            # The audio stream went away with nothing heard (no transcript, no word of the
+            # spotter's): the caller hanging up, or AudioSocket giving up on a slow service
+            # (the channel lives on in AGI). The next AGI command tells which; meanwhile this
+            # call goes on with keys. What was heard before it went away still counts.
             log.warning("call %s: AudioSocket closed while listening; keys only",
                         self._call)
             self.speech_failed = True
