@@ -155,12 +155,8 @@ async def _serve(cfg: HotlineConfig) -> int:
 
 async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int) -> int:
     from cases.store import CaseStore
-    from ivr.menus.hours import calling_hours
-    survey = cfg.ivr.survey
     store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
-                      timezone=cfg.service.timezone, calling_hours=calling_hours(
-                          survey.hours, survey.holidays, survey.workdays,
-                          cfg.ivr.timezone or cfg.service.timezone))
+                      timezone=cfg.service.timezone, calling_hours=cfg.callback_hours())
     await store.open()
     try:
         day: date | None = datetime.now(ZoneInfo(cfg.service.timezone)).date() if today else None
@@ -191,13 +187,9 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
 
     from cases.store import CaseStore
     from ivr.ami.link import AmiLink
-    from ivr.menus.hours import calling_hours
     from ivr.menus.survey import Placed, SurveyDialer
-    survey = cfg.ivr.survey
     store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
-                      timezone=cfg.service.timezone, calling_hours=calling_hours(
-                          survey.hours, survey.holidays, survey.workdays,
-                          cfg.ivr.timezone or cfg.service.timezone))
+                      timezone=cfg.service.timezone, calling_hours=cfg.callback_hours())
     link = AmiLink(cfg.ami, name="ami-survey")
     await store.open()
     link.start()
@@ -214,7 +206,7 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
         if claim.attempt is None:
             print(f"hotline: case {number} cannot be surveyed now", file=sys.stderr)
             return 1
-        dialer = SurveyDialer(link, store, cfg.ivr.survey, cfg.ivr.menu_for)
+        dialer = SurveyDialer([link], store, cfg.ivr.survey, cfg.ivr.menu_for)
         ready = await dialer.prepare(number)
         if isinstance(ready, Placed):
             await store.release_survey_call(number, claim.attempt, actor="cli", why=ready.value)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ivr.menus.check import first_menu_error
+from ivr.menus.hours import calling_hours
 from ivr.menus.model import MenuConfig, SurveyCallConfig
 from routing.policy import PolicyParams
 
@@ -326,6 +329,14 @@ class HotlineConfig(_Strict):
             if g.name == name:
                 return g
         raise KeyError(name)
+
+    def callback_hours(self) -> Callable[[datetime], datetime] | None:
+        """When callbacks (回拨) may fall due: the hours the centre calls citizens, those of
+        the 回访 survey calls (``ivr.survey``), read in ``ivr.timezone``; None: any hour.
+        For ``CaseStore(calling_hours=...)``."""
+        survey = self.ivr.survey
+        return calling_hours(survey.hours, survey.holidays, survey.workdays,
+                             self.ivr.timezone or self.service.timezone)
 
 
 def _defaults() -> dict[str, Any]:

@@ -14,7 +14,6 @@ from cases.store import CaseStore
 from ivr.case_journal import CaseJournal
 from ivr.case_recorder import CaseRecorder
 from ivr.config import HotlineConfig
-from ivr.menus.hours import calling_hours
 from ivr.menus.survey import SurveyDialer
 from ivr.node import AsteriskNode
 from ivr.speech_input import SpeechInput
@@ -36,10 +35,7 @@ class HotlineService:
         self.config = config
         self.speech_engine = speech_engine
         self.audiosocket: AudioSocketServer | None = None
-        # Callbacks (回拨) fall due within the hours the centre calls citizens (回访's).
-        survey = config.ivr.survey
-        next_open = calling_hours(survey.hours, survey.holidays, survey.workdays,
-                                  config.ivr.timezone or config.service.timezone)
+        next_open = config.callback_hours()     # callbacks fall due within these
         self.store = CaseStore(config.database.url, secret_key=config.database.secret_key,
                                timezone=config.service.timezone, calling_hours=next_open)
         # Case writes run on a thread of their own, with a store of their own: the ORM's

@@ -127,7 +127,6 @@ class OpeningHours:
                         return moment.astimezone(at.tzinfo)
         raise ValueError(f"no open moment found after {at.isoformat()}")  # pragma: no cover
 
-
     def _resumed(self, skipped: datetime) -> datetime:
         """The moment the clocks resume after jumping over the wall time ``skipped``: the
         zone's offset changes between ``skipped`` read with the offset after the jump and

@@ -133,9 +133,9 @@ class SurveyDialer:
     whose link is up, so the surveys go on while one Asterisk is down (the answered call's
     session runs on the node that placed it, as any call's does)."""
 
-    def __init__(self, links: AmiLink | Sequence[AmiLink], store: SurveyStore,
-                 cfg: SurveyCallConfig, menu_for: Callable[[str], str]) -> None:
-        self._links = [links] if isinstance(links, AmiLink) else list(links)
+    def __init__(self, links: Sequence[AmiLink], store: SurveyStore, cfg: SurveyCallConfig,
+                 menu_for: Callable[[str], str]) -> None:
+        self._links = list(links)
         if not self._links:
             raise ValueError("a survey dialer needs at least one AMI link")
         self._store = store
