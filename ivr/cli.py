@@ -11,9 +11,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ivr.config import ConfigError, HotlineConfig, load_config
+
+if TYPE_CHECKING:
+    from ivr.ami.link import AmiLink
 
 log = logging.getLogger("hotline.cli")
 
@@ -178,6 +182,21 @@ async def _cases_list(cfg: HotlineConfig, today: bool, as_json: bool, limit: int
     return 0
 
 
+async def _any_link_up(links: list[AmiLink], timeout: float) -> None:
+    """Return once one of ``links`` is up; TimeoutError if none is within ``timeout``."""
+    waits = [asyncio.create_task(link.wait_up(timeout=timeout)) for link in links]
+    try:
+        for done in asyncio.as_completed(waits):
+            with contextlib.suppress(TimeoutError):
+                await done
+                return
+        raise TimeoutError
+    finally:
+        for w in waits:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
 async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
     """Place the survey call over AMI; the running service answers it (the answered call
     runs ``ivr.survey.context``/``exten``, which parks it in async AGI) and records the
@@ -190,9 +209,12 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
     from ivr.menus.survey import Placed, SurveyDialer
     store = CaseStore(cfg.database.url, secret_key=cfg.database.secret_key,
                       timezone=cfg.service.timezone, calling_hours=cfg.callback_hours())
-    link = AmiLink(cfg.ami, name="ami-survey")
+    # Every Asterisk of the centre: the call goes out through the first whose AMI is up.
+    endpoints = cfg.ami.endpoints(cfg.service.node)
+    links = [AmiLink(ami, name=f"ami-survey-{node}") for node, ami in endpoints]
     await store.open()
-    link.start()
+    for link in links:
+        link.start()
     try:
         case = await store.get(number)
         if case is None or str(case.status) != "replied":
@@ -200,13 +222,13 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
             print(f"hotline: no survey call for case {number}: {state} (only a replied case "
                   "is surveyed)", file=sys.stderr)
             return 1
-        await link.wait_up(timeout=cfg.ami.action_timeout_s)
+        await _any_link_up(links, cfg.ami.action_timeout_s)
         claim = await store.claim_survey_call(number, actor="cli", attempts=1_000_000,
                                               retry_after=timedelta(0))
         if claim.attempt is None:
             print(f"hotline: case {number} cannot be surveyed now", file=sys.stderr)
             return 1
-        dialer = SurveyDialer([link], store, cfg.ivr.survey, cfg.ivr.menu_for)
+        dialer = SurveyDialer(links, store, cfg.ivr.survey, cfg.ivr.menu_for)
         ready = await dialer.prepare(number)
         if isinstance(ready, Placed):
             await store.release_survey_call(number, claim.attempt, actor="cli", why=ready.value)
@@ -217,10 +239,12 @@ async def _cases_survey(cfg: HotlineConfig, number: str) -> int:
                 await store.release_survey_call(number, claim.attempt, actor="cli",
                                                 why=placed.value)
     except TimeoutError:
-        print(f"hotline: AMI {cfg.ami.host}:{cfg.ami.port} not reachable", file=sys.stderr)
+        where = ", ".join(f"{ami.host}:{ami.port}" for _, ami in endpoints)
+        print(f"hotline: AMI not reachable on any Asterisk ({where})", file=sys.stderr)
         return 1
     finally:
-        await link.stop()
+        for link in links:
+            await link.stop()
         await store.close()
     if not placed:
         print(f"hotline: survey call for case {number} not placed: {placed.value}",

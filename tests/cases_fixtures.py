@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sqlite3
 import sys
 import uuid
@@ -34,6 +35,13 @@ _PG_CANDIDATES = (
     "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
     "postgresql+asyncpg://root@127.0.0.1:5432/test",
 )
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def asyncpg_dsn(url: str) -> str:

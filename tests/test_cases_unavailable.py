@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,18 +20,12 @@ from tests.cases_fixtures import (  # noqa: F401
     TcpProxy,
     asyncpg_dsn,
     backend,
+    closed_port,
     pg_proxy,
     pg_url,
 )
 
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_unreachable_postgresql() -> None:

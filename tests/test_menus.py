@@ -26,7 +26,7 @@ from ivr.config import HotlineConfig
 from ivr.menus.model import EmergencyConfig
 from pbxsim import CitizenScript
 from speech.engine import SpeechEngine
-from tests.cases_fixtures import DEPARTMENTS
+from tests.cases_fixtures import DEPARTMENTS, closed_port
 from tests.menu_harness import MenuRig, menu_config, menu_rig
 from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
 
@@ -249,6 +249,8 @@ async def test_callback_key_in_the_queue_books_a_callback(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("key", "status", "prompt", "via"), [
     ("5", "revisited", "survey_thanks", "service"),
     ("2", "processing", "survey_sorry", "cli"),        # unsatisfied: reopened
+    # The CLI's first Asterisk ([ami]) is down: the call goes out through the second.
+    ("4", "revisited", "survey_thanks", "cli-first-down"),
 ])
 async def test_survey_call_records_the_score(tmp_path: Path, key: str, status: str,
                                              prompt: str, via: str) -> None:
@@ -269,10 +271,14 @@ async def test_survey_call_records_the_score(tmp_path: Path, key: str, status: s
         else:
             # `hotline cases survey` beside the running service, which answers the call.
             conf = tmp_path / "hotline.toml"
+            live = f'host = "127.0.0.1"\nport = {r.config.ami.port}'
+            if via == "cli-first-down":
+                live = (f'port = {closed_port()}\n[[ami.nodes]]\nname = "second"\n'
+                        f'{live}')
             conf.write_text(f"""
 [ami]
-port = {r.config.ami.port}
 secret = "{r.config.ami.secret}"
+{live}
 [database]
 url = "{r.config.database.url}"
 [ivr.survey]
