@@ -40,6 +40,7 @@ class EditMixin(CallPathMixin, LifecycleMixin):
         *,
         actor: str,
         expected_version: int | None = None,
+        base: Mapping[str, Any] | None = None,
         action: Action | str | None = None,
         reason: str | None = None,
         department: str | None = None,
@@ -48,20 +49,32 @@ class EditMixin(CallPathMixin, LifecycleMixin):
         change one event, as ``update_call_case`` does for the call path; then, if given,
         apply ``action`` (with ``reason`` and ``department``) as ``transition`` does.
 
+        ``base``: the value each changed field had when the editor read the case. A field
+        someone else changed since is not overwritten: ``ConcurrentUpdate`` names it. Unlike
+        ``expected_version``, writes to other fields (the call path's, another editor's) do
+        not refuse the edit, so a form can save while its call goes on.
+
         Raises ``CaseNotFound``, ``ConcurrentUpdate`` (``expected_version`` is not the case's
-        version when the row is locked), ``CaseClosed`` (a change to a closed case),
+        version when the row is locked, or a field of ``base`` changed meanwhile),
+        ``CaseClosed`` (a change to a closed case),
         ``ValueError`` (a bad field or value) and what
         ``transition`` raises; whatever is raised, nothing was written."""
         actor = check_actor(actor)
         check_storable("reason", reason)
         check_storable("department", department)
         values = CaseChanges.parse(dict(changes))
+        seen = CaseChanges.parse({f: v for f, v in (base or {}).items() if f in values})
 
         async def apply(s: AsyncSession) -> CaseView:
             case = await self._require_number(s, number)
             if expected_version is not None and case.version != expected_version:
                 raise ConcurrentUpdate(f"case {number} is at version {case.version}, not "
                                        f"{expected_version}: reload it and try again")
+            for f, was in seen.items():
+                now = getattr(case, f)
+                if not _same(now, was) and not _same(now, values[f]):
+                    raise ConcurrentUpdate(f"{f} of case {number} was changed meanwhile (to "
+                                           f"{_shown(now)}): reload it and try again")
             if case.status in FINAL_STATES and any(
                     getattr(case, f) != v for f, v in values.items()):
                 raise CaseClosed(f"case {number} is {case.status}: its fields are no longer "
@@ -75,3 +88,14 @@ class EditMixin(CallPathMixin, LifecycleMixin):
             return self._view(case)
 
         return await self._write("edit_case", apply)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # An empty text field reads back as "" from a form and as NULL from the row.
+    return (a if a != "" else None) == (b if b != "" else None)
+
+
+def _shown(value: Any) -> str:
+    """A field's value in an error message: short, and not the whole description."""
+    text = "nothing" if value is None else repr(str(getattr(value, "value", value)))
+    return text if len(text) <= 60 else text[:57] + "...'"

@@ -218,7 +218,13 @@ def _operator_paths() -> dict[str, JsonObject]:
                             "description": "for dispatch and transfer"},
                 reason={**_N_STR, "maxLength": 500},
                 expected_version={"type": "integer", "nullable": True,
-                                  "description": "refuse (409) if the case changed since"}))},
+                                  "description": "refuse (409) if the case changed since"},
+                base={"type": "object", "nullable": True,
+                      "additionalProperties": _N_STR,
+                      "description": "the value each changed field had when the form was "
+                      "filled (keys: the five fields above); refuse (409, naming it) a "
+                      "field someone else changed since, where expected_version would "
+                      "also refuse changes to other fields"}))},
         "/api/cases/{number}/reveal": {"post": _op(
             "The caller's full number (null when withheld); audited with the reason. An "
             "operator: of a case popped on their screen, or owing a callback",

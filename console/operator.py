@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cases import CaseType, Urgency
 from cases.callbacks import OPEN
@@ -35,6 +35,8 @@ PAUSE_REASONS = ("wrap-up", "break", "lunch", "training", "meeting", "callback")
 # What an operator may do to the case's lifecycle from the call: close it on the spot
 # (answered during the call, 直接办结) or hand it over to a department.
 FORM_ACTIONS = (Action.CLOSE, Action.DISPATCH, Action.TRANSFER)
+# The case's fields on the operator's form.
+FORM_FIELDS = ("case_type", "topic", "urgency", "district", "description")
 
 
 class SignIn(BaseModel):
@@ -55,6 +57,17 @@ class CaseForm(BaseModel):
     department: StoredText | None = Field(default=None, max_length=64)
     reason: StoredText | None = Field(default=None, max_length=500)
     expected_version: int | None = None
+    # The value each changed field had when the form was filled: a field someone else
+    # changed since is a 409 naming it, not silently overwritten (CaseStore.edit_case).
+    base: dict[str, StoredText | None] | None = Field(default=None, max_length=len(FORM_FIELDS))
+
+    @field_validator("base")
+    @classmethod
+    def _base_fields(cls, v: dict[str, str | None] | None) -> dict[str, str | None] | None:
+        unknown = sorted(set(v or {}) - set(FORM_FIELDS))
+        if unknown:
+            raise ValueError(f"base: not a field of the form: {', '.join(unknown)}")
+        return v
 
 
 class RevealForm(BaseModel):
@@ -188,8 +201,7 @@ async def save_case(request: web.Request) -> web.Response:
     form: CaseForm = await _json(request, CaseForm)
     store = request.app[CONSOLE].service.store
     actor = f"web:{s.user.name}"
-    changes = form.model_dump(include={"case_type", "topic", "urgency", "district",
-                                       "description"}, exclude_none=True)
+    changes = form.model_dump(include=set(FORM_FIELDS), exclude_none=True)
     if form.action is not None and form.action not in FORM_ACTIONS:
         raise web.HTTPBadRequest(text=f"{form.action} is not done from a call")
     expected = form.expected_version
@@ -199,7 +211,8 @@ async def save_case(request: web.Request) -> web.Response:
             # version cannot both pass, and an action the lifecycle refuses (400) takes the
             # field changes back with it.
             case = await store.edit_case(number, changes, actor=actor,
-                                         expected_version=expected, action=form.action,
+                                         expected_version=expected, base=form.base,
+                                         action=form.action,
                                          reason=form.reason or None,
                                          department=form.department or None)
         else:     # nothing to write: the case as it is, if still current

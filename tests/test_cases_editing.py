@@ -53,6 +53,39 @@ async def test_concurrent_edits_of_one_version_do_not_both_pass(store: CaseStore
         assert len(changes) == 1   # the refused edit left nothing on the record
 
 
+async def test_a_field_changed_by_someone_else_is_not_overwritten(store: CaseStore) -> None:
+    """Two editors with the case on screen: each saves only what they changed, with the
+    value they saw. Edits of different fields both land; the second edit of one field is
+    refused, naming it, and the first editor's text stays."""
+    case = await store.open_call_case(call_start("e.base"))
+    seen = {"description": case.description, "district": case.district, "urgency": "normal"}
+    await store.edit_case(case.number, {"description": "notes of the supervisor"}, actor="web:sup",
+                          base={"description": seen["description"]})
+    # The call path writes meanwhile too: that refuses nothing.
+    await store.update_call_case("node-a", "e.base", queue="water", topic="water")
+    v = await store.edit_case(case.number, {"district": "黄浦区", "urgency": "urgent"},
+                              actor="web:op", base=seen)
+    assert (v.district, str(v.urgency), v.description) == ("黄浦区", "urgent",
+                                                           "notes of the supervisor")
+    with pytest.raises(ConcurrentUpdate, match="description of case .* was changed meanwhile "
+                                               "\\(to 'notes of the supervisor'\\)"):
+        await store.edit_case(case.number, {"description": "notes of the operator"},
+                              actor="web:op", base=seen)
+    after = await store.get(case.number)
+    assert after is not None and after.description == "notes of the supervisor"
+    assert after.version == v.version               # the refused edit wrote nothing
+    # Saving what the other editor already wrote is no conflict; nor is a form's "" for
+    # a field the row holds as NULL.
+    same = await store.edit_case(case.number, {"description": "notes of the supervisor"},
+                                 actor="web:op", base={"description": ""})
+    assert same.description == "notes of the supervisor"
+    c2 = await store.open_call_case(call_start("e.base2"))
+    assert c2.topic is None
+    t = await store.edit_case(c2.number, {"topic": "water"}, actor="web:op",
+                              base={"topic": ""})
+    assert t.topic == "water"
+
+
 async def test_edit_case_by_number(store: CaseStore) -> None:
     case = await store.open_call_case(call_start("e.1"))
     v = await store.edit_case(case.number, {"urgency": "urgent", "district": "黄浦区"},

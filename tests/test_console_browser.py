@@ -120,8 +120,28 @@ async def test_screen_pop_with_transcript_as_text_and_the_form_saves(
         assert case is not None
         assert case.description == "水管爆裂，<b>整栋楼</b>停水"
         assert str(case.case_type) == "complaint" and case.district == "西湖区"
+        # A supervisor corrects the district meanwhile: the operator's next save (notes
+        # only) keeps it, and the form then shows it.
+        await store.edit_case(number, {"district": "黄浦区"}, actor="web:supervisor")
+        await p.fill("#f-description", "水管爆裂，整栋楼停水，已通知物业")
+        await p.click("#save-btn")
+        await p.wait_for_selector("#save-result:has-text('version')")
+        await p.wait_for_function(
+            "() => document.getElementById('f-district').value === '黄浦区'")
+        case = await store.get(number)
+        assert case is not None and (case.district, case.description) == (
+            "黄浦区", "水管爆裂，整栋楼停水，已通知物业")
+        # ...and rewrites of the same field are refused on the screen, not overwritten.
+        await store.edit_case(number, {"description": "由班长补充"}, actor="web:supervisor")
+        await p.fill("#f-description", "覆盖")
+        await p.click("#save-btn")
+        await p.wait_for_selector("#save-result:has-text('not saved')")
+        assert "description" in ((await p.text_content("#save-result")) or "")
+        case = await store.get(number)
+        assert case is not None and case.description == "由班长补充"
         await p.screenshot(path=str(_shots(tmp_path) / "operator.png"), full_page=True)
-        assert p.hotline_errors == []     # no CSP violation, no script error
+        # No CSP violation, no script error (the refused save's 409 is the browser's note).
+        assert [e for e in p.hotline_errors if "409 (Conflict)" not in e] == []
         call.hangup()
 
 

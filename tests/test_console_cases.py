@@ -78,6 +78,32 @@ async def test_two_saves_from_the_same_version_one_is_refused(web: WebRig) -> No
             assert final.version == winner["version"] == case.version + 1
 
 
+async def test_a_form_saves_what_it_changed_and_keeps_another_editors_field(
+        web: WebRig) -> None:
+    """The operator's form sends the fields it changed with the values it showed (``base``):
+    a supervisor's edit of another field meanwhile is kept and refuses nothing; an edit of
+    the same field is a 409 naming it; a field the form does not have is a 400."""
+    case = await web.store.open_call_case(call_start("base.1"))
+    async with web.client() as op, web.client() as sup:
+        csrf_op, csrf_sup = await login(op, "supervisor", "supervisor"), await login(
+            sup, "supervisor", "supervisor")
+        status, body = await post(sup, f"/api/cases/{case.number}",
+                                  {"district": "黄浦区", "base": {"district": None}}, csrf_sup)
+        assert status == 200, body
+        status, body = await post(op, f"/api/cases/{case.number}", {
+            "description": "水管爆裂", "base": {"description": None}}, csrf_op)
+        assert status == 200, body
+        assert (body["description"], body["district"]) == ("水管爆裂", "黄浦区")
+        status, body = await post(op, f"/api/cases/{case.number}", {
+            "district": "徐汇区", "base": {"district": None}}, csrf_op)
+        assert status == 409 and "district" in body["error"] and "黄浦区" in body["error"]
+        status, body = await post(op, f"/api/cases/{case.number}", {
+            "district": "徐汇区", "base": {"colour": None}}, csrf_op)
+        assert status == 400 and "colour" in body["error"]
+        final = await web.store.get(case.number)
+        assert final is not None and (final.district, final.description) == ("黄浦区", "水管爆裂")
+
+
 async def test_a_refused_action_saves_nothing(web: WebRig) -> None:
     """Fields and a dispatch the lifecycle refuses (no such department): 400, and the case is
     as it was, so the operator's retry starts from the version they still have."""

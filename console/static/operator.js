@@ -136,14 +136,24 @@
     const number = (caseView && caseView.number) || (pop && pop.case);
     if (!number) { text("save-result", "no case on screen"); return; }
     const v = (id) => document.getElementById("f-" + id).value;
-    const body = { description: v("description"), urgency: v("urgency") };
-    if (v("case_type")) body.case_type = v("case_type");
-    if (v("topic")) body.topic = v("topic");
-    if (v("district")) body.district = v("district");
+    // Only the fields this operator changed, each with the value the form showed: a
+    // supervisor's or the call's writes to other fields stay, and a field someone else
+    // changed meanwhile is refused (409) instead of overwritten.
+    const body = {}, base = {};
+    for (const f of ["case_type", "topic", "urgency", "district", "description"]) {
+      const shown = caseView ? caseView[f] : null;
+      if (v(f) === (shown || (f === "urgency" ? "normal" : ""))) continue;
+      if (!v(f) && f !== "description") continue;   // a chooser left empty clears nothing
+      body[f] = v(f); base[f] = shown == null ? null : shown;
+    }
+    if (caseView) body.base = base;
+    text("save-result", "saving…");
     if (v("action")) { body.action = v("action"); body.department = v("department") || null; body.reason = v("reason") || null; }
     try {
       const c = await api("POST", "/api/cases/" + encodeURIComponent(number), body);
-      caseView = c; text("form-status", c.status);
+      // The form shows the case as saved, others' changes included, so the next save
+      // compares against what is on the screen.
+      caseView = c; fillForm(c, null);
       text("save-result", "saved (version " + c.version + ")");
     } catch (e) { text("save-result", "not saved: " + e.message); }
   });
