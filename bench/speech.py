@@ -36,7 +36,8 @@ word error rate.
   sample of the phrase (espeak-ng's own trailing silence, about 0.38 s, is not speech) to
   ``capture_utterance`` returning with the topic (and the transcript in transcription modes).
 - ``topic_accuracy``: service path, all utterances; ``topic_accuracy_by_condition`` per
-  speed and noise. ``wer`` (words) and ``cer`` (characters, spaces ignored; word spacing in
+  speed and noise. The misses split into ``topic_wrong_rate`` (another topic: the caller is
+  queued for the wrong department) and ``topic_none_rate`` (no topic: a person asks). ``wer`` (words) and ``cer`` (characters, spaces ignored; word spacing in
   Korean is loose) for transcription modes, service path, against the synthesized text.
 - The engine is created with a 60 s decode backlog and the capture waits up to 60 s for the
   transcript, so an overloaded run shows as latency rather than as dropped audio (which would
@@ -253,6 +254,11 @@ async def measure_mode(engine: SpeechEngine, catalogue: TopicCatalogue, mode: Mo
         "topic_accuracy": round(sum(u.topic == s.topic for s, u, _ in results) / len(results), 3),
         "topic_accuracy_by_condition": {k: round(sum(v) / len(v), 3)
                                         for k, v in sorted(by_cond.items())},
+        # The misses split: sent to the wrong department, or (no topic) to a person.
+        "topic_wrong_rate": round(sum(u.topic not in (None, s.topic) for s, u, _ in results)
+                                  / len(results), 3),
+        "topic_none_rate": round(sum(u.topic is None for _, u, _ in results) / len(results),
+                                 3),
         "concurrency": concurrency, "calls": len(results),
         "ended_by": dict(sorted(statistics_counter(u.ended_by for _, u, _ in results).items())),
         "dropped_s": round(sum(u.dropped_s for _, u, _ in results), 2),
