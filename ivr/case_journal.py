@@ -13,7 +13,6 @@ background every ``sync_interval_s`` (a power cut loses at most that much).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import json
 import logging
@@ -22,6 +21,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
+
+from ivr.aio import cancel_and_wait
 
 log = logging.getLogger("hotline.cases")
 
@@ -161,9 +162,7 @@ class CaseJournal:
 
     async def close(self) -> None:
         if self._syncer is not None:
-            self._syncer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._syncer
+            await cancel_and_wait(self._syncer)   # not suppress(): see ivr.aio
             self._syncer = None
         with self._lock:
             if self._file is not None:

@@ -8,9 +8,9 @@ healthy service look dead, or a dead one alive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from ivr.aio import cancel_and_wait
 from ivr.ami.errors import AmiError
 from ivr.ami.link import AmiLink
 
@@ -31,9 +31,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)   # not suppress(): see ivr.aio
 
     async def beat(self) -> None:
         pong = await self._link.action("Ping")

@@ -187,8 +187,10 @@ class CallSession(QueueSteps, SurveySteps):
         but Asterisk says the same of a live channel whose prompt file is missing, and that
         caller must not be left parked in silence."""
         s = self.state
+        # asyncio.timeout, not wait_for, which can lose a stopping service's cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._gone.wait(), HANGUP_EVENT_WAIT_S)
+            async with asyncio.timeout(HANGUP_EVENT_WAIT_S):
+                await self._gone.wait()
         if s.hung_up:
             return
         # No hangup: our step failed on Asterisk's side. The caller goes to the default

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from cases import Action
 from cases.survey_store import SurveyClaim
+from ivr.aio import cancel_and_wait
 from ivr.menus.hours import OpeningHours
 from ivr.menus.model import SurveyCallConfig
 from ivr.menus.survey import ACTOR, Placed, SurveyCall, SurveyDialer
@@ -69,9 +70,7 @@ class SurveyScheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)   # not suppress(): see ivr.aio
             self._task = None
 
     async def _run(self) -> None:

@@ -81,7 +81,8 @@ async def _stream(core: PbxCore, chan: Channel, writer: asyncio.StreamWriter, ta
             while not chan.dtmf.empty():
                 writer.write(frame(KIND_DTMF, chan.dtmf.get_nowait().encode()))
             if writer.transport.get_write_buffer_size() > 64 * 1024:
-                await asyncio.wait_for(writer.drain(), clock.to_real(timeout))
+                async with asyncio.timeout(clock.to_real(timeout)):   # not wait_for: see clock
+                    await writer.drain()
         except (ConnectionError, OSError, TimeoutError):
             state.reason = "cannot write to the server"
             return -1
@@ -103,8 +104,9 @@ async def audiosocket_exec(core: PbxCore, chan: Channel, data: str) -> int:
     try:
         # A TCP connect takes real time, whatever the simulated clock's speed: its timeout
         # is wall-clock, as res_audiosocket's is.
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port_s)),
-                                                CONNECT_TIMEOUT_S)
+        # asyncio.timeout, not wait_for, which can lose a cancellation (see SimClock.timeout).
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            reader, writer = await asyncio.open_connection(host, int(port_s))
     except (OSError, TimeoutError) as exc:
         log.error("%s: AudioSocket cannot connect to %s:%s: %s", chan.name, host, port_s, exc)
         return -1

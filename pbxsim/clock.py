@@ -56,11 +56,17 @@ class SimClock:
         if timeout_s <= 0:
             return False
         try:
-            await asyncio.wait_for(event.wait(), self.to_real(timeout_s))
+            async with asyncio.timeout(self.to_real(timeout_s)):
+                await event.wait()
         except TimeoutError:
             return event.is_set()
         return True
 
     async def timeout(self, awaitable: Awaitable[T], timeout_s: float) -> T:
-        """``asyncio.wait_for`` in simulated seconds (raises TimeoutError)."""
-        return await asyncio.wait_for(awaitable, self.to_real(timeout_s))
+        """``asyncio.wait_for`` in simulated seconds (raises TimeoutError).
+
+        Built on ``asyncio.timeout``: 3.11's wait_for loses a cancellation that lands as the
+        awaitable ends, and a simulator task that misses its cancellation keeps stop()
+        waiting."""
+        async with asyncio.timeout(self.to_real(timeout_s)):
+            return await awaitable

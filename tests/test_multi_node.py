@@ -11,16 +11,27 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
+
+from ivr.ami.link import AmiLink, LinkState
 from ivr.config import AmiNodeConfig
 from ivr.service import HotlineService
 from pbxsim import AgentSpec, CitizenScript, PbxSim, SimConfig
 from tests.callpath_fixtures import QUEUES, service_config
 from tests.cases_fixtures import pg_url  # noqa: F401
+from tests.conftest import Deadline
 
 
 async def test_two_nodes_share_one_store_and_keep_their_calls_apart(
-        tmp_path: Path, pg_url: str) -> None:
+        tmp_path: Path, pg_url: str, deadline: Deadline) -> None:
+    # A hang here once lasted 8 minutes in CI: fail with every task's stack instead.
+    async with deadline(180, "the two-node test"):
+        await _two_nodes(tmp_path, pg_url, deadline)
+
+
+async def _two_nodes(tmp_path: Path, pg_url: str, deadline: Deadline) -> None:
     run = uuid.uuid4().hex[:8]          # the shared database: keep runs apart
     sims = [PbxSim(SimConfig(host="127.0.0.1", port=0, speed=10.0, queues=QUEUES))
             for _ in range(2)]
@@ -68,6 +79,30 @@ async def test_two_nodes_share_one_store_and_keep_their_calls_apart(
         late = await sims[1].place_call(CitizenScript(keys=[("1", 0.2)]))
         assert (await asyncio.wait_for(late.done, 60)).answered_by == agents[1]
     finally:
-        await service.stop()
-        for sim in sims:
-            await sim.stop()
+        async with deadline(60, "stopping the service and the simulators"):
+            await service.stop()
+            for sim in sims:
+                await sim.stop()
+
+
+async def test_a_link_stopped_as_its_reconnect_is_refused_stops(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node whose Asterisk went away above is stopped while it reconnects. A stop()
+    landing in the loop turn a connection attempt is refused in must end the link: on 3.11,
+    asyncio.wait_for lost that cancellation, the link went on reconnecting and stop() (and
+    with it the service's) waited for ever."""
+    link = AmiLink(service_config(tmp_path, 1).ami, name="ami-gone")
+    stopping: list[asyncio.Task[None]] = []
+
+    async def refused(host: str, port: int, **_: object) -> NoReturn:
+        assert not stopping, "the link tried to reconnect after stop()"
+        # Scheduled now, so stop() runs before the link has seen this attempt fail.
+        stopping.append(asyncio.create_task(link.stop()))
+        raise ConnectionRefusedError(f"{host}:{port}")
+
+    monkeypatch.setattr(asyncio, "open_connection", refused)
+    link.start()
+    while not stopping:
+        await asyncio.sleep(0)
+    await stopping[0]
+    assert link.state is LinkState.STOPPED

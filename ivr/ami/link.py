@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ivr.aio import cancel_and_wait
 from ivr.config import AmiConfig
 
 from .agi_result import AgiResult
@@ -99,6 +100,8 @@ class AmiLink:
         self._ids = itertools.count(1)
         self._writer: asyncio.StreamWriter | None = None
         self._runner: asyncio.Task[None] | None = None
+        # Set by stop(): the run loop ends even if the cancellation itself went astray.
+        self._stopping = False
         self._up = asyncio.Event()
         self.connects = 0            # successful logins so far, for tests and metrics
         self.events_received = 0     # every event read, parsed or not
@@ -127,15 +130,16 @@ class AmiLink:
 
     def start(self) -> None:
         if self._runner is None:
+            self._stopping = False
             self._runner = asyncio.create_task(self._run(), name=f"{self.name}-link")
 
     async def stop(self) -> None:
+        self._stopping = True
         self.state = LinkState.STOPPED
         if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+            await cancel_and_wait(self._runner)
             self._runner = None
+        self.state = LinkState.STOPPED        # the run loop marked it DOWN on its way out
         self._close_writer()
         self._fail_all(AmiNotConnected("link stopped"), agi_too=True)
 
@@ -251,7 +255,7 @@ class AmiLink:
     async def _run(self) -> None:
         delay = self._cfg.reconnect_min_s
         auth_reported = False
-        while True:
+        while not self._stopping:
             self.state = LinkState.CONNECTING
             try:
                 await self._session()
@@ -280,8 +284,11 @@ class AmiLink:
             delay = min(delay * 2, self._cfg.reconnect_max_s)
 
     async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self._cfg.host, self._cfg.port), self._cfg.action_timeout_s)
+        # Not asyncio.wait_for: on 3.11 a stop() landing as a connection attempt fails was
+        # lost there (the refusal was raised instead), and the link went on reconnecting
+        # while stop() waited for it for ever.
+        async with asyncio.timeout(self._cfg.action_timeout_s):
+            reader, writer = await asyncio.open_connection(self._cfg.host, self._cfg.port)
         self._writer = writer
         parser = FrameParser()
         read_task = asyncio.create_task(self._read(reader, parser), name=f"{self.name}-reader")
@@ -312,9 +319,8 @@ class AmiLink:
         finally:
             for task in (read_task, ping_task):
                 if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                    with contextlib.suppress(Exception):
+                        await cancel_and_wait(task)
 
     async def _read(self, reader: asyncio.StreamReader, parser: FrameParser) -> None:
         while True:
