@@ -12,7 +12,6 @@ it stops (the link has no way to remove a listener).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import secrets
@@ -38,6 +37,7 @@ from console.screenpop import POP_EVENTS, PopTracker
 from console.security import Handler, security_headers, session_of, sessions_and_csrf
 from console.settings import ConsoleSettings
 from console.ws import Hub
+from ivr.aio import cancel_and_wait
 from ivr.ami.events import (
     AgentEvent,
     AmiEvent,
@@ -185,9 +185,7 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         active = False
-        pusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pusher
+        await cancel_and_wait(pusher)
         await console.hub.close_all()
         await console.pops.stop()
         await console.advisor.stop()

@@ -119,8 +119,9 @@ def ast_str_hash(text: str) -> int:
 class ChannelRegistry:
     """Every live channel, in creation order, plus the counters names and Uniqueids use."""
 
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, clock: SimClock, *, uniqueid_epoch: int | None = None) -> None:
         self._clock = clock
+        self._uniqueid_epoch = uniqueid_epoch
         self._channels: dict[str, Channel] = {}
         # Live channels per device: member status lookups must not scan every channel
         # (hundreds of members x hundreds of channels per QueueStatus under load).
@@ -138,7 +139,8 @@ class ChannelRegistry:
     def create(self, name: str, tech: str, context: str, exten: str, *, state: int,
                linkedid: str | None = None) -> Channel:
         now = self._clock.now()
-        uniqueid = f"{int(now)}.{self._seq}"
+        epoch = int(now) if self._uniqueid_epoch is None else self._uniqueid_epoch
+        uniqueid = f"{epoch}.{self._seq}"
         self._seq += 1
         chan = Channel(name=name, uniqueid=uniqueid, linkedid=linkedid or uniqueid, created=now,
                        tech=tech, context=context, exten=exten, state=state)

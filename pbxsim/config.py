@@ -88,6 +88,10 @@ class SimConfig:
     auth_failure_delay_s: float = 1.0
     # Simulated epoch at start (None: the real time now).
     start_epoch: float | None = None
+    # The epoch part of every Uniqueid (None: the clock's second, as Asterisk). Two
+    # Asterisks give the same Uniqueid when their calls start in the same second; tests of
+    # that clash pin it here rather than race the clock.
+    uniqueid_epoch: int | None = None
     # Asterisk sound names (as the dialplan/AGI spell them) -> local audio files.
     sounds: Mapping[str, Path] = field(default_factory=dict)
     # Directories searched for ``<name>.wav|.sln|.sln16|.raw`` when a name is not in ``sounds``.

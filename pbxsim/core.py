@@ -34,7 +34,7 @@ class PbxCore:
         self.clock = clock
         self.tasks = TaskOwner("pbxsim")
         self.bus = EventBus()
-        self.channels = ChannelRegistry(clock)
+        self.channels = ChannelRegistry(clock, uniqueid_epoch=config.uniqueid_epoch)
         self.dialplan = Dialplan.parse(config.dialplan if config.dialplan is not None
                                        else DEFAULT_DIALPLAN)
         self.globals: dict[str, str] = dict(self.dialplan.globals)

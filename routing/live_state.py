@@ -17,11 +17,11 @@ past its wrap-up time after a call (queues.conf ``wrapuptime``, shared across qu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ivr.aio import cancel_and_wait
 from ivr.ami.errors import AmiError
 from ivr.ami.events import (
     TYPED_EVENTS,
@@ -255,9 +255,7 @@ class QueueStateFeed:
     async def stop(self) -> None:
         for task in (self._task, self._booted):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

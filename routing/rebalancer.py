@@ -9,9 +9,9 @@ wait longer than the cost of serving them less proficiently (see ``RoutingPolicy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from ivr.aio import cancel_and_wait
 from ivr.ami.errors import AmiError
 from ivr.ami.link import AmiLink
 
@@ -36,9 +36,7 @@ class PenaltyRebalancer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def rebalance(self) -> int:
         """One pass; returns how many penalties changed."""

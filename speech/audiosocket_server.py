@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from ivr.aio import cancel_and_wait
 from speech.audiosocket import (
     FRAME_BYTES,
     SILENCE_FRAME_PCM,
@@ -93,7 +94,10 @@ class AudioStream:
 
     async def wait_connected(self, timeout: float | None) -> None:
         """Wait for Asterisk to connect; ``TimeoutError`` after ``timeout`` seconds."""
-        await asyncio.wait_for(asyncio.shield(self.connected), timeout)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can drop a cancellation that lands
+        # as the awaited future completes (see ivr.aio).
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self.connected)
 
     @property
     def ended(self) -> bool:
@@ -155,7 +159,8 @@ class AudioStream:
                 transport.write(encode(HangupFrame()))
             transport.close()        # flushes what is buffered, then closes
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(self._lost)
         if not self.connected.done():
             self.connected.set_exception(ConnectionAbortedError("stream closed before connect"))
             self.connected.exception()   # retrieved: nobody has to await it
@@ -393,9 +398,7 @@ class AudioSocketServer:
         for conn in list(self._conns):
             conn.close()
         if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+            await cancel_and_wait(self._clock)
             self._clock = None
         if self._server is not None:
             await self._server.wait_closed()

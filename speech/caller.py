@@ -13,6 +13,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
+from ivr.aio import cancel_and_wait
 from speech.audiosocket import (
     FRAME_BYTES,
     AudioFrame,
@@ -81,14 +82,13 @@ class SimulatedCaller:
         """True if the server hung up (hangup frame or close) within ``timeout``."""
         assert self._listen is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._listen), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._listen)
         return self._listen.done()
 
     async def close(self) -> None:
         if self._listen is not None:
-            self._listen.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listen
+            await cancel_and_wait(self._listen)
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(ConnectionError, OSError):

@@ -257,7 +257,8 @@ async def capture_utterance(
         owned.callback(stream.detach_sink)
         # Asterisk paces audio in real time, so the wall clock only matters if audio stalls.
         try:
-            ended_by = await asyncio.wait_for(asyncio.shield(listener.ended), max_s + 1.0)
+            async with asyncio.timeout(max_s + 1.0):     # not wait_for: see ivr.aio
+                ended_by = await asyncio.shield(listener.ended)
         except TimeoutError:
             log.info("capture %s: audio stalled; ending at max duration", name)
             ended_by = "max_duration"
@@ -276,7 +277,8 @@ async def capture_utterance(
         complete = True
         if tr is not None:
             try:
-                await asyncio.wait_for(tr.finish(), transcript_wait_s)
+                async with asyncio.timeout(transcript_wait_s):
+                    await tr.finish()
                 text = tr.text
             except TimeoutError:
                 complete = False

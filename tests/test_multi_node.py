@@ -33,8 +33,9 @@ async def test_two_nodes_share_one_store_and_keep_their_calls_apart(
 
 async def _two_nodes(tmp_path: Path, pg_url: str, deadline: Deadline) -> None:
     run = uuid.uuid4().hex[:8]          # the shared database: keep runs apart
-    sims = [PbxSim(SimConfig(host="127.0.0.1", port=0, speed=10.0, queues=QUEUES))
-            for _ in range(2)]
+    # Both Asterisks number their calls from the same second: the Uniqueids clash.
+    sims = [PbxSim(SimConfig(host="127.0.0.1", port=0, speed=10.0, queues=QUEUES,
+                             uniqueid_epoch=1_796_000_000)) for _ in range(2)]
     for sim in sims:
         await sim.start()
     cfg = service_config(tmp_path, sims[0].ami_port, db_url=pg_url)

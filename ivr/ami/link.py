@@ -144,7 +144,9 @@ class AmiLink:
         self._fail_all(AmiNotConnected("link stopped"), agi_too=True)
 
     async def wait_up(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._up.wait(), timeout)
+        """Wait until the link is logged in and its on-connect hooks have run."""
+        async with asyncio.timeout(timeout):     # not wait_for: see ivr.aio
+            await self._up.wait()
 
     @property
     def is_up(self) -> bool:
@@ -304,12 +306,14 @@ class AmiLink:
             self.connects += 1
             log.info("AMI link up: %s:%s (%s), login #%d", self._cfg.host, self._cfg.port,
                      parser.banner or "no banner", self.connects)
-            self._up.set()
             for hook in self._up_hooks:
                 try:
                     await hook()
                 except Exception:
                     log.exception("AMI on-connect hook failed")
+            # Only now: whoever waits for the link (a call resuming its step) finds the
+            # state the hooks rebuilt (commands lost in the outage failed, queues resynced).
+            self._up.set()
             ping_task = asyncio.create_task(self._ping(), name=f"{self.name}-ping")
             done, _ = await asyncio.wait({read_task, ping_task},
                                          return_when=asyncio.FIRST_COMPLETED)
