@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from console.auth import Role
+from ivr.aio import cancel_and_wait
 
 log = logging.getLogger("hotline.web.ws")
 
@@ -88,9 +89,8 @@ class Hub:
                     break
         finally:
             self._forget(client)
-            client.sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await client.sender
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(client.sender)
 
     def subscribe(self, client: Client, topic: str) -> None:
         client.topics.add(topic)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from ivr.agi import AgiChannel
+from ivr.aio import cancel_and_wait
 from routing.topics import TopicCatalogue
 from speech.audiosocket import AudioFrame, DtmfFrame
 from speech.audiosocket_server import AudioSocketServer, AudioStream
@@ -100,13 +101,14 @@ class SpeechInput:
         finally:
             await stream.close()       # hangup frame: AudioSocket() returns to the AGI loop
             try:
-                await asyncio.wait_for(asyncio.shield(exec_task), 5.0)
+                async with asyncio.timeout(5.0):     # not wait_for: see ivr.aio
+                    await asyncio.shield(exec_task)
             except Exception as e:  # noqa: BLE001 - the AGI must go on whatever happened
-                if not exec_task.done():
-                    exec_task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await exec_task
                 log.debug("AudioSocket exec on %s ended with %s", agi.channel, e)
+            finally:
+                if not exec_task.done():
+                    with contextlib.suppress(Exception):
+                        await cancel_and_wait(exec_task)
 
 
 async def _record_pcm(stream: AudioStream, max_s: float, silence_s: float) -> bytes:

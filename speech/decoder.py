@@ -84,7 +84,12 @@ class Decoder:
     # Vosk's CPU cost per second of audio is the same for 20 ms or 400 ms chunks (measured);
     # batching cuts pool round trips; 100 ms bounds the latency it adds.
     MIN_BATCH_S = 0.1
-    MAX_BATCH_S = 1.0        # ...and at most 1 s per job, so endpoints and partials stay timely
+    # ...and at most 0.3 s per job when a decoder is behind: an urgent job (a caller who
+    # just stopped) waits for a thread only as long as a running job takes; 1 s batches
+    # made that wait, on a saturated pool of a slow machine, as long as the quiet rules
+    # (test_a_busy_pool_does_not_delay_the_end_of_an_utterance). Vosk's cost per audio
+    # second does not depend on the batch.
+    MAX_BATCH_S = 0.3
 
     def __init__(self, pool: DecodePool, recognizer: Any, mode: Mode, *,
                  on_segment: Callable[[Segment], None] | None,
