@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 import pytest
 
-from ivr.ami.errors import AmiTimeout
+from ivr.ami.errors import AmiActionError, AmiTimeout
 from ivr.ami.link import AmiLink
 from ivr.config import AmiConfig
 
@@ -128,3 +129,48 @@ async def test_malformed_frames_are_logged_and_skipped(caplog: pytest.LogCapture
     finally:
         await link.stop()
         await server.stop()
+
+
+# As app_manager words them (recorded in ../shared/asterisk-reference): the channel leaves
+# async AGI (hangs up) just as the command is queued, and the AGI action is then refused.
+_AGI_END = ("Event: AsyncAGIEnd\r\nPrivilege: agi,all\r\nChannel: {ch}\r\nChannelState: 6\r\n"
+            "ChannelStateDesc: Up\r\nCallerIDNum: 13700137000\r\nCallerIDName: x\r\n"
+            "ConnectedLineNum: 13700137000\r\nConnectedLineName: x\r\nLanguage: en\r\n"
+            "AccountCode: \r\nContext: ivr\r\nExten: s\r\nPriority: 3\r\n"
+            "Uniqueid: 1795601869.6\r\nLinkedid: 1795601869.5\r\n\r\n")
+
+
+async def test_a_command_refused_after_the_channel_left_leaves_no_stray_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The command's result can no longer come and the action fails: the caller gets the
+    refusal, and asyncio logs no 'Future exception was never retrieved' for the result."""
+    channel = "Local/s@ivr-00000002;2"
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"Asterisk Call Manager/13.0.0\r\n")
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                raw = await r.readuntil(b"\r\n\r\n")
+                fields = dict(line.split(": ", 1) for line in raw.decode().split("\r\n")
+                              if ": " in line)
+                aid = fields.get("ActionID", "")
+                if fields.get("Action") == "AGI":
+                    w.write(_AGI_END.format(ch=channel).encode())
+                    w.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Channel does "
+                            f"not exist: {channel}\r\n\r\n".encode())
+                else:
+                    w.write(f"Response: Success\r\nActionID: {aid}\r\n\r\n".encode())
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    link = AmiLink(cfg(server.sockets[0].getsockname()[1], ping_interval_s=600.0))
+    link.start()
+    try:
+        await link.wait_up(5)
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            with pytest.raises(AmiActionError, match="Channel does not exist"):
+                await link.agi(channel, "STREAM FILE beep \"\"", timeout=2.0)
+            gc.collect()
+        assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+    finally:
+        await link.stop()
+        server.close()

@@ -238,6 +238,10 @@ class AmiLink:
             raise AmiTimeout(f"AGI {command!r} on {channel}: no result in {timeout:.1f}s") from None
         finally:
             self._agi.pop(command_id, None)
+            # The channel may leave async AGI (its future failed) while the AGI action itself
+            # is refused: nobody awaits the future then, and asyncio would log its error.
+            if fut.done() and not fut.cancelled():
+                fut.exception()
 
     def agi_pending_channels(self) -> set[str]:
         return {p.channel for p in self._agi.values()}
