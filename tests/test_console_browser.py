@@ -136,9 +136,16 @@ async def test_screen_pop_with_transcript_as_text_and_the_form_saves(
         await p.fill("#f-description", "覆盖")
         await p.click("#save-btn")
         await p.wait_for_selector("#save-result:has-text('not saved')")
-        assert "description" in ((await p.text_content("#save-result")) or "")
+        said = (await p.text_content("#save-result")) or ""
+        assert "description" in said and "由班长补充" in said
         case = await store.get(number)
         assert case is not None and case.description == "由班长补充"
+        # The operator's text is still on the form; saving again replaces theirs knowingly.
+        assert await p.input_value("#f-description") == "覆盖"
+        await p.click("#save-btn")
+        await p.wait_for_selector("#save-result:has-text('version')")
+        case = await store.get(number)
+        assert case is not None and case.description == "覆盖"
         await p.screenshot(path=str(_shots(tmp_path) / "operator.png"), full_page=True)
         # No CSP violation, no script error (the refused save's 409 is the browser's note).
         assert [e for e in p.hotline_errors if "409 (Conflict)" not in e] == []

@@ -35,7 +35,11 @@ const hl = (() => {
     if (r.status === 401) { location.href = "/login"; throw new Error("logged out"); }
     const type = r.headers.get("Content-Type") || "";
     const data = type.includes("json") ? await r.json() : await r.text();
-    if (!r.ok) throw new Error(typeof data === "string" ? data : (data.error || r.statusText));
+    if (!r.ok) {
+      const err = new Error(typeof data === "string" ? data : (data.error || r.statusText));
+      err.status = r.status;
+      throw err;
+    }
     return data;
   }
 

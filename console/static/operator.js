@@ -149,13 +149,30 @@
     if (caseView) body.base = base;
     text("save-result", "saving…");
     if (v("action")) { body.action = v("action"); body.department = v("department") || null; body.reason = v("reason") || null; }
+    const url = "/api/cases/" + encodeURIComponent(number);
     try {
-      const c = await api("POST", "/api/cases/" + encodeURIComponent(number), body);
+      const c = await api("POST", url, body);
       // The form shows the case as saved, others' changes included, so the next save
       // compares against what is on the screen.
       caseView = c; fillForm(c, null);
       text("save-result", "saved (version " + c.version + ")");
-    } catch (e) { text("save-result", "not saved: " + e.message); }
+    } catch (e) {
+      if (e.status !== 409 || !caseView) { text("save-result", "not saved: " + e.message); return; }
+      // Someone else changed a field this operator changed too: keep what the operator
+      // typed, show the rest as it is now, and let a second save replace the other's text
+      // knowingly (the error names the field and its new value).
+      try {
+        const now = await api("POST", url, {});     // no changes: the case as it is
+        const typed = {};
+        for (const f of Object.keys(body)) if (f !== "base") typed[f] = v(f);
+        caseView = now; fillForm(now, null);
+        for (const [f, val] of Object.entries(typed)) {
+          const field = document.getElementById("f-" + f);
+          if (field) field.value = val;
+        }
+      } catch (e2) { console.error(e2); }
+      text("save-result", "not saved: " + e.message + " Your text is kept: save again to replace theirs.");
+    }
   });
 
   // How many callbacks (回拨) the centre owes, and how many are overdue: one line, refreshed.
