@@ -18,6 +18,12 @@ from ivr.ami.link import AmiLink
 from ivr.config import AmiConfig
 
 
+async def read_action(r: asyncio.StreamReader) -> dict[str, str]:
+    """The next action the link sent, as its fields."""
+    raw = await r.readuntil(b"\r\n\r\n")
+    return dict(line.split(": ", 1) for line in raw.decode().split("\r\n") if ": " in line)
+
+
 class MuteAfterLogin:
     """Accepts any login, then answers nothing on the first connection (a hung Asterisk);
     later connections answer pings normally."""
@@ -49,9 +55,7 @@ class MuteAfterLogin:
         w.write(b"Asterisk Call Manager/13.0.0\r\n")
         try:
             while True:
-                raw = await r.readuntil(b"\r\n\r\n")
-                fields = dict(line.split(": ", 1) for line in raw.decode().split("\r\n")
-                              if ": " in line)
+                fields = await read_action(r)
                 aid = fields.get("ActionID", "")
                 if fields.get("Action") == "Login":
                     w.write(self.junk)
@@ -150,9 +154,7 @@ async def test_a_command_refused_after_the_channel_left_leaves_no_stray_error(
         w.write(b"Asterisk Call Manager/13.0.0\r\n")
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
-                raw = await r.readuntil(b"\r\n\r\n")
-                fields = dict(line.split(": ", 1) for line in raw.decode().split("\r\n")
-                              if ": " in line)
+                fields = await read_action(r)
                 aid = fields.get("ActionID", "")
                 if fields.get("Action") == "AGI":
                     w.write(_AGI_END.format(ch=channel).encode())
