@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from ivr.aio import cancel_and_wait
 from ivr.config import AmiConfig
 
+from .agi_commands import AgiCommands
 from .agi_result import AgiResult
 from .codec import FrameParser, encode_action, event_name, parse_fields
 from .errors import (
-    AgiHangup,
     AmiActionError,
     AmiDisconnected,
     AmiError,
@@ -71,13 +71,6 @@ class _Pending:
     events: list[AmiEvent] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _PendingAgi:
-    channel: str
-    command: str
-    future: asyncio.Future[AgiResult]
-
-
 class AuthenticationFailed(Exception):
     pass
 
@@ -95,7 +88,7 @@ class AmiLink:
         self._lists_pending = 0       # EventList replies being collected
         self._up_hooks: list[UpHook] = []
         self._pending: dict[str, _Pending] = {}
-        self._agi: dict[str, _PendingAgi] = {}
+        self._agi = AgiCommands()
         self._originates: dict[str, asyncio.Future[OriginateResponse]] = {}
         self._ids = itertools.count(1)
         self._writer: asyncio.StreamWriter | None = None
@@ -223,8 +216,7 @@ class AmiLink:
         """Queue an AGI command on a channel parked in ``AGI(agi:async)`` and await its
         AsyncAGIExec. ``timeout=None`` waits as long as the command runs (EXEC Queue)."""
         command_id = f"hotline-agi-{next(self._ids)}"
-        fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
-        self._agi[command_id] = _PendingAgi(channel, command, fut)
+        fut = self._agi.add(command_id, channel, command)
         for observe in self.agi_observers:
             observe(channel, command)
         try:
@@ -237,25 +229,19 @@ class AmiLink:
         except TimeoutError:
             raise AmiTimeout(f"AGI {command!r} on {channel}: no result in {timeout:.1f}s") from None
         finally:
-            self._agi.pop(command_id, None)
-            # The channel may leave async AGI (its future failed) while the AGI action itself
-            # is refused: nobody awaits the future then, and asyncio would log its error.
-            if fut.done() and not fut.cancelled():
-                fut.exception()
+            self._agi.forget(command_id)
 
     def agi_pending_channels(self) -> set[str]:
-        return {p.channel for p in self._agi.values()}
+        return self._agi.channels()
 
     def agi_pending(self, channel: str) -> set[str]:
         """CommandIDs still waiting for their result on ``channel``."""
-        return {cid for cid, p in self._agi.items() if p.channel == channel}
+        return self._agi.on_channel(channel)
 
     def fail_agi(self, channel: str, exc: Exception, only: set[str] | None = None) -> None:
         """Fail the commands waiting on ``channel`` (all, or those in ``only``): used by the
         call registry once it knows, after a reconnect, that their results cannot arrive."""
-        for cid, p in list(self._agi.items()):
-            if p.channel == channel and (only is None or cid in only) and not p.future.done():
-                p.future.set_exception(exc)
+        self._agi.fail(channel, exc, only)
 
     # ---- connection loop -------------------------------------------------------------
     async def _run(self) -> None:
@@ -401,16 +387,12 @@ class AmiLink:
             self._skip_log.warn("AMI: skipping an event that could not be read: %r",
                                 f.get("event"), exc_info=True)
             return
-        if isinstance(event, AsyncAgiExec):
-            p = self._agi.get(event.command_id)
-            if p is not None and not p.future.done():
-                p.future.set_result(event.result)
+        if isinstance(event, AsyncAgiExec | AsyncAgiEnd):
+            self._agi.on_event(event)
         elif isinstance(event, OriginateResponse):
             o = self._originates.get(event.action_id)
             if o is not None and not o.done():
                 o.set_result(event)
-        elif isinstance(event, AsyncAgiEnd):
-            self.fail_agi(event.channel, AgiHangup(f"{event.channel} left async AGI"))
         lname = event.name.lower()
         for listener, names in self._listeners:
             if names is not None and lname not in names:
@@ -429,9 +411,7 @@ class AmiLink:
             if not o.done():
                 o.set_exception(exc)
         if agi_too:
-            for a in list(self._agi.values()):
-                if not a.future.done():
-                    a.future.set_exception(exc)
+            self._agi.fail_all(exc)
 
     def _close_writer(self) -> None:
         if self._writer is not None:
