@@ -330,13 +330,19 @@ class HotlineConfig(_Strict):
                 return g
         raise KeyError(name)
 
+    @property
+    def hours_timezone(self) -> str:
+        """The zone opening and calling hours are read in: ``ivr.timezone``, or the
+        service's (the loader fills it in; a config built in code may leave it empty)."""
+        return self.ivr.timezone or self.service.timezone
+
     def callback_hours(self) -> Callable[[datetime], datetime] | None:
         """When callbacks (回拨) may fall due: the hours the centre calls citizens, those of
-        the 回访 survey calls (``ivr.survey``), read in ``ivr.timezone``; None: any hour.
+        the 回访 survey calls (``ivr.survey``), read in ``hours_timezone``; None: any hour.
         For ``CaseStore(calling_hours=...)``."""
         survey = self.ivr.survey
         return calling_hours(survey.hours, survey.holidays, survey.workdays,
-                             self.ivr.timezone or self.service.timezone)
+                             self.hours_timezone)
 
 
 def _defaults() -> dict[str, Any]:

@@ -59,8 +59,7 @@ class HotlineService:
         self.surveys = SurveyDialer([n.link for n in self.nodes], self.store,
                                     config.ivr.survey, config.ivr.menu_for)
         self.survey_scheduler = (SurveyScheduler(
-            self.store, self.surveys, config.ivr.survey,
-            config.ivr.timezone or config.service.timezone)
+            self.store, self.surveys, config.ivr.survey, config.hours_timezone)
             if config.ivr.survey.auto else None)
         self._store_opener: asyncio.Task[None] | None = None
 
