@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cases.schemas import CallStart
 from dialplan import build_text
 from ivr.ami.events import AmiEvent, AsyncAgiExec
 from ivr.ami.link import AmiLink
@@ -140,3 +141,11 @@ async def menu_rig(tmp_path: Path, config: HotlineConfig, *, speed: float = 10.0
         await watcher.stop()
         await service.stop()
         await sim.stop()
+
+
+async def open_case(r: MenuRig, call_id: str, number: str = "13900001111",
+                    dnid: str = "120") -> str:
+    """A case opened by a call (to the ko-KR menu's number by default): its number."""
+    case = await r.service.store.open_call_case(CallStart(
+        call_id=call_id, caller_number=number, dnid=dnid, locale="ko-KR"))
+    return case.number

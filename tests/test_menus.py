@@ -20,14 +20,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cases import Action
-from cases.schemas import CallStart
 from ivr.config import HotlineConfig
 from ivr.menus.model import EmergencyConfig
 from pbxsim import CitizenScript
 from speech.engine import SpeechEngine
-from tests.cases_fixtures import DEPARTMENTS, closed_port
-from tests.menu_harness import MenuRig, menu_config, menu_rig
+from tests.menu_harness import MenuRig, menu_config, menu_rig, open_case
 from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
 
 SEOUL = "120"          # the ko-KR menu's number
@@ -183,15 +180,9 @@ async def test_language_key_switches_to_the_12345_menu(tmp_path: Path) -> None:
 
 
 # ---- case status lookup (过程查询) ------------------------------------------------------------
-async def _open_case(r: MenuRig, call_id: str, number: str = "13900001111") -> str:
-    case = await r.service.store.open_call_case(CallStart(
-        call_id=call_id, caller_number=number, dnid=SEOUL, locale="ko-KR"))
-    return case.number
-
-
 async def test_status_lookup_reads_status_and_deadline(tmp_path: Path) -> None:
     async with menu_rig(tmp_path, menu_config(tmp_path)) as r:
-        number = await _open_case(r, "earlier-call")
+        number = await open_case(r, "earlier-call")
         before = await r.service.store.get(number)
         assert before is not None and before.deadline is not None
         call = await r.sim.place_call(caller([("6", 0.2), (number + "#", 0.2)]))
@@ -243,68 +234,6 @@ async def test_callback_key_in_the_queue_books_a_callback(tmp_path: Path) -> Non
         assert len(tasks) == 1 and tasks[0].detail["reason"] == "callback"
         snapshot = r.sim.queue_snapshot()["energy"]
         assert snapshot.callers == () and snapshot.abandoned == 0
-
-
-# ---- the callback survey (回访) -----------------------------------------------------------
-@pytest.mark.parametrize(("key", "status", "prompt", "via"), [
-    ("5", "revisited", "survey_thanks", "service"),
-    ("2", "processing", "survey_sorry", "cli"),        # unsatisfied: reopened
-    # The CLI's first Asterisk ([ami]) is down: the call goes out through the second.
-    ("4", "revisited", "survey_thanks", "cli-first-down"),
-])
-async def test_survey_call_records_the_score(tmp_path: Path, key: str, status: str,
-                                             prompt: str, via: str) -> None:
-    cfg = menu_config(tmp_path)
-    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
-        "survey": cfg.ivr.survey.model_copy(update={"dial": "Local/{number}@citizens"})})})
-    async with menu_rig(tmp_path, cfg) as r:
-        store = r.service.store
-        await store.load_departments(DEPARTMENTS)
-        number = await _open_case(r, "handled-call", "13900002222")
-        for action, kw in ((Action.DISPATCH, {"department": "310101"}), (Action.START, {}),
-                           (Action.REPLY, {"reason": "pipe repaired"})):
-            await store.transition(number, action, actor="agent-1", **kw)
-        answered = r.sim.expect_call("13900002222", "citizens",
-                                     CitizenScript(keys=[(key, 0.3)]))
-        if via == "service":
-            assert await r.service.surveys.call(number)
-        else:
-            # `hotline cases survey` beside the running service, which answers the call.
-            conf = tmp_path / "hotline.toml"
-            live = f'host = "127.0.0.1"\nport = {r.config.ami.port}'
-            if via == "cli-first-down":
-                live = (f'port = {closed_port()}\n[[ami.nodes]]\nname = "second"\n'
-                        f'{live}')
-            conf.write_text(f"""
-[ami]
-secret = "{r.config.ami.secret}"
-{live}
-[database]
-url = "{r.config.database.url}"
-[ivr.survey]
-dial = "Local/{{number}}@citizens"
-""", encoding="utf-8")
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ivr.cli", "cases", "survey", number, "--config",
-                str(conf), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-            out, err = await asyncio.wait_for(proc.communicate(), 60)
-            assert proc.returncode == 0, err.decode()[-2000:]
-            assert f"survey call for case {number}: answered" in out.decode()
-            # Claimed like the scheduler's calls, so the scheduler does not ring again.
-            assert any(e.kind == "survey_call" and e.actor == "cli"
-                       for e in await store.timeline(number))
-        handle = await asyncio.wait_for(answered, 10)
-        await asyncio.wait_for(handle.done, 30)
-        await r.settle()
-        ch = handle.ivr_channel
-        assert r.agi.prompts(ch) == [r.prompt("survey_intro"), r.prompt("survey_ask"),
-                                     r.prompt(prompt)]
-        case = await store.get(number)
-        assert case is not None and str(case.status) == status
-        assert case.satisfaction == int(key)
-        # A survey call opens no case of its own.
-        assert await store.get_by_call(r.config.service.node, handle.ivr_uniqueid) is None
 
 
 # ---- after hours: a message, transcribed into the case ----------------------------------
