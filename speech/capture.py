@@ -98,13 +98,16 @@ class EnergyVad:
 
     def update(self, pcm: bytes) -> bool:
         """Feed one frame; True if it is voiced."""
-        samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
-        if not samples.size:
+        samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float64)
+        n = samples.size
+        if not n:
             return self.voiced
         # Without the frame's DC offset: a line with a DC bias (bad codecs, sound cards)
-        # would otherwise be "loud" all the time and bury the voice in the floor.
-        samples -= samples.mean()
-        energy = float(samples.dot(samples)) / samples.size
+        # would otherwise be "loud" all the time and bury the voice in the floor. The
+        # variance as E[x^2] - E[x]^2, in float64 (exact for 16-bit frames): a third of the
+        # CPU of subtracting the mean, and this runs for every frame of every call.
+        total = float(samples.sum())
+        energy = max(0.0, (float(samples.dot(samples)) - total * total / n) / n)
         energies, i = self._energies, self._i
         leaving = energies[i]
         energies[i] = energy
@@ -116,7 +119,7 @@ class EnergyVad:
         self.voiced = energy >= self._threshold_sq and energy >= self._floor * self._margin
         self._run = self._run + 1 if self.voiced else 0
         if self.voiced:
-            self.voiced_s += samples.size / SAMPLE_RATE
+            self.voiced_s += n / SAMPLE_RATE
         if self._run >= self._min:
             self.speech_seen = True
         return self.voiced
