@@ -5,6 +5,7 @@ Framing (see audiosocket-from-asterisk.bin): 1 type byte, 2-byte big-endian leng
 the last frame of a played file may be shorter) paced in real time scaled by the clock, and
 0x03 frames with a DTMF digit. The session ends when the server sends 0x00 or closes (result 0),
 when the server sent nothing for 2 s, on an error frame or when the channel hangs up (-1).
+With ``silence_suppression`` the caller's quiet is not sent at all, as on a line with DTX.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ log = logging.getLogger("pbxsim.audiosocket")
 KIND_HANGUP, KIND_UUID, KIND_DTMF, KIND_AUDIO, KIND_ERROR = 0x00, 0x01, 0x03, 0x10, 0xFF
 FRAME_S = 0.02
 CONNECT_TIMEOUT_S = 2.0
+# Silence suppression: a phone's VAD stops sending after this many quiet frames (its hangover)
+# of peaks under QUIET_PEAK (about -50 dBFS).
+DTX_HANGOVER_FRAMES = 5
+QUIET_PEAK = 100
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -65,6 +70,8 @@ async def _stream(core: PbxCore, chan: Channel, writer: asyncio.StreamWriter, ta
     clock = core.clock
     next_t = clock.now()
     timeout = core.config.audiosocket_timeout_s
+    dtx = core.config.silence_suppression
+    quiet_frames = 0
     while True:
         if chan.should_stop:
             state.reason = "channel hung up"
@@ -75,7 +82,12 @@ async def _stream(core: PbxCore, chan: Channel, writer: asyncio.StreamWriter, ta
             state.reason = f"no media from the server for {timeout:g} s"
             return -1
         try:
-            writer.write(frame(KIND_AUDIO, tap.next_frame()))
+            pcm = tap.next_frame()
+            if dtx:
+                quiet = max(abs(v) for v in memoryview(pcm).cast("h")) < QUIET_PEAK if pcm else True
+                quiet_frames = quiet_frames + 1 if quiet else 0
+            if not dtx or quiet_frames <= DTX_HANGOVER_FRAMES:
+                writer.write(frame(KIND_AUDIO, pcm))
             # app_audiosocket ast_read()s the caller's DTMF, forwards it and frees it: the
             # key is consumed here, including one that arrived while connecting.
             while not chan.dtmf.empty():

@@ -107,7 +107,12 @@ class SimConfig:
     # answers "result=-1 (writefile)" and fails.
     record_dir: Path | None = None
     say_digit_s: float = 0.5
-    # AudioSocket gives up when the server sent nothing for this long (res_audiosocket: 2 s).
+    # AudioSocket gives up when the server sent nothing for this long. Recent app_audiosocket
+    # gives up after 2 s with no media either way, older releases never: stricter here, so a
+    # service that passes keeps its streams alive on every release.
     audiosocket_timeout_s: float = 2.0
+    # The caller's line sends no audio while they are quiet (silence suppression: G.729 annex
+    # B, Opus DTX, phones with VAD on): app_audiosocket then forwards no frames at all.
+    silence_suppression: bool = False
     seed: int = 12345
     uptime_at_start_s: float = 5.0

@@ -1,15 +1,27 @@
 """AudioSocket TCP server: Asterisk connects here after ``EXEC AudioSocket <uuid>,<host>:<port>``.
 
 The IVR registers the UUID first (``server.expect(uuid)``), then asks Asterisk to connect; a
-connection whose first frame names a UUID nobody expects is refused (closed) and logged.
+connection whose first frame names a UUID nobody expects is refused (hangup frame, close) and
+logged.
 
-While a stream is open we keep sending media back: Asterisk's AudioSocket application gives up
-on a call after about 2 s without media from our side. One media clock per server sends every
-open stream its media (silence, or a prompt queued with ``play``) in bursts of ``media_burst_s``
-(100 ms, five 20 ms frames, by default): one timer for all calls and one send per call per
-burst, instead of a timer and a send per call every 20 ms (profiled: the per-call 20 ms sender
-cost more CPU than keyword-spotting the call). Asterisk writes each frame to the channel as it
-reads it, so a burst of silence is heard as silence. ``media_burst_s=0.02`` paces frame by frame.
+While a stream is open we keep sending media back: recent Asterisk releases end AudioSocket
+after about 2 s with no media either way, and the caller hears our silence as silence. One media
+clock per server sends every open stream its media (silence, or a prompt queued with ``play``)
+in bursts of ``media_burst_s`` (60 ms, three 20 ms frames, by default): one timer for all calls
+and one send per call per burst, instead of a timer and a send per call every 20 ms (profiled:
+the per-call 20 ms sender cost more CPU than keyword-spotting the call). Asterisk writes each
+frame to the channel as it reads it, and res_rtp_asterisk stamps RTP from the time between
+writes: it keeps the steady +160 samples only while that time is under 80 ms
+(MAX_TIMESTAMP_SKEW, 640 samples), and re-bases the stream otherwise, which the phone hears as
+a gap in a prompt. So a burst must reach Asterisk well within 80 ms of the last; 60 ms leaves
+room for a late timer, and three frames (969 bytes) fit one TCP segment, which Asterisk 18's
+res_audiosocket needs (it treated a frame split across reads as an error).
+``media_burst_s=0.02`` paces frame by frame.
+
+Some lines send nothing while the caller is quiet (silence suppression, G.729 annex B, Opus
+DTX): Asterisk then forwards no frames at all. The same clock counts such a gap as the silence
+it is: after ``GAP_FILL_S`` without a frame, the stream gets silent frames for the time that
+passed, so the end of an utterance or a message is still heard when the line goes quiet.
 Closing the stream sends a hangup frame and closes the TCP connection, which makes the
 AudioSocket application return so the dialplan/AGI continues.
 
@@ -50,6 +62,11 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.02
 HELLO_TIMEOUT_S = 5.0          # a connection must name its UUID this fast
 MAX_UNSENT_BYTES = 64 * 1024   # a peer that stops reading gets no more media (bounded memory)
+# No frame for this long is a quiet line that sends nothing (see the module docstring). Longer
+# than RTP jitter and an event loop busy for a moment, shorter than the quiet that ends an
+# utterance after no keyword (0.5 s).
+GAP_FILL_S = 0.3
+SILENT_FRAME = AudioFrame(SILENCE_FRAME_PCM)
 
 
 class FrameSink(Protocol):
@@ -86,6 +103,8 @@ class AudioStream:
         self._sink: FrameSink | None = None
         self._outbound: deque[bytes] = deque()  # queued prompt audio, 320-byte slices
         self._closing = False
+        self.heard_at = 0.0            # loop time the last frame came (or a gap was filled)
+        self.filled_s = 0.0            # silence counted for gaps in the line's frames
 
     def __repr__(self) -> str:
         return f"AudioStream({self.uuid}, ended={self._ended})"
@@ -169,6 +188,7 @@ class AudioStream:
 
     def _attach(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        self.heard_at = self._loop.time()
         if not self.connected.done():
             self.connected.set_result(None)
         self._send_media(self._server.burst_frames)   # media at once, then on the clock
@@ -190,6 +210,23 @@ class AudioStream:
             pcm = self._outbound.popleft() if self._outbound else SILENCE_FRAME_PCM
             out.append(encode_audio(pcm))
         t.write(b"".join(out))
+
+    def _fill_gap(self, now: float) -> None:
+        """No frame since ``heard_at``: a line that sends nothing while the caller is quiet.
+        Count the time that passed as silent frames, as if Asterisk had sent them."""
+        gap = now - self.heard_at
+        if gap < GAP_FILL_S or self._ended:
+            return
+        n = int(gap / FRAME_S)
+        if self.filled_s == 0.0:
+            log.info("audiosocket %s: no audio from Asterisk for %.1f s (silence suppression "
+                     "on the line?); counting gaps as silence", self.uuid, gap)
+        self.heard_at += n * FRAME_S
+        self.filled_s += n * FRAME_S
+        for _ in range(n):
+            if self._ended:
+                return
+            self._push(SILENT_FRAME)
 
     def _push(self, frame: AudioFrame | DtmfFrame) -> None:
         sink = self._sink
@@ -254,11 +291,19 @@ class _Connection(asyncio.Protocol):
     def _hello_timeout(self) -> None:
         log.warning("audiosocket %s: no UUID frame within %.0f s; refused",
                     self._peer, HELLO_TIMEOUT_S)
-        self.close()
+        self.refuse()
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    def refuse(self) -> None:
+        """Hang up a connection that has no stream: a hangup frame, then close."""
+        t = self._transport
+        if t is not None and not t.is_closing():
+            with contextlib.suppress(ConnectionError, OSError):
+                t.write(encode(HangupFrame()))
+        self.close()
 
     def data_received(self, data: bytes) -> None:
         frames = self._parser.feed(data)
@@ -270,6 +315,7 @@ class _Connection(asyncio.Protocol):
             frames = frames[1:]
             if stream is None:
                 return
+        stream.heard_at = stream._loop.time()
         for frame in frames:
             if isinstance(frame, (AudioFrame, DtmfFrame)):
                 stream._push(frame)
@@ -301,7 +347,9 @@ class _Connection(asyncio.Protocol):
                 log.warning("audiosocket %s: UUID %s %s; refused", self._peer, first.uuid, why)
                 stream = None
         if stream is None:
-            self.close()
+            # With a hangup frame: older Asterisk releases read the bare EOF as "no frame" and
+            # keep the channel in AudioSocket, where later AGI commands would wait behind it.
+            self.refuse()
             return None
         assert self._transport is not None
         self._stream = stream
@@ -336,7 +384,7 @@ class _Connection(asyncio.Protocol):
 
 class AudioSocketServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 media_burst_s: float = 0.1) -> None:
+                 media_burst_s: float = 0.06) -> None:
         self.host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -386,8 +434,10 @@ class AudioSocketServer:
                 start, n = loop.time(), 0
                 delay = 0.0
             await asyncio.sleep(max(delay, 0.0))
+            now = loop.time()
             for stream in list(self._expected.values()):
                 if stream._transport is not None:
+                    stream._fill_gap(now)
                     stream._send_media(self.burst_frames)
 
     async def stop(self) -> None:

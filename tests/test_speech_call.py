@@ -6,6 +6,7 @@ AudioSocket into the service's Vosk, topic into the case, the caller queued acco
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
@@ -56,6 +57,27 @@ async def test_every_ko_topic_is_recognised_and_routed(tmp_path: Path,
             assert outcome.queue == r.config.group(catalogue.get(topic).groups[0]).queue
             assert f"greeting:speech:{topic}" in case.ivr_path
             assert outcome.speech_sessions >= 1
+
+
+async def test_a_line_that_sends_nothing_while_the_caller_is_quiet_is_still_heard(
+        tmp_path: Path, engine: SpeechEngine, caplog: pytest.LogCaptureFixture) -> None:
+    """Silence suppression on the caller's line: after the words, Asterisk forwards no audio
+    at all. The quiet is still heard as the end of the answer (not the listening's maximum
+    length, wall-clock), and the caller is routed by what they said."""
+    async with rig(tmp_path, speed=1.0, engine=engine, speech=True, transcription="off",
+                   sim_kw={"silence_suppression": True}) as r:
+        await r.add_agent(1170, "transport", talk_s=0.5)
+        wav = wav_of(PHRASES["transport"], tmp_path / "dtx.wav")
+        with caplog.at_level(logging.INFO, logger="speech"):
+            call = await r.sim.place_call(CitizenScript(speech_wav=wav, keys=[]))
+            outcome = await asyncio.wait_for(call.done, 60)
+            await r.settle()
+        case = await r.service.store.get_by_call("default", call.ivr_uniqueid)
+        assert case is not None and case.topic == "transport", case
+        assert outcome.queue == "transport"
+    ends = [m.getMessage() for m in caplog.records if m.name == "speech.capture"]
+    assert ends and all(": endpoint after" in m for m in ends), ends
+    assert any("counting gaps as silence" in m.getMessage() for m in caplog.records)
 
 
 async def test_asking_for_a_person_reaches_one_without_a_transcript(

@@ -117,3 +117,45 @@ async def test_a_message_ends_after_the_silence_on_a_line_with_dc_or_hum(line: s
     voice_end_s = (n_lead + len(voice)) / 8000
     assert recorded, "the voice was heard"
     assert len(recorded) / 16000 < voice_end_s + 2.0 + 0.6, len(recorded) / 16000
+
+
+async def test_a_message_ends_after_the_silence_on_a_line_that_sends_nothing_when_quiet() -> None:
+    """Silence suppression (G.729 annex B, Opus DTX): after the voice, Asterisk forwards no
+    frames at all. The gap is silence, so the recording ends ``silence_s`` after the voice,
+    not at its maximum length (60 s here)."""
+    rng = np.random.default_rng(5)
+    hiss = rng.normal(0, 30, 4000)                                      # 0.5 s, then
+    tone = 3000 * np.sin(2 * np.pi * 300 * np.arange(8000) / 8000)     # 1 s of "voice"
+    pcm = np.round(np.concatenate([hiss, tone])).astype("<i2").tobytes()
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    caller = SimulatedCaller("127.0.0.1", server.port)
+    stream = server.expect(caller.uuid)
+    try:
+        await caller.connect()
+        await stream.wait_connected(2.0)
+        await caller.send_audio(pcm, 4.0)          # then the line goes quiet: no frames
+        async with asyncio.timeout(15):
+            recorded = await _record_pcm(stream, 60.0, 1.0)
+    finally:
+        await stream.close()
+        await caller.close()
+        await server.stop()
+    assert recorded[: len(pcm)] == pcm
+    # The voice, then the silence that ended it (counted from the gap, in whole frames).
+    assert 1.0 <= (len(recorded) - len(pcm)) / 16000 <= 1.5, len(recorded) / 16000
+    assert stream.filled_s >= 1.0
+
+
+def test_digital_silence_does_not_lower_the_noise_floor() -> None:
+    """Frames of zeros (a quiet line's gap, filled in) say nothing of the line's noise: hiss
+    at -45 dBFS stays quiet after them instead of counting as voice for two seconds."""
+    rng = np.random.default_rng(3)
+    vad = EnergyVad(threshold_dbfs=-50.0)
+    hiss = _frames(rng.normal(0, 32768 * 10 ** (-45 / 20), 8000))
+    for f in hiss:
+        vad.update(f)
+    for _ in range(10):
+        assert not vad.update(bytes(FRAME))
+    assert not any(vad.update(f) for f in hiss[:25])
+    assert not vad.speech_seen
