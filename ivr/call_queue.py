@@ -20,7 +20,7 @@ from cases.schemas import CaseView
 from ivr.agi import AgiChannel
 from ivr.ami.agi_result import AgiResult
 from ivr.ami.errors import AgiResultLost
-from ivr.call_state import CallInfo, CallState, SessionDeps
+from ivr.call_state import FOLLOW_DIALPLAN, CallInfo, CallState, SessionDeps
 from ivr.ivr_watchdog import VARIABLE as WATCHDOG_VARIABLE
 from ivr.ivr_watchdog import IvrWatchdog
 from ivr.menus.live_io import AgiCallIO
@@ -52,6 +52,7 @@ class QueueSteps:
     _case_open: asyncio.Task[CaseView | None] | None
     _background: set[asyncio.Task[object]]
     _watchdog: IvrWatchdog
+    _hangup: asyncio.Event
 
     if TYPE_CHECKING:
         async def _step(self, op: Callable[[], Awaitable[T]]) -> T: ...
@@ -64,6 +65,15 @@ class QueueSteps:
         Queue and Dial are seen to their end and the call settled as ``_queue`` would; True
         then. Anything else (AudioSocket: it ends with the old service's connection) goes
         on as a resumed call from the menu."""
+        if app == FOLLOW_DIALPLAN:
+            # The IVR watchdog queued the caller while no service was there: nothing to
+            # drive, but the call's queue events and its end still go on its case.
+            self._open_case()
+            self.state.ivr_path.append("dialplan")
+            log.info("call %s: following a call the dialplan queued while the service was "
+                     "away", self.info.uniqueid)
+            await self._hangup.wait()
+            return True
         if app.lower() not in ("queue", "dial"):
             return False
         self._open_case()

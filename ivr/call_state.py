@@ -21,6 +21,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# CallInfo.running of a call out of async AGI for good: followed to its end, not driven.
+FOLLOW_DIALPLAN = "(dialplan)"
+
+
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     node: str
@@ -31,7 +35,8 @@ class CallInfo:
     dnid: str
     locale: str
     # Taken up after a restart while running an application the last service started over
-    # async AGI (Queue, Dial, AudioSocket): its name; "" for a call parked in AGI itself.
+    # async AGI (Queue, Dial, AudioSocket): its name; "" for a call parked in AGI itself;
+    # FOLLOW_DIALPLAN for a call the dialplan queued meanwhile (the IVR watchdog).
     running: str = ""
 
 

@@ -18,13 +18,15 @@ from ivr.ami.events import (
     CoreShowChannel,
 )
 from ivr.ami.link import AmiLink
-from ivr.call_state import CallInfo, SessionDeps
+from ivr.call_state import FOLLOW_DIALPLAN, CallInfo, SessionDeps
 from ivr.session import CallSession
 
 log = logging.getLogger("hotline.calls")
 
 # Longest an AGI command already running on a parked channel (a prompt) may take to finish.
 FLUSH_TIMEOUT_S = 120.0
+# Extensions Asterisk sends a channel to by itself (absolute timeout, hangup, invalid, ...).
+SPECIAL_EXTENSIONS = frozenset({"T", "t", "h", "i", "e", "a", "o"})
 
 
 class CallRegistry:
@@ -94,22 +96,34 @@ class CallRegistry:
         no session (the service restarted) get one."""
         res = await self._link.action("CoreShowChannels")
         rows = {e.channel: e for e in res.events if isinstance(e, CoreShowChannel)}
-        for channel in self._link.agi_pending_channels():
+        pending = self._link.agi_pending_channels()
+        ours = pending | {s.info.channel for s in self.sessions.values()}
+        for channel in ours:
             row = rows.get(channel)
             if row is None:
                 self._gone(channel)
                 self._link.fail_agi(channel, AgiHangup(f"{channel} ended while AMI was down"))
             elif row.parked_in_async_agi:
                 # A command may still be running (GET DATA) or may have finished unseen.
-                self._spawn(self._flush(channel), f"flush-{channel}")
+                if channel in pending:
+                    self._spawn(self._flush(channel), f"flush-{channel}")
             elif self._runs_our_exec(row):
                 # Queue or Dial may run for as long as the conversation: wait it out.
-                self._spawn(self._flush(channel, None), f"flush-{channel}")
+                if channel in pending:
+                    self._spawn(self._flush(channel, None), f"flush-{channel}")
+            else:
+                # Out of async AGI (the watchdog queued the caller meanwhile): no result can
+                # come, and Asterisk would take a session's retried step without running it.
+                log.info("%s left async AGI while AMI was down (%s at %s,%s,%d)", channel,
+                         row.application or "-", row.context, row.exten, row.priority)
+                self._link.agi_left(channel)
         for row in rows.values():
             if row.uniqueid in self.sessions:
                 continue
             running = "" if row.parked_in_async_agi else row.application
-            if row.parked_in_async_agi or self._runs_our_exec(row):
+            if self._queued_by_watchdog(row):
+                running = FOLLOW_DIALPLAN
+            if running == FOLLOW_DIALPLAN or row.parked_in_async_agi or self._runs_our_exec(row):
                 log.info("resuming call %s %s on %s", row.uniqueid,
                          f"running {running}" if running else "parked in async AGI",
                          row.channel)
@@ -125,8 +139,15 @@ class CallRegistry:
             if session.info.channel == channel:
                 session.channel_gone()
 
+    def _queued_by_watchdog(self, row: CoreShowChannel) -> bool:
+        """In the IVR watchdog's T extension: an IVR call whose service went away."""
+        return self._agi_at is not None and (row.context, row.exten) == (self._agi_at[0], "T")
+
     def _runs_our_exec(self, row: CoreShowChannel) -> bool:
+        # Not an extension Asterisk jumps to by itself: the watchdog's T extension runs its
+        # own Queue() at what may be the same priority as an entry's AGI.
         return (self._agi_at is not None and (row.context, row.priority) == self._agi_at
+                and row.exten not in SPECIAL_EXTENSIONS
                 and row.application not in ("", "AGI"))
 
     async def _flush(self, channel: str, timeout: float | None = FLUSH_TIMEOUT_S) -> None:

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from cases.schemas import CallStart, CaseView
 from ivr.agi import AgiChannel
-from ivr.ami.errors import AgiHangup, AgiResultLost, AmiDisconnected, AmiNotConnected
+from ivr.ami.errors import AgiHangup, AgiLeft, AgiResultLost, AmiDisconnected, AmiNotConnected
 from ivr.ami.events import (
     AgentEvent,
     AmiEvent,
@@ -88,6 +88,7 @@ class CallSession(QueueSteps, SurveySteps):
         self._menu_name = ""
         self._engine: MenuEngine | None = None
         self._gone = asyncio.Event()          # Hangup or AsyncAGIEnd seen: nothing to drive
+        self._hangup = asyncio.Event()        # the call itself is over
         self._agi_ended = False
         self.io = AgiCallIO(self.agi, deps.link, call_id=info.uniqueid, step=self._step,
                             speech=deps.speech, speech_locale=deps.speech_locale,
@@ -119,6 +120,7 @@ class CallSession(QueueSteps, SurveySteps):
         elif isinstance(ev, Hangup):
             s.hung_up = True
             self._gone.set()
+            self._hangup.set()
         elif isinstance(ev, AsyncAgiEnd):
             self._agi_ended = True
             self._gone.set()
@@ -127,6 +129,7 @@ class CallSession(QueueSteps, SurveySteps):
         """The caller hung up unseen (while the AMI link was down)."""
         self.state.hung_up = True
         self._gone.set()
+        self._hangup.set()
 
     # ---- the call script ---------------------------------------------------------------
     async def run(self) -> None:
@@ -187,11 +190,17 @@ class CallSession(QueueSteps, SurveySteps):
         but Asterisk says the same of a live channel whose prompt file is missing, and that
         caller must not be left parked in silence."""
         s = self.state
+        if isinstance(e, AgiLeft) and e.unseen:
+            await self._follow_the_dialplan(e)
+            return
         # asyncio.timeout, not wait_for, which can lose a stopping service's cancellation.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANGUP_EVENT_WAIT_S):
                 await self._gone.wait()
         if s.hung_up:
+            return
+        if isinstance(e, AgiLeft):
+            await self._follow_the_dialplan(e)
             return
         # No hangup: our step failed on Asterisk's side. The caller goes to the default
         # queue (the dialplan's fallback after async AGI), and the case says we failed.
@@ -201,6 +210,15 @@ class CallSession(QueueSteps, SurveySteps):
         s.final = "failed"
         if not self._agi_ended:
             await self._release()
+
+    async def _follow_the_dialplan(self, e: AgiLeft) -> None:
+        """Out of async AGI with the caller on the line: the dialplan has them (the watchdog
+        queued them while AMI was down). Their queue events still reach this session, so
+        the case gets the call's real outcome at its end."""
+        log.info("call %s: %s; the dialplan has the caller, following the call to its end",
+                 self.info.uniqueid, e)
+        self.state.ivr_path.append("dialplan")
+        await self._hangup.wait()
 
     async def _disarm(self) -> None:
         """The call leaves the IVR for a transfer: no watchdog from here on, or it would cut
@@ -230,6 +248,9 @@ class CallSession(QueueSteps, SurveySteps):
             self.state.case_number = case.number
             if self.resumed and case.topic and self.state.topic is None:
                 self.state.topic = case.topic
+            if self.resumed:
+                # The path before the restart: this session's steps follow it.
+                self.state.ivr_path[:0] = [str(p) for p in case.ivr_path]
 
     # ---- the menu ------------------------------------------------------------------------
     def _locale(self) -> str:
@@ -343,6 +364,11 @@ class CallSession(QueueSteps, SurveySteps):
         return await op()
 
     def _finish(self) -> None:
+        opened = self._case_open
+        # A resumed call knows its whole path only once its case was read back.
+        path_known = not self.resumed or (
+            opened is not None and opened.done() and not opened.cancelled()
+            and opened.exception() is None and opened.result() is not None)
         # The open write itself lives on in the recorder; only the wait for it is dropped.
         if self._case_open is not None and not self._case_open.done():
             self._case_open.cancel()
@@ -359,8 +385,9 @@ class CallSession(QueueSteps, SurveySteps):
         else:
             s.outcome = "abandoned"
         if s.survey_of is None:
-            self.deps.recorder.update(self.info.node, self.info.uniqueid,
-                                      ivr_path=list(s.ivr_path))
+            if path_known:
+                self.deps.recorder.update(self.info.node, self.info.uniqueid,
+                                          ivr_path=list(s.ivr_path))
             self.deps.recorder.finish(self.info.node, self.info.uniqueid, s.outcome,
                                       datetime.now(UTC), wait_s=s.hold_time_s,
                                       talk_s=s.talk_time_s)

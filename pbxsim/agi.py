@@ -43,17 +43,22 @@ class AgiCommand:
 @dataclass(eq=False)
 class AgiState:
     started: float
-    commands: deque[AgiCommand] = field(default_factory=deque)
+    commands: deque[AgiCommand]
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def queue_command(chan: Channel, text: str, command_id: str) -> bool:
-    """The AMI ``AGI`` action: False if the channel is not in async AGI."""
-    state = chan.agi
-    if state is None or chan.hungup:
+    """The AMI ``AGI`` action: False if the channel never entered async AGI.
+
+    As res_agi: the command queue is a datastore the first ``AGI(agi:async)`` adds to the
+    channel and nothing removes before hangup, so a channel that has left async AGI still
+    takes commands ("Added AGI command to queue"); they run only if it enters it again.
+    """
+    if chan.agi_queue is None or chan.hungup:
         return False
-    state.commands.append(AgiCommand(text, command_id))
-    state.arrived.set()
+    chan.agi_queue.append(AgiCommand(text, command_id))
+    if chan.agi is not None:
+        chan.agi.arrived.set()
     return True
 
 
@@ -82,7 +87,9 @@ async def run_agi(core: PbxCore, chan: Channel, data: str) -> int:
         log.warning("%s: AGI(%s): only agi:async is simulated", chan.name, args[0])
         set_variable(core, chan, "AGISTATUS", "FAILURE")
         return 0
-    state = AgiState(core.clock.now())
+    if chan.agi_queue is None:
+        chan.agi_queue = deque()
+    state = AgiState(core.clock.now(), chan.agi_queue)
     chan.agi = state
     core.emit("AsyncAGIStart", "agi", chan, [("Env", url_encode(agi_env(core, chan, args[1:])))])
     log.info("%s parked in async AGI", chan.name)
@@ -109,7 +116,7 @@ async def run_agi(core: PbxCore, chan: Channel, data: str) -> int:
             # DTMF (res_agi's async_agi_read_frame): a key between two commands is lost.
             media.drop_dtmf(chan)
     finally:
-        chan.agi = None  # commands still queued are dropped without a result
+        chan.agi = None  # commands still queued stay queued, without a result
     core.emit("AsyncAGIEnd", "agi", chan)
     set_variable(core, chan, "AGISTATUS", status)
     log.info("%s leaves async AGI (%s)", chan.name, status)

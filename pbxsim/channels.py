@@ -8,6 +8,7 @@ the simulator created, Linkedid inherited from the channel that started the call
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from .clock import SimClock
 
 if TYPE_CHECKING:
-    from .agi import AgiState
+    from .agi import AgiCommand, AgiState
     from .bridge import Bridge
     from .media import AudioTap
 
@@ -67,6 +68,8 @@ class Channel:
     bridge: Bridge | None = None
     endpoint: Endpoint | None = None
     agi: AgiState | None = None
+    # res_agi's command datastore: added by the first AGI(agi:async), kept until hangup.
+    agi_queue: deque[AgiCommand] | None = None
     answered_at: float | None = None
     hangupcause: int = 0
     softhangup: bool = False

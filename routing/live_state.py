@@ -243,11 +243,12 @@ class QueueStateFeed:
 
     async def resync(self) -> None:
         try:
-            res = await self._link.action("QueueStatus")
+            # Applied as the list's last event is read: by the time this task ran again,
+            # the reader could have applied newer events (a caller leaving, an agent
+            # answering) that the older snapshot would then undo.
+            await self._link.action("QueueStatus", on_list=self.live.apply_status)
         except AmiError as e:
             log.warning("queue state resync failed: %s", e)
-            return
-        self.live.apply_status(res.events)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="queue-resync")

@@ -3,6 +3,10 @@
 panoramisk 1.4 matched results by channel and lost them (its issue #107); here every command
 has its own id, and a channel leaving async AGI (AsyncAGIEnd: hangup or redirect) fails the
 commands still waiting on it, since their results can no longer come.
+
+A channel that has left async AGI is remembered until it enters it again or hangs up:
+res_agi keeps the channel's command queue after AsyncAGIEnd, so Asterisk accepts a command
+sent then and never runs it, and its sender would wait for ever.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import asyncio
 from dataclasses import dataclass
 
 from .agi_result import AgiResult
-from .errors import AgiHangup
-from .events import AsyncAgiEnd, AsyncAgiExec
+from .errors import AgiHangup, AgiLeft
+from .events import AsyncAgiEnd, AsyncAgiExec, AsyncAgiStart, Hangup
 
 
 @dataclass(slots=True)
@@ -27,6 +31,18 @@ class AgiCommands:
 
     def __init__(self) -> None:
         self._waiting: dict[str, _Command] = {}
+        # Channels out of async AGI, not hung up yet: True if learnt after a reconnect.
+        self._left: dict[str, bool] = {}
+
+    def left(self, channel: str) -> AgiLeft | None:
+        """Why a command sent on ``channel`` now would never run, if it would not."""
+        if channel not in self._left:
+            return None
+        return AgiLeft(f"{channel} has left async AGI", unseen=self._left[channel])
+
+    def on_left(self, channel: str, *, unseen: bool = False) -> None:
+        self._left[channel] = unseen
+        self.fail(channel, AgiLeft(f"{channel} left async AGI", unseen=unseen))
 
     def add(self, command_id: str, channel: str, command: str) -> asyncio.Future[AgiResult]:
         fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
@@ -59,10 +75,17 @@ class AgiCommands:
             if not c.future.done():
                 c.future.set_exception(exc)
 
-    def on_event(self, event: AsyncAgiExec | AsyncAgiEnd) -> None:
+    def on_event(self, event: AsyncAgiStart | AsyncAgiExec | AsyncAgiEnd | Hangup) -> None:
         if isinstance(event, AsyncAgiExec):
             c = self._waiting.get(event.command_id)
-            if c is not None and not c.future.done():
+            # The channel too: an id alone could be another service's on the same Asterisk.
+            if c is not None and c.channel == event.channel and not c.future.done():
                 c.future.set_result(event.result)
+        elif isinstance(event, AsyncAgiEnd):
+            self.on_left(event.channel)
+        elif isinstance(event, AsyncAgiStart):
+            self._left.pop(event.channel, None)
         else:
-            self.fail(event.channel, AgiHangup(f"{event.channel} left async AGI"))
+            # Hangup: the channel name is done with, and no command on it can run now.
+            self._left.pop(event.channel, None)
+            self.fail(event.channel, AgiHangup(f"{event.channel} hung up"))

@@ -32,6 +32,16 @@ class AgiHangup(AmiError):
     """The channel left async AGI (hung up or redirected) before the command's result came."""
 
 
+class AgiLeft(AgiHangup):
+    """The channel left async AGI and may still be up: the dialplan has the caller now (the
+    watchdog's queue, a Redirect). A command sent then would never run. ``unseen``: learnt
+    after a reconnect, the channel still up and out of AGI (no AsyncAGIEnd came)."""
+
+    def __init__(self, message: str, *, unseen: bool = False) -> None:
+        super().__init__(message)
+        self.unseen = unseen
+
+
 class AgiResultLost(AmiError):
     """The link dropped while a command ran and its result can no longer be known."""
 

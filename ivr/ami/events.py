@@ -168,6 +168,7 @@ class CoreShowChannel(ChannelEvent):
     context: str
     duration: str
     priority: int = 0
+    exten: str = ""
 
     @property
     def parked_in_async_agi(self) -> bool:
@@ -247,7 +248,8 @@ _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], AmiEvent]] = {
                                                     f.get("application", ""),
                                                     f.get("applicationdata", ""),
                                                     f.get("context", ""), f.get("duration", ""),
-                                                    _int(f.get("priority"))),
+                                                    _int(f.get("priority")),
+                                                    f.get("exten", "")),
     "originateresponse": lambda n, f: OriginateResponse(n, f, f.get("actionid", ""),
                                                         f.get("response", ""),
                                                         _int(f.get("reason")),

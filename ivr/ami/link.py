@@ -13,6 +13,7 @@ import contextlib
 import enum
 import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,14 +30,24 @@ from .errors import (
     AmiNotConnected,
     AmiTimeout,
 )
-from .events import AmiEvent, AsyncAgiEnd, AsyncAgiExec, OriginateResponse, to_event
+from .events import (
+    AmiEvent,
+    AsyncAgiEnd,
+    AsyncAgiExec,
+    AsyncAgiStart,
+    Hangup,
+    OriginateResponse,
+    to_event,
+)
 from .skiplog import SkipLog
 
 log = logging.getLogger("hotline.ami")
 
 EventListener = Callable[[AmiEvent], None]
+ListCallback = Callable[[tuple[AmiEvent, ...]], None]
 # Events the link itself consumes (async AGI results and ends).
-_LINK_EVENTS = frozenset({"asyncagiexec", "asyncagiend", "originateresponse"})
+_LINK_EVENTS = frozenset({"asyncagistart", "asyncagiexec", "asyncagiend", "hangup",
+                          "originateresponse"})
 UpHook = Callable[[], Awaitable[None]]
 
 
@@ -69,6 +80,7 @@ class _Pending:
     future: asyncio.Future[ActionResult]
     response: Mapping[str, str] | None = None
     events: list[AmiEvent] = field(default_factory=list)
+    on_list: ListCallback | None = None
 
 
 class AuthenticationFailed(Exception):
@@ -91,6 +103,10 @@ class AmiLink:
         self._agi = AgiCommands()
         self._originates: dict[str, asyncio.Future[OriginateResponse]] = {}
         self._ids = itertools.count(1)
+        # AsyncAGIExec events reach every AMI session: a token per link keeps our CommandIDs
+        # apart from those of a previous run (commands it left queued on parked calls) and
+        # of another service on the same Asterisk.
+        self._agi_prefix = f"hotline-agi-{secrets.token_hex(4)}-"
         self._writer: asyncio.StreamWriter | None = None
         self._runner: asyncio.Task[None] | None = None
         # Set by stop(): the run loop ends even if the cancellation itself went astray.
@@ -151,11 +167,17 @@ class AmiLink:
 
     # ---- actions ---------------------------------------------------------------------
     async def action(self, action: str, fields: Mapping[str, str | Sequence[str]] | None = None,
-                     *, timeout: float | None = None, check: bool = True) -> ActionResult:
-        """Send one action and await its reply (and its EventList, if it has one)."""
+                     *, timeout: float | None = None, check: bool = True,
+                     on_list: ListCallback | None = None) -> ActionResult:
+        """Send one action and await its reply (and its EventList, if it has one).
+
+        ``on_list`` gets the list's events as soon as its last one is read, before any event
+        after it: a snapshot (QueueStatus) applied then is never older than the events that
+        follow it, as it would be by the time the awaiting task runs."""
         if not self.is_up and action.lower() != "login":
             raise AmiNotConnected(f"AMI link {self.name} is {self.state.value}")
-        return await self._send(action, fields or {}, timeout=timeout, check=check)
+        return await self._send(action, fields or {}, timeout=timeout, check=check,
+                                on_list=on_list)
 
     async def originate(self, fields: Mapping[str, str | Sequence[str]], *,
                         answer_timeout_s: float) -> ActionResult | OriginateResponse:
@@ -188,13 +210,14 @@ class AmiLink:
 
     async def _send(self, action: str, fields: Mapping[str, str | Sequence[str]], *,
                     timeout: float | None, check: bool,
-                    action_id: str | None = None) -> ActionResult:
+                    action_id: str | None = None,
+                    on_list: ListCallback | None = None) -> ActionResult:
         writer = self._writer
         if writer is None:
             raise AmiNotConnected(f"AMI link {self.name} has no connection")
         action_id = action_id or f"hotline-{next(self._ids)}"
         fut: asyncio.Future[ActionResult] = asyncio.get_running_loop().create_future()
-        self._pending[action_id] = _Pending(action, fut)
+        self._pending[action_id] = _Pending(action, fut, on_list=on_list)
         try:
             writer.write(encode_action(action, {"ActionID": action_id, **fields}))
             async with asyncio.timeout(timeout if timeout is not None
@@ -214,8 +237,14 @@ class AmiLink:
     # ---- async AGI -------------------------------------------------------------------
     async def agi(self, channel: str, command: str, *, timeout: float | None) -> AgiResult:
         """Queue an AGI command on a channel parked in ``AGI(agi:async)`` and await its
-        AsyncAGIExec. ``timeout=None`` waits as long as the command runs (EXEC Queue)."""
-        command_id = f"hotline-agi-{next(self._ids)}"
+        AsyncAGIExec. ``timeout=None`` waits as long as the command runs (EXEC Queue).
+
+        ``AgiLeft`` at once for a channel that has left async AGI: Asterisk would still
+        take the command ("Added AGI command to queue") and never run it."""
+        left = self._agi.left(channel)
+        if left is not None:
+            raise left
+        command_id = f"{self._agi_prefix}{next(self._ids)}"
         fut = self._agi.add(command_id, channel, command)
         for observe in self.agi_observers:
             observe(channel, command)
@@ -242,6 +271,11 @@ class AmiLink:
         """Fail the commands waiting on ``channel`` (all, or those in ``only``): used by the
         call registry once it knows, after a reconnect, that their results cannot arrive."""
         self._agi.fail(channel, exc, only)
+
+    def agi_left(self, channel: str) -> None:
+        """``channel`` left async AGI unseen (while the link was down): fail its commands,
+        refuse new ones until it enters async AGI again."""
+        self._agi.on_left(channel, unseen=True)
 
     # ---- connection loop -------------------------------------------------------------
     async def _run(self) -> None:
@@ -376,7 +410,13 @@ class AmiLink:
                 response, pending.response = pending.response, None
                 self._lists_pending -= 1
                 if not pending.future.done():
-                    pending.future.set_result(ActionResult(response, tuple(pending.events)))
+                    events = tuple(pending.events)
+                    if pending.on_list is not None:
+                        try:
+                            pending.on_list(events)
+                        except Exception:
+                            log.exception("AMI: %s list handler failed", pending.action)
+                    pending.future.set_result(ActionResult(response, events))
             else:
                 pending.events.append(to_event(f))
             return
@@ -387,7 +427,7 @@ class AmiLink:
             self._skip_log.warn("AMI: skipping an event that could not be read: %r",
                                 f.get("event"), exc_info=True)
             return
-        if isinstance(event, AsyncAgiExec | AsyncAgiEnd):
+        if isinstance(event, AsyncAgiStart | AsyncAgiExec | AsyncAgiEnd | Hangup):
             self._agi.on_event(event)
         elif isinstance(event, OriginateResponse):
             o = self._originates.get(event.action_id)

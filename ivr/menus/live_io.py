@@ -183,7 +183,15 @@ class AgiCallIO:
                                                    timeout=None))
             status = await self._run(lambda: self._agi.get_variable("DIALSTATUS"))
             log.info("call %s: emergency Dial %s: %s", self._call, to.target, status)
-            return status == "ANSWER"
+            if status != "ANSWER":
+                return False
+            # The other side hung up first: Dial has returned into async AGI with the caller
+            # still on the line, and nothing else is coming for them.
+            try:
+                await self._agi.hangup()
+            except AmiError as e:
+                log.debug("call %s: hangup after the transfer: %s", self._call, e)
+            return True
         context, exten, priority = to.target.split(",")
         try:
             res = await self._link.action("Redirect", {
