@@ -349,6 +349,8 @@ class AmiLink:
                 if task is not None and not task.done():
                     with contextlib.suppress(Exception):
                         await cancel_and_wait(task)
+                elif task is not None and not task.cancelled():
+                    task.exception()   # read: the session's own error (a login timeout) says why
 
     async def _read(self, reader: asyncio.StreamReader, parser: FrameParser) -> None:
         while True:
