@@ -32,7 +32,7 @@ from cases.db import (
     translate_errors,
     with_retry,
 )
-from cases.errors import CaseNotFound, ConcurrentUpdate
+from cases.errors import CaseNotFound, CaseStoreNotOpen, ConcurrentUpdate
 from cases.migrate import upgrade
 from cases.models import Case, CaseEvent
 from cases.privacy import NumberCipher, mask_number
@@ -198,7 +198,7 @@ class StoreCore:
 
     def _require_open(self) -> EngineInfo:
         if self._info is None:
-            raise RuntimeError("CaseStore is not open: await store.open() first")
+            raise CaseStoreNotOpen("CaseStore is not open: await store.open() first")
         return self._info
 
     async def _write(self, what: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -43,6 +43,9 @@ _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadl
 # connection exception, insufficient resources, operator intervention (shutdown, starting up),
 # invalid authorization: the server cannot serve us now, whatever we send.
 _UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "28"})
+# The same for now, not for good: a read-only standby after a failover (25006), a lock held
+# past lock_timeout (55P03) or an object in use (55006). The write waits, it is not dropped.
+_UNAVAILABLE_SQLSTATES = frozenset({"25006", "55P03", "55006", "3D000"})
 
 try:  # asyncpg raises its own classes while connecting, before SQLAlchemy wraps anything
     import asyncpg
@@ -148,7 +151,8 @@ def _is_unavailable(e: BaseException) -> bool:
             e.connection_invalidated
             or isinstance(e, exc.OperationalError | exc.InterfaceError)
             or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
-            or sqlstate == "3D000"  # the database does not exist (yet, or any more)
+            # (3D000: the database does not exist, yet or any more)
+            or sqlstate in _UNAVAILABLE_SQLSTATES
         )
     return isinstance(e, (OSError, exc.TimeoutError, *_DRIVER_UNAVAILABLE))
 

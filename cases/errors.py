@@ -18,6 +18,11 @@ class CaseStoreUnavailable(CaseStoreError):
     """The database cannot be reached or stays locked; the driver error is ``__cause__``."""
 
 
+class CaseStoreNotOpen(CaseStoreUnavailable, RuntimeError):
+    """Not opened yet: the database was unreachable at start (the service keeps trying), so
+    callers of the store see the same 503 as during an outage."""
+
+
 class CaseNotFound(CaseStoreError, LookupError):
     """No case matches the given number or (node, call_id)."""
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from annotated_types import MaxLen
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     JsonValue,
+    ValidationInfo,
     field_validator,
 )
 
@@ -47,6 +49,17 @@ class CallStart(_Frozen):
     started_at: AwareDatetime | None = None  # None: now
 
     _no_placeholders = field_validator("caller_number", "caller_name")(_real_or_none)
+
+    @field_validator("channel", "caller_number", "caller_name", "dnid", mode="before")
+    @classmethod
+    def _fit(cls, v: object, info: ValidationInfo) -> object:
+        """Caller ID and channel names come from the network: one too long for its column
+        is cut to fit, so the call still gets its case (never refused for it)."""
+        if not isinstance(v, str) or info.field_name is None:
+            return v
+        limits = [m.max_length for m in cls.model_fields[info.field_name].metadata
+                  if isinstance(m, MaxLen)]
+        return v[: min(limits)] if limits else v
 
 
 class CaseChanges(_Frozen):

@@ -123,10 +123,29 @@ async def sign_in(request: web.Request) -> web.Response:
     owner = request.app[CONSOLE].users.owner_of(form.member)
     if owner is not None and owner.name != s.user.name:
         raise web.HTTPForbidden(text=f"{form.member} belongs to another login")
-    node = _node_of(request.app[CONSOLE], form.member)
+    console = request.app[CONSOLE]
+    node = _node_of(console, form.member)
+    # The interface pause and resume act on (QueuePause pauses an interface in every queue):
+    # the member's own as Asterisk lists it, never one the form names for someone else.
+    live = _interface_in(node, form.member)
+    wanted = form.interface or s.user.interface
+    if live is None and wanted:
+        holder = _member_with_interface(console, wanted)
+        if holder is not None and holder != form.member:
+            raise web.HTTPForbidden(text=f"{wanted} is {holder}'s interface")
     s.member = form.member
-    s.interface = form.interface or s.user.interface or _interface_in(node, form.member)
+    s.interface = live or wanted
     return web.json_response({"member": s.member, "interface": s.interface})
+
+
+def _member_with_interface(console: Console, interface: str) -> str | None:
+    """The queue member using ``interface`` on any Asterisk node (None: nobody)."""
+    for node in console.service.nodes:
+        for ms in node.live.members.values():
+            for m in ms.values():
+                if m.interface.lower() == interface.lower():
+                    return m.name
+    return None
 
 
 def _node_of(console: Console, member: str) -> AsteriskNode | None:

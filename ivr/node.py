@@ -34,6 +34,7 @@ log = logging.getLogger("hotline.service")
 class AsteriskNode:
     def __init__(self, name: str, ami: AmiConfig, config: HotlineConfig, *,
                  recorder: CaseRecorder, store: CaseStore, catalogue: TopicCatalogue,
+                 policy: RoutingPolicy | None = None,
                  clock: Callable[[], float] | None = None) -> None:
         self.name = name
         self.ami = ami
@@ -43,7 +44,9 @@ class AsteriskNode:
                                managed=frozenset(g.queue for g in config.routing.groups),
                                wrapup_s=QueueSettings().wrapup_s)
         self.queue_feed = QueueStateFeed(self.link, self.live, config.routing.resync_interval_s)
-        policy = RoutingPolicy(config.routing.policy)
+        # Shared by the service's nodes: the admin console tunes one policy for them all.
+        policy = policy or RoutingPolicy(config.routing.policy)
+        self.policy = policy
         self.router = Router(catalogue, config.routing.groups, config.ivr.default_group,
                              strategy=config.routing.strategy, policy=policy, live=self.live)
         self.rebalancer = PenaltyRebalancer(self.link, self.live, policy,

@@ -18,6 +18,7 @@ from ivr.menus.survey import SurveyDialer
 from ivr.node import AsteriskNode
 from ivr.speech_input import SpeechInput
 from ivr.survey_scheduler import SurveyScheduler
+from routing.policy import RoutingPolicy
 from routing.topics import TopicCatalogue
 from speech.audiosocket_server import AudioSocketServer
 from speech.engine import SpeechEngine, SpeechUnavailable
@@ -45,9 +46,12 @@ class HotlineService:
             timezone=config.service.timezone, calling_hours=next_open), journal=CaseJournal(
                 config.database.journal_path(config.service.node)))
         self.catalogue = TopicCatalogue.from_config(config.topics)
-        # One per Asterisk, [ami] first; they share the store, recorder and speech.
+        # One per Asterisk, [ami] first; they share the store, recorder, speech and the routing
+        # policy (so parameters changed in the admin console apply on every Asterisk).
+        self.policy = RoutingPolicy(config.routing.policy)
         self.nodes = [AsteriskNode(name, ami, config, recorder=self.recorder,
-                                   store=self.store, catalogue=self.catalogue, clock=clock)
+                                   store=self.store, catalogue=self.catalogue,
+                                   policy=self.policy, clock=clock)
                       for name, ami in config.ami.endpoints(config.service.node)]
         first = self.nodes[0]
         # The first node's parts, for the web console and the demo (single-node views).

@@ -265,3 +265,26 @@ async def test_a_withheld_number_pops_as_withheld(tmp_path: Path) -> None:
             detail = next(m for m in msgs if m.get("type") == "pop_detail")
             assert detail["history"] == []
             await call.done
+
+
+async def test_an_operator_cannot_sign_in_on_a_colleagues_interface(tmp_path: Path) -> None:
+    """Pause and resume act on the interface taken at sign-in (QueuePause pauses it in
+    every queue): a member not in a queue yet cannot name a colleague's phone, and a member
+    in a queue gets its own interface whatever the form says."""
+    async with console_rig(tmp_path) as cr, cr.client() as admin, cr.client() as c:
+        r = cr.rig
+        csrf = await login(admin, "supervisor", "supervisor")
+        add = {"op": "add", "queue": "energy", "interface": "Local/2001@agents/n",
+               "member": "agent2001"}
+        async with admin.post("/api/admin/member", json=add, headers=headers(csrf)) as resp:
+            assert resp.status == 200, await resp.text()
+        await wait_for(lambda: "agent2001" in r.service.live.members.get("energy", {}))
+        csrf = await login(c, "operator", "operator")
+        taken = {"member": "agent2002", "interface": "Local/2001@agents/n"}
+        async with c.post("/api/operator/signin", json=taken, headers=headers(csrf)) as resp:
+            assert resp.status == 403
+            assert "agent2001" in await resp.text()
+        own = {"member": "agent2001", "interface": "Local/9999@agents/n"}
+        async with c.post("/api/operator/signin", json=own, headers=headers(csrf)) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["interface"] == "Local/2001@agents/n"

@@ -127,7 +127,8 @@ async def test_roles_and_bad_input(web: WebRig) -> None:
         status, page = await get(sup, "/api/callbacks")
         assert status == 200 and (page["owed"], page["overdue"]) == (1, 1)
         assert page["callbacks"][0]["overdue"] is True
-        for params in ({"limit": "0"}, {"limit": "501"}, {"offset": "-1"}, {"limit": "x"}):
+        for params in ({"limit": "0"}, {"limit": "501"}, {"offset": "-1"}, {"limit": "x"},
+                       {"limit": "²"}, {"offset": "٣"}):
             status, answer = await get(sup, "/api/callbacks", **params)
             assert status == 400 and "must be a whole number" in answer["error"], params
         async with sup.post(path, json={"result": "reached"}) as r:    # no CSRF token

@@ -48,6 +48,9 @@ async def _two_nodes(tmp_path: Path, pg_url: str, deadline: Deadline) -> None:
     await service.start()
     try:
         assert [n.name for n in service.nodes] == [f"a-{run}", f"b-{run}"]
+        # The admin console tunes service.router.policy: both nodes route and park with it.
+        assert {id(n.router.policy) for n in service.nodes} == {id(service.router.policy)}
+        assert {id(n.rebalancer._policy) for n in service.nodes} == {id(service.router.policy)}
         for node in service.nodes:
             await node.link.wait_up(timeout=10)
         agents = []

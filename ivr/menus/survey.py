@@ -205,6 +205,7 @@ class SurveyDialer:
             log.info("survey of case %s: the citizen did not take the call (reason %d)",
                      number, res.reason)
             return Placed.NO_ANSWER
+        # The dial string without the citizen's number, which stays out of the logs.
         log.warning("survey of case %s: the call could not be made (OriginateResponse "
-                    "reason %d, channel %s)", number, res.reason, call.fields["Channel"])
+                    "reason %d, dial string %s)", number, res.reason, self._cfg.dial)
         return Placed.FAILED
