@@ -198,15 +198,20 @@ class QueueSteps:
 
     async def _left_with_callback_key(self) -> bool:
         """app_queue's exit key (queues.conf ``context``): Queue() returned after a jump to
-        the key's extension in the exit context."""
-        menu = self.deps.ivr.menus.get(self._menu_name)
-        if menu is None or menu.waiting is None:
+        the key's extension in the exit context. A call taken up after a restart has not
+        been through a menu here: any menu's callback key counts."""
+        menus = self.deps.ivr.menus
+        names = [self._menu_name] if self._menu_name in menus else list(menus)
+        waiting = [(n, w) for n in names if (w := menus[n].waiting) is not None]
+        if not waiting:
             return False
         where = await self._step(lambda: self.agi.get_full_variable("${CONTEXT},${EXTEN}"))
-        if not where or not queue_exit_key(where, menu.waiting.callback_key):
+        name, w = next(((n, w) for n, w in waiting
+                        if where and queue_exit_key(where, w.callback_key)), ("", None))
+        if w is None:
             return False
         self.state.ivr_path.append("wait:callback")
-        await self.io.play([menu.sound_of(self._menu_name, menu.waiting.confirm)])
+        await self.io.play([menus[name].sound_of(name, w.confirm)])
         return await self._booked_callback("from the queue")
 
     async def _booked_callback(self, where: str) -> bool:

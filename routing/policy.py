@@ -272,7 +272,17 @@ class RoutingPolicy:
         accepts proficiency ``s`` once the wait it faces without it exceeds what being served
         at ``s`` costs (``proficiency_cost_s`` per step below what it would get anyway).
         Whether a helper is actually offered to this queue is the member side's decision
-        (``member_penalties``)."""
+        (``member_penalties``).
+
+        With ``park_helpers`` (the member side decides who is offered) every caller takes the
+        widest window: Asterisk reads a window once, at Queue(), and app_queue lets a caller
+        ring only while fewer callers are ahead of it than members are free, whatever their
+        windows. Callers with narrower windows at the head would hold back one that could
+        take a helper just offered, and a window chosen at arrival never widens."""
+        if self.params.park_helpers:
+            skills = self._skills(qv)
+            widest = skills[-1] if skills else 0
+            return widest, self.wait_in(snap, qv.name, window_for(widest), ahead)
         c = self.params.proficiency_cost_s
         skill = 0
         wait = self.wait_in(snap, qv.name, window_for(0), ahead)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ivr.config import GroupConfig
 
 from .live_state import LiveQueues
-from .policy import Caller, RoutingPolicy
+from .policy import PARKED, Caller, RoutingPolicy
 from .topics import Classification, TopicCatalogue
 
 log = logging.getLogger("hotline.routing")
@@ -30,12 +30,17 @@ class RouteDecision:
     expected_wait_s: float | None = None
 
     def channel_vars(self) -> dict[str, str]:
-        """What app_queue reads from the caller's channel when ``Queue()`` starts."""
+        """What app_queue reads from the caller's channel when ``Queue()`` starts.
+
+        A decision without a window (the default group, static routing, an overflow) still
+        keeps out the memberships the rebalancer parked (at ``PARKED`` and above): without a
+        limit app_queue rings them once every nearer member is busy, which is what parking
+        an agent for its own queue's callers is meant to prevent."""
         out: dict[str, str] = {}
         if self.min_penalty is not None:
             out["QUEUE_MIN_PENALTY"] = str(self.min_penalty)
-        if self.max_penalty is not None:
-            out["QUEUE_MAX_PENALTY"] = str(self.max_penalty)
+        out["QUEUE_MAX_PENALTY"] = str(self.max_penalty if self.max_penalty is not None
+                                       else PARKED - 1)
         if self.priority:
             out["QUEUE_PRIO"] = str(self.priority)
         return out

@@ -63,3 +63,31 @@ async def test_rebalancer_parks_a_helper_membership_when_its_help_is_not_needed(
         assert helper.penalty >= 1000
         own = next(m for m in energy.members if m.name == "agent1602")
         assert own.penalty == 0
+
+
+async def test_a_caller_without_a_window_is_not_given_a_parked_helper(tmp_path: Path) -> None:
+    """A caller routed without a penalty window (static routing here, like the default group
+    or an overflow) must not reach a membership the rebalancer parked: app_queue, given no
+    QUEUE_MAX_PENALTY, would ring it once every nearer member is busy."""
+    async with rig(tmp_path, speed=4.0) as r:
+        r.service.router.strategy = "static"
+        await r.service.rebalancer.stop()     # the parking below stays as it is
+        await r.add_agent(1701, "water", talk_s=30.0)
+        await r.add_agent(1702, "energy", talk_s=2.0)
+        await r.service.link.action("QueuePenalty", {"Interface": "Local/1702@agents/n",
+                                                     "Penalty": "1002", "Queue": "energy"})
+        await r.service.link.action("QueueAdd", {"Queue": "water",
+                                                 "Interface": "Local/1702@agents/n",
+                                                 "Penalty": "1002", "MemberName": "agent1702"})
+        first = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)]))
+        async with asyncio.timeout(20):     # the water agent is on the first call
+            while not any(s.state.agent == "agent1701"
+                          for s in r.service.calls.sessions.values()):
+                await asyncio.sleep(0.02)
+        second = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)], patience_s=300))
+        out = await asyncio.wait_for(second.done, 60)
+        first.hangup()
+        await asyncio.wait_for(first.done, 30)
+        await r.settle()
+        # The parked helper stayed free; the caller waited for the water agent.
+        assert (out.queue, out.answered_by) == ("water", "agent1701")

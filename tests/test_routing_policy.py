@@ -89,16 +89,23 @@ def test_choose_group_prefers_shorter_expected_wait_plus_cost() -> None:
     water = QueueView("water", members("p", 10, busy=10) + members("h", 2, busy=0, skill=1),
                       waiting(4))
     s = snap([water])
-    pol = RoutingPolicy(PolicyParams(proficiency_cost_s=10.0))
+    # Without parking, the caller's window decides whether it takes a helper.
+    pol = RoutingPolicy(PolicyParams(proficiency_cost_s=10.0, park_helpers=False))
     d = pol.choose_group(Caller("c", "water", ("water",)), s)
     # Primaries: 5 departures of 10 busy agents = 120 s; idle helpers: 0 s + 10 s cost.
     assert d.queue == "water" and d.max_penalty == window_for(1)
     assert d.expected_wait_s == 0.0
     # With a proficiency cost above the primary wait, the caller stays with primaries.
-    pol.params = PolicyParams(proficiency_cost_s=500.0)
+    pol.params = PolicyParams(proficiency_cost_s=500.0, park_helpers=False)
     d = pol.choose_group(Caller("c", "water", ("water",)), s)
     assert d.max_penalty == window_for(0)
     assert d.expected_wait_s == pytest.approx(5 * AHT / 10)
+    # With parking, the member side decides who is offered: every caller takes the widest
+    # window (Asterisk reads it once, and callers with narrower ones at the head would hold
+    # back a caller that could take a helper just offered).
+    pol.params = PolicyParams(proficiency_cost_s=500.0)
+    d = pol.choose_group(Caller("c", "water", ("water",)), s)
+    assert d.max_penalty == window_for(1)
 
 
 def test_choose_group_picks_the_less_loaded_group_and_priorities_jump_the_queue() -> None:
@@ -187,7 +194,8 @@ def test_params_are_validated_and_replaced_whole() -> None:
 
 # --- accepted proficiency (caller windows) -------------------------------------------------
 def test_a_caller_accepts_helpers_only_when_its_wait_exceeds_their_cost() -> None:
-    pol = RoutingPolicy(PolicyParams(proficiency_cost_s=10.0))
+    # (Without parking: with it, every window is the widest; see the choose_group test.)
+    pol = RoutingPolicy(PolicyParams(proficiency_cost_s=10.0, park_helpers=False))
     # 10 busy primaries (24 s per departure), 2 busy helpers.
     water = QueueView("water", members("p", 10, busy=10) + members("h", 2, busy=2, skill=1), ())
     s = snap([water])
@@ -197,7 +205,7 @@ def test_a_caller_accepts_helpers_only_when_its_wait_exceeds_their_cost() -> Non
     idle = QueueView("water", members("p", 10, busy=9) + members("h", 2, busy=0, skill=1), ())
     assert pol.admitted(snap([idle]), idle, 0) == (0, 0.0)
     # A high cost keeps the caller with primaries unless the wait outgrows it.
-    pol.params = PolicyParams(proficiency_cost_s=100.0)
+    pol.params = PolicyParams(proficiency_cost_s=100.0, park_helpers=False)
     assert pol.admitted(s, water, 0)[0] == 0
     assert pol.admitted(s, water, 6)[0] == 1
     # Accepting more never lengthens the expected wait, and the further back, the wider.
