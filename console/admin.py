@@ -64,7 +64,7 @@ async def board_ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * 1024)
     await ws.prepare(request)
     await console.hub.serve(request, ws, role=s.user.role, user=s.user.name,
-                            topics=[BOARD_TOPIC], hello=[board_json(console)])
+                            topics=[BOARD_TOPIC], hello=[board_json(console)], sid=s.sid)
     return ws
 
 

@@ -119,10 +119,11 @@ def build_app(service: HotlineService, *, settings: ConsoleSettings | None = Non
               users: Iterable[WebUser] | None = None) -> web.Application:
     settings = settings or ConsoleSettings()
     user_list = list(users) if users is not None else list(settings.users)
-    hub = Hub(queue_size=settings.ws_queue_size)
+    sessions = SessionStore(idle_s=settings.session_idle_s)
+    hub = Hub(queue_size=settings.ws_queue_size, alive=sessions.valid)
     console = Console(
         service=service, settings=settings, users=Users(user_list or _bootstrap_users()),
-        sessions=SessionStore(idle_s=settings.session_idle_s), hub=hub,
+        sessions=sessions, hub=hub,
         stats=QueueStats(service.config.service.timezone, settings.service_level_s),
         pops=PopTracker(service, hub), audit=AuditLog(settings.audit_log),
         advisor=AdvisorRunner())

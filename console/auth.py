@@ -180,6 +180,13 @@ class SessionStore:
     def drop(self, sid: str) -> None:
         self._sessions.pop(sid, None)
 
+    def valid(self, sid: str) -> bool:
+        """Whether ``sid`` is a live session, without counting as activity (a websocket's
+        traffic is not the user's)."""
+        s = self._sessions.get(sid)
+        now = self.clock()
+        return s is not None and now - s.last_seen <= self.idle_s and now - s.created <= self.max_age_s
+
     def _expire(self) -> None:
         now = self.clock()
         for sid, s in list(self._sessions.items()):

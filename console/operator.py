@@ -181,7 +181,7 @@ async def operator_ws(request: web.Request) -> web.WebSocketResponse:
         if pop.detail is not None:
             hello.append(json.dumps(pop.detail, ensure_ascii=False, default=str))
     await console.hub.serve(request, ws, role=s.user.role, user=s.user.name,
-                            topics=[agent_topic(member)], hello=hello)
+                            topics=[agent_topic(member)], hello=hello, sid=s.sid)
     return ws
 
 

@@ -86,6 +86,7 @@ async def logout(request: web.Request) -> web.Response:
     s = request.get(SESSION)
     if s is not None:
         request.app[CONSOLE].sessions.drop(s.sid)
+        request.app[CONSOLE].hub.end_session(s.sid)     # its open screens stop now
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp

@@ -26,6 +26,7 @@ log = logging.getLogger("hotline.web.ws")
 
 Message = str | Callable[[Role], str]   # a callable renders the message for a role (masking)
 CLOSE_TOO_SLOW = 4008                    # application close code: fell behind, reconnect
+CLOSE_SESSION_ENDED = 4001               # logged out or expired: log in again
 
 
 @dataclass(eq=False, slots=True)
@@ -40,6 +41,7 @@ class Client:
     sender: asyncio.Task[None] | None = None
     closing: bool = False
     sent: int = 0
+    sid: str = ""                          # the login session the socket was opened in
 
 
 @dataclass(slots=True)
@@ -50,13 +52,15 @@ class HubStats:
 
 
 class Hub:
-    def __init__(self, *, queue_size: int = 256, send_timeout_s: float = 5.0) -> None:
+    def __init__(self, *, queue_size: int = 256, send_timeout_s: float = 5.0,
+                 alive: Callable[[str], bool] | None = None) -> None:
         self._queue_size = queue_size
         self._send_timeout_s = send_timeout_s
         self._clients: set[Client] = set()
         self._by_topic: dict[str, set[Client]] = {}
         self._ids = itertools.count(1)
         self._closers: set[asyncio.Task[None]] = set()
+        self._alive = alive            # is login session ``sid`` still valid?
         self.stats = HubStats()
 
     # ---- clients -----------------------------------------------------------------------
@@ -70,11 +74,15 @@ class Hub:
     async def serve(self, request: web.Request, ws: web.WebSocketResponse, *, role: Role,
                     user: str, topics: Iterable[str],
                     on_message: Callable[[Client, str], None] | None = None,
-                    hello: Iterable[str] = ()) -> None:
+                    hello: Iterable[str] = (), sid: str = "") -> None:
         """Run one prepared websocket until it closes: its sender in its own task, its
-        incoming messages (if any) handed to ``on_message``. ``hello`` goes out first."""
+        incoming messages (if any) handed to ``on_message``. ``hello`` goes out first.
+
+        ``sid``: the login session the socket belongs to. A socket outlives no logout
+        (``end_session``) nor expiry (the hub's ``alive``, asked before each message it is
+        sent): screen pops carry callers' details."""
         client = Client(next(self._ids), ws, role, user, asyncio.Queue(self._queue_size),
-                        transport=request.transport)
+                        transport=request.transport, sid=sid)
         self._clients.add(client)
         for text in hello:
             client.queue.put_nowait(text)
@@ -139,9 +147,18 @@ class Hub:
         except asyncio.QueueFull:
             self._drop(client, "fell behind")
 
+    def end_session(self, sid: str) -> None:
+        """Close the sockets opened in login session ``sid`` (its user logged out)."""
+        for c in list(self._clients):
+            if c.sid and c.sid == sid:
+                self._drop(c, "logged out", code=CLOSE_SESSION_ENDED)
+
     async def _send_loop(self, c: Client) -> None:
         while True:
             text = await c.queue.get()
+            if c.sid and self._alive is not None and not self._alive(c.sid):
+                self._drop(c, "session expired", code=CLOSE_SESSION_ENDED)
+                return
             try:
                 async with asyncio.timeout(self._send_timeout_s):
                     await c.ws.send_str(text)
@@ -153,23 +170,26 @@ class Hub:
             c.sent += 1
             self.stats.delivered += 1
 
-    def _drop(self, c: Client, why: str) -> None:
+    def _drop(self, c: Client, why: str, code: int = 0) -> None:
         if c.closing:
             return
         c.closing = True
-        self.stats.overflowed += 1
+        if not code:
+            self.stats.overflowed += 1
         log.warning("websocket client %d (%s) disconnected: %s", c.id, c.user, why)
         self._forget(c)
         if c.sender is not None and asyncio.current_task() is not c.sender:
             c.sender.cancel()
-        task = asyncio.create_task(self._close(c), name=f"ws-close-{c.id}")
+        task = asyncio.create_task(self._close(c, code or CLOSE_TOO_SLOW),
+                                   name=f"ws-close-{c.id}")
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
     async def _close(self, c: Client, code: int = CLOSE_TOO_SLOW) -> None:
         try:
             async with asyncio.timeout(1.0):
-                await c.ws.close(code=code, message=b"too slow")
+                await c.ws.close(code=code, message=b"session ended" if code ==
+                                 CLOSE_SESSION_ENDED else b"too slow")
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
         finally:

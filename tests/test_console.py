@@ -3,6 +3,7 @@ admin changes over AMI, audit, metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -288,3 +289,22 @@ async def test_an_operator_cannot_sign_in_on_a_colleagues_interface(tmp_path: Pa
         async with c.post("/api/operator/signin", json=own, headers=headers(csrf)) as resp:
             assert resp.status == 200
             assert (await resp.json())["interface"] == "Local/2001@agents/n"
+
+
+async def test_logging_out_closes_the_operators_open_screen(tmp_path: Path) -> None:
+    """Screen pops carry callers' details: a socket opened before logout stops with it."""
+    async with console_rig(tmp_path) as cr, cr.client() as c:
+        csrf = await login(c, "operator", "operator")
+        async with c.post("/api/operator/signin", json={"member": "agent2002"},
+                          headers=headers(csrf)) as r:
+            assert r.status == 200
+        ws = await c.ws_connect("/ws/operator", headers={"Origin": cr.base})
+        try:
+            async with c.post("/logout", headers=headers(csrf), allow_redirects=False) as r:
+                assert r.status == 302
+            async with asyncio.timeout(5):
+                while (await ws.receive()).type == aiohttp.WSMsgType.TEXT:
+                    pass                                   # the screen's hello
+            assert ws.close_code == 4001
+        finally:
+            await ws.close()
