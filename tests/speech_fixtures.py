@@ -3,12 +3,15 @@ model takes seconds to load) and a caller's WAV synthesized by espeak-ng."""
 
 from __future__ import annotations
 
+import contextlib
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from speech.audiosocket_server import AudioSocketServer, AudioStream
+from speech.caller import SimulatedCaller
 from speech.engine import SpeechEngine, default_model_path
 from speech.synth import synthesize
 
@@ -50,3 +53,21 @@ def partly_copied_model(into: Path) -> Path:
         else:
             (into / "graph" / entry.name).symlink_to(entry.resolve())
     return into
+
+
+@contextlib.asynccontextmanager
+async def one_caller() -> AsyncIterator[tuple[SimulatedCaller, AudioStream]]:
+    """An AudioSocket server in this process and one simulated Asterisk connected to it: the
+    caller's side and the service's stream of the call."""
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    caller = SimulatedCaller("127.0.0.1", server.port)
+    stream = server.expect(caller.uuid)
+    try:
+        await caller.connect()
+        await stream.wait_connected(2.0)
+        yield caller, stream
+    finally:
+        await stream.close()
+        await caller.close()
+        await server.stop()

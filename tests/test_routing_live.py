@@ -8,8 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from pbxsim import CitizenScript
-from tests.callpath_fixtures import rig
+from pbxsim import CallOutcome, CitizenScript
+from tests.callpath_fixtures import Rig, rig
+
+
+async def second_water_caller(r: Rig, water_agent: str) -> tuple[CallOutcome, str]:
+    """A first water caller keeps ``water_agent`` busy; how a second one fares (its outcome
+    and uniqueid), once both calls are over."""
+    first = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)]))
+    async with asyncio.timeout(20):     # the water agent is on the first call
+        while not any(s.state.agent == water_agent for s in r.service.calls.sessions.values()):
+            await asyncio.sleep(0.02)
+    second = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)], patience_s=300))
+    out = await asyncio.wait_for(second.done, 60)
+    first.hangup()
+    await asyncio.wait_for(first.done, 30)
+    await r.settle()
+    return out, second.ivr_uniqueid
 
 
 async def scenario(tmp_path: Path, strategy: str) -> tuple[str | None, str | None, float]:
@@ -17,16 +32,8 @@ async def scenario(tmp_path: Path, strategy: str) -> tuple[str | None, str | Non
         r.service.router.strategy = strategy
         water = await r.add_agent(1501, "water", talk_s=30.0)
         general = await r.add_agent(1502, "hotline_general", talk_s=2.0)
-        first = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)]))
-        async with asyncio.timeout(20):     # the water agent is on the first call
-            while not any(s.state.agent == water for s in r.service.calls.sessions.values()):
-                await asyncio.sleep(0.02)
-        second = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)], patience_s=300))
-        out = await asyncio.wait_for(second.done, 60)
-        first.hangup()
-        await asyncio.wait_for(first.done, 30)
-        await r.settle()
-        case = await r.service.store.get_by_call("default", second.ivr_uniqueid)
+        out, uniqueid = await second_water_caller(r, water)
+        case = await r.service.store.get_by_call("default", uniqueid)
         assert case is not None and case.topic == "water"
         assert general
         return out.queue, out.answered_by, out.wait_s
@@ -79,15 +86,6 @@ async def test_a_caller_without_a_window_is_not_given_a_parked_helper(tmp_path: 
         await r.service.link.action("QueueAdd", {"Queue": "water",
                                                  "Interface": "Local/1702@agents/n",
                                                  "Penalty": "1002", "MemberName": "agent1702"})
-        first = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)]))
-        async with asyncio.timeout(20):     # the water agent is on the first call
-            while not any(s.state.agent == "agent1701"
-                          for s in r.service.calls.sessions.values()):
-                await asyncio.sleep(0.02)
-        second = await r.sim.place_call(CitizenScript(keys=[("1", 0.2)], patience_s=300))
-        out = await asyncio.wait_for(second.done, 60)
-        first.hangup()
-        await asyncio.wait_for(first.done, 30)
-        await r.settle()
+        out, _ = await second_water_caller(r, "agent1701")
         # The parked helper stayed free; the caller waited for the water agent.
         assert (out.queue, out.answered_by) == ("water", "agent1701")

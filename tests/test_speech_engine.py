@@ -29,7 +29,7 @@ from speech.decoder import BYTES_PER_S, Decoder, Mode
 from speech.engine import DecoderSettings, SpeechEngine, SpeechUnavailable, _derived_model_dir
 from speech.files import to_slin8k, transcribe_file, transcribe_pcm
 from speech.synth import synthesize
-from tests.speech_fixtures import partly_copied_model
+from tests.speech_fixtures import one_caller, partly_copied_model
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                 reason="espeak-ng and sox are needed to synthesize test speech")
@@ -341,12 +341,7 @@ async def test_fast_transcription_loads_a_narrower_search(engine: SpeechEngine) 
 
 async def test_cancelled_capture_leaves_no_tasks(engine: SpeechEngine,
                                                  catalogue: TopicCatalogue) -> None:
-    server = AudioSocketServer("127.0.0.1", 0)
-    await server.start()
-    caller = SimulatedCaller("127.0.0.1", server.port)
-    stream = server.expect(caller.uuid)
-    try:
-        await caller.connect()
+    async with one_caller() as (caller, stream):
         talker = asyncio.create_task(caller.send_audio(line_noise(3.0), 1.0))
         capture = asyncio.create_task(
             capture_utterance(stream, engine, catalogue, "ko-KR", 5.0))
@@ -358,10 +353,6 @@ async def test_cancelled_capture_leaves_no_tasks(engine: SpeechEngine,
         assert not [n for n in names if n.startswith(("vosk-", "capture-"))], names
         talker.cancel()
         await asyncio.gather(talker, return_exceptions=True)
-    finally:
-        await stream.close()
-        await caller.close()
-        await server.stop()
 
 
 def test_hotline_speech_transcribe_command(tmp_path: Path,

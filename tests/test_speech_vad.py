@@ -16,6 +16,7 @@ from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
 from speech.capture import EnergyVad
 from speech.synth import synthesize
+from tests.speech_fixtures import one_caller
 
 FRAME = 320     # bytes: 20 ms of 8 kHz slin
 
@@ -127,20 +128,10 @@ async def test_a_message_ends_after_the_silence_on_a_line_that_sends_nothing_whe
     hiss = rng.normal(0, 30, 4000)                                      # 0.5 s, then
     tone = 3000 * np.sin(2 * np.pi * 300 * np.arange(8000) / 8000)     # 1 s of "voice"
     pcm = np.round(np.concatenate([hiss, tone])).astype("<i2").tobytes()
-    server = AudioSocketServer("127.0.0.1", 0)
-    await server.start()
-    caller = SimulatedCaller("127.0.0.1", server.port)
-    stream = server.expect(caller.uuid)
-    try:
-        await caller.connect()
-        await stream.wait_connected(2.0)
+    async with one_caller() as (caller, stream):
         await caller.send_audio(pcm, 4.0)          # then the line goes quiet: no frames
         async with asyncio.timeout(15):
             recorded = await _record_pcm(stream, 60.0, 1.0)
-    finally:
-        await stream.close()
-        await caller.close()
-        await server.stop()
     assert recorded[: len(pcm)] == pcm
     # The voice, then the silence that ended it (counted from the gap, in whole frames).
     assert 1.0 <= (len(recorded) - len(pcm)) / 16000 <= 1.5, len(recorded) / 16000
