@@ -20,8 +20,9 @@ from collections.abc import AsyncIterator, Callable
 from ivr.agi import AgiChannel
 from ivr.aio import cancel_and_wait
 from routing.topics import TopicCatalogue
+from speech.audio_stream import AudioStream
 from speech.audiosocket import AudioFrame, DtmfFrame
-from speech.audiosocket_server import AudioSocketServer, AudioStream
+from speech.audiosocket_server import AudioSocketServer
 from speech.capture import EnergyVad, Utterance, capture_utterance
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE, Mode
 from speech.engine import SpeechEngine

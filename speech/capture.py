@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 
 from routing.topics import TopicCatalogue
+from speech.audio_stream import AudioStream
 from speech.audiosocket import AudioFrame, DtmfFrame
-from speech.audiosocket_server import AudioStream
 from speech.decoder import BYTES_PER_S, SAMPLE_RATE, UNK_TOKENS, Decoder, Mode, Segment
 from speech.engine import SpeechEngine
 from speech.spotting import ANYTHING, Expect, heard_words, topic_of

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from speech.audiosocket_server import AudioSocketServer, AudioStream
+from speech.audio_stream import AudioStream
+from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
 from speech.engine import SpeechEngine, default_model_path
 from speech.synth import synthesize

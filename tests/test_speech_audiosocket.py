@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from speech.audio_stream import AudioStream
 from speech.audiosocket import (
     AudioFrame,
     DtmfFrame,
@@ -24,7 +25,7 @@ from speech.audiosocket import (
     UuidFrame,
     encode,
 )
-from speech.audiosocket_server import AudioSocketServer, AudioStream
+from speech.audiosocket_server import AudioSocketServer
 from speech.caller import SimulatedCaller
 from tests.reference import reference_dir
 

@@ -17,7 +17,7 @@ from ivr.demo import caller_script
 from ivr.menus.engine import paths_of
 from pbxsim import CitizenScript
 from routing.topics import TopicCatalogue
-from speech.audiosocket_server import AudioStream
+from speech.audio_stream import AudioStream
 from speech.engine import SpeechEngine
 from tests.callpath_fixtures import rig
 from tests.speech_fixtures import engine, partly_copied_model, wav_of  # noqa: F401 (fixture)
