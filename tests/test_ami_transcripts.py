@@ -20,7 +20,8 @@ from ivr.ami.events import (
     QueueCallerJoin,
     to_event,
 )
-from ivr.ami.link import ActionResult, AmiLink, LinkState
+from ivr.ami.link import AmiLink, LinkState
+from ivr.ami.replies import ActionResult
 from ivr.config import AmiConfig
 from tests.ami_driver import replay_actions
 from tests.reference import recv_stream

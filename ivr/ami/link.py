@@ -15,7 +15,6 @@ import itertools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from ivr.aio import cancel_and_wait
 from ivr.config import AmiConfig
@@ -39,12 +38,12 @@ from .events import (
     OriginateResponse,
     to_event,
 )
+from .replies import ActionResult, ListCallback, PendingReplies
 from .skiplog import SkipLog
 
 log = logging.getLogger("hotline.ami")
 
 EventListener = Callable[[AmiEvent], None]
-ListCallback = Callable[[tuple[AmiEvent, ...]], None]
 # Events the link itself consumes (async AGI results and ends).
 _LINK_EVENTS = frozenset({"asyncagistart", "asyncagiexec", "asyncagiend", "hangup",
                           "originateresponse"})
@@ -57,30 +56,6 @@ class LinkState(enum.Enum):
     UP = "up"
     AUTH_FAILED = "auth_failed"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """A reply: the response's lower-cased fields and, for EventList actions, the list."""
-    fields: Mapping[str, str]
-    events: tuple[AmiEvent, ...] = ()
-
-    @property
-    def success(self) -> bool:
-        return self.fields.get("response", "").lower() in ("success", "goodbye", "follows")
-
-    @property
-    def message(self) -> str:
-        return self.fields.get("message", "")
-
-
-@dataclass(slots=True)
-class _Pending:
-    action: str
-    future: asyncio.Future[ActionResult]
-    response: Mapping[str, str] | None = None
-    events: list[AmiEvent] = field(default_factory=list)
-    on_list: ListCallback | None = None
 
 
 class AuthenticationFailed(Exception):
@@ -97,9 +72,8 @@ class AmiLink:
         self._listeners: list[tuple[EventListener, frozenset[str] | None]] = []
         self._wanted: set[str] = set()
         self._want_all = False
-        self._lists_pending = 0       # EventList replies being collected
         self._up_hooks: list[UpHook] = []
-        self._pending: dict[str, _Pending] = {}
+        self._replies = PendingReplies()
         self._agi = AgiCommands()
         self._originates: dict[str, asyncio.Future[OriginateResponse]] = {}
         self._ids = itertools.count(1)
@@ -216,8 +190,7 @@ class AmiLink:
         if writer is None:
             raise AmiNotConnected(f"AMI link {self.name} has no connection")
         action_id = action_id or f"hotline-{next(self._ids)}"
-        fut: asyncio.Future[ActionResult] = asyncio.get_running_loop().create_future()
-        self._pending[action_id] = _Pending(action, fut, on_list=on_list)
+        fut = self._replies.add(action_id, action, on_list)
         try:
             writer.write(encode_action(action, {"ActionID": action_id, **fields}))
             async with asyncio.timeout(timeout if timeout is not None
@@ -227,9 +200,7 @@ class AmiLink:
             raise AmiTimeout(f"{action}: no reply within "
                              f"{timeout or self._cfg.action_timeout_s:.1f}s") from None
         finally:
-            p = self._pending.pop(action_id, None)
-            if p is not None and p.response is not None:
-                self._lists_pending -= 1     # a list cut short by timeout or disconnect
+            self._replies.forget(action_id)
         if check and not result.success:
             raise AmiActionError(action, result.message)
         return result
@@ -368,7 +339,7 @@ class AmiLink:
             # Parse only what someone needs: a listener's event, an EventList item of a
             # pending action, or async AGI bookkeeping.
             if not (self._want_all or lname in self._wanted or lname in _LINK_EVENTS
-                    or (self._lists_pending and b"ActionID" in block)):
+                    or (self._replies.collecting and b"ActionID" in block)):
                 return
         self._handle(parse_fields(block, self._on_malformed))
 
@@ -393,34 +364,7 @@ class AmiLink:
             self._skip_log.warn("AMI: skipping a message with neither Event nor Response: %r",
                                 dict(list(f.items())[:4]))
             return
-        action_id = f.get("actionid")
-        pending = self._pending.get(action_id) if action_id else None
-        if "response" in f and "event" not in f:
-            if pending is None:
-                log.debug("AMI: reply for unknown ActionID %r", action_id)
-                return
-            if f.get("eventlist", "").lower() == "start":
-                pending.response = f         # the list follows, ended by ...Complete
-                self._lists_pending += 1
-            elif not pending.future.done():
-                pending.future.set_result(ActionResult(f))
-            return
-        if "event" not in f:
-            return
-        if pending is not None and pending.response is not None:
-            if f.get("eventlist", "").lower() == "complete":
-                response, pending.response = pending.response, None
-                self._lists_pending -= 1
-                if not pending.future.done():
-                    events = tuple(pending.events)
-                    if pending.on_list is not None:
-                        try:
-                            pending.on_list(events)
-                        except Exception:
-                            log.exception("AMI: %s list handler failed", pending.action)
-                    pending.future.set_result(ActionResult(response, events))
-            else:
-                pending.events.append(to_event(f))
+        if self._replies.on_message(f):
             return
         try:
             event = to_event(f)
@@ -445,9 +389,7 @@ class AmiLink:
                 log.exception("AMI event listener failed on %s", event.name)
 
     def _fail_all(self, exc: Exception, *, agi_too: bool) -> None:
-        for p in list(self._pending.values()):
-            if not p.future.done():
-                p.future.set_exception(exc)
+        self._replies.fail_all(exc)
         # An Originate's end is announced once, on the link it was sent on.
         for o in list(self._originates.values()):
             if not o.done():

@@ -24,7 +24,8 @@ from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
 from ivr.ami.errors import AmiError, AmiNotConnected
-from ivr.ami.link import ActionResult, AmiLink
+from ivr.ami.link import AmiLink
+from ivr.ami.replies import ActionResult
 from ivr.menus.io import HUMAN_KEY, CallIO
 from ivr.menus.model import SurveyCallConfig, SurveyConfig
 
