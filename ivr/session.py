@@ -190,17 +190,21 @@ class CallSession(QueueSteps, SurveySteps):
         but Asterisk says the same of a live channel whose prompt file is missing, and that
         caller must not be left parked in silence."""
         s = self.state
-        if isinstance(e, AgiLeft) and e.unseen:
-            await self._follow_the_dialplan(e)
-            return
         # asyncio.timeout, not wait_for, which can lose a stopping service's cancellation.
+        if isinstance(e, AgiLeft):
+            # Async AGI is over: either the caller hung up (its Hangup follows AsyncAGIEnd)
+            # or the dialplan took the call. Learnt after a reconnect, the channel was up.
+            if not e.unseen:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HANGUP_EVENT_WAIT_S):
+                        await self._hangup.wait()
+            if not s.hung_up:
+                await self._follow_the_dialplan(e)
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANGUP_EVENT_WAIT_S):
                 await self._gone.wait()
         if s.hung_up:
-            return
-        if isinstance(e, AgiLeft):
-            await self._follow_the_dialplan(e)
             return
         # No hangup: our step failed on Asterisk's side. The caller goes to the default
         # queue (the dialplan's fallback after async AGI), and the case says we failed.
