@@ -39,6 +39,8 @@ TOPIC_KINDS: dict[str, tuple[str, ...]] = {
     "housing": ("agency",), "social_security": ("agency",), "health": ("hospital",),
 }
 RECENT_CASES = 20     # cases an operator may still edit after their call
+# How long a pop keeps asking for its case while the store is down or still writing it.
+DETAIL_RETRY_S = 600.0
 # The AMI events screen pops and agent states are made of (what a node's link must parse).
 POP_EVENTS = ("AgentCalled", "AgentConnect", "AgentComplete", "AgentRingNoAnswer",
               "QueueCallerAbandon", "QueueMemberAdded", "QueueMemberRemoved",
@@ -198,7 +200,21 @@ class PopTracker:
 
     # ---- the case and the caller's history (second message) ---------------------------
     async def _fetch_detail(self, pop: Pop) -> None:
+        """Until the case is found: while the database is down (or the recorder is still
+        writing the case after an outage), try again as long as the call is on the
+        operator's screen, or the operator could never record what the caller said."""
+        delay = 1.0
+        deadline = time.monotonic() + DETAIL_RETRY_S
+        while not await self._fetch_detail_once(pop):
+            if self.current.get(pop.member) is not pop or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 15.0)
+
+    async def _fetch_detail_once(self, pop: Pop) -> bool:
+        """Fetch and publish the detail; True once it holds the case (or never will)."""
         store = self._service.store
+        shown = pop.detail
         node = pop.node or self._service.nodes[0].name
         try:
             case: CaseView | None = None
@@ -229,10 +245,12 @@ class PopTracker:
                     pop.topic or (case.topic if case else None),
                     [(d.code, d.name, str(d.kind)) for d in departments if d.active]),
             }
-        if self.current.get(pop.member) is pop:
+        if self.current.get(pop.member) is pop and pop.detail != shown:
             self._publish(pop)   # the case number may be known only now
             self._hub.publish(agent_topic(pop.member),
                               json.dumps(pop.detail, ensure_ascii=False, default=str))
+        detail = pop.detail or {}
+        return detail.get("case") is not None or (pop.phase == "missed" and "error" not in detail)
 
     async def departments(self) -> list[DepartmentView]:
         """Active departments, read at most once a minute (they change by seed loads)."""

@@ -7,12 +7,13 @@ import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from cases import CaseStore
+from cases import CaseStore, CaseStoreUnavailable
 from console.auth import Role, WebUser, hash_password, verify_password
 from tests.cases_fixtures import SECRET
 from tests.test_console_fixtures import (
@@ -308,3 +309,38 @@ async def test_logging_out_closes_the_operators_open_screen(tmp_path: Path) -> N
             assert ws.close_code == 4001
         finally:
             await ws.close()
+
+
+async def test_a_pop_made_while_the_database_is_down_gets_its_case_when_it_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The case store fails as the call reaches the operator (an outage: reads raise
+    CaseStoreUnavailable). The pop says so; once the store answers again the case arrives on
+    the screen and the operator can record what the caller said."""
+    async with console_rig(tmp_path) as cr, cr.client() as c:
+        r = cr.rig
+        store = r.service.store
+        down = True
+        for name in ("get", "get_by_call"):
+            real = getattr(store, name)
+
+            async def failing(*a: object, _real: Any = real, **k: object) -> object:
+                if down:
+                    raise CaseStoreUnavailable("database unreachable (test)")
+                return await _real(*a, **k)
+            monkeypatch.setattr(store, name, failing)
+        await r.add_agent(1001, "water", talk_s=20.0, answer_s=1.0)
+        csrf = await login(c, "agent1001", "pw")
+        async with operator_feed(c, cr.base) as msgs:
+            call = await r.sim.place_call(caller("1", "13800138000"))
+            await wait_for(lambda: any(m.get("type") == "pop_detail" and "error" in m
+                                       for m in msgs))
+            down = False
+            await wait_for(lambda: any(m.get("type") == "pop_detail" and m.get("case")
+                                       for m in msgs))
+            detail = next(m for m in msgs if m.get("type") == "pop_detail" and m.get("case"))
+            number = detail["case"]["number"]
+            async with c.post(f"/api/cases/{number}", json={"description": "누수"},
+                              headers=headers(csrf)) as resp:
+                assert resp.status == 200, await resp.text()
+            call.hangup()
+            await call.done
