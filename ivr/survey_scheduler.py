@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from cases import Action
+from cases.errors import InvalidTransition
 from cases.survey_store import SurveyClaim
 from ivr.aio import cancel_and_wait
 from ivr.menus.hours import OpeningHours
@@ -112,8 +113,17 @@ class SurveyScheduler:
                 continue                      # called recently, or no longer replied
             try:
                 call = await self._dialer.prepare(case.number)
+            except Exception as e:  # noqa: BLE001 - this case only (an unreadable number)
+                # Nothing was dialled: the claim must not cost the citizen an attempt, and
+                # the look goes on, or the calls already claimed in it would not be placed.
+                log.warning("survey of case %s: the call could not be prepared (%s: %s); "
+                            "again in %.0f s", case.number, type(e).__name__, e,
+                            cfg.retry_s)
+                await self._release(case.number, claim.attempt, "the call could not be placed",
+                                    now)
+                self._resting[key] = now + timedelta(seconds=cfg.retry_s)
+                continue
             except BaseException:
-                # Nothing was dialled: the claim must not cost the citizen an attempt.
                 await self._release(case.number, claim.attempt, "the call could not be placed",
                                     now)
                 raise
@@ -153,5 +163,10 @@ class SurveyScheduler:
                                                   now=now)
 
     async def _close(self, number: str, reason: str) -> None:
-        await self._store.transition(number, Action.CLOSE, actor=ACTOR, reason=reason)
+        try:
+            await self._store.transition(number, Action.CLOSE, actor=ACTOR, reason=reason)
+        except InvalidTransition as e:
+            # Someone moved the case meanwhile (closed it, reopened it): theirs stands.
+            log.info("case %s not closed by the survey: %s", number, e)
+            return
         log.info("case %s closed without the survey: %s", number, reason)

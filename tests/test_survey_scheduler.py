@@ -372,3 +372,33 @@ async def test_surveys_go_out_through_another_asterisk_when_the_first_is_down(
             assert case.satisfaction == 5
     finally:
         await second.stop()
+
+
+
+async def test_a_call_that_cannot_be_prepared_does_not_stop_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing one due case's call fails (here: the dialer raises for it). The look goes
+    on: the other case's citizen is still called, and the failed case is charged no attempt
+    and waits the retry time."""
+    async with rig(tmp_path, _config(tmp_path, after_s=0)) as r:
+        broken = await _replied_case(r, "broken-call", "13900005555")
+        fine = await _replied_case(r, "fine-call", "13900006666")
+        dialer = r.service.surveys
+        real = dialer.prepare
+
+        async def prepare(number: str) -> Any:
+            if number == broken:
+                raise RuntimeError("cannot prepare this one (test)")
+            return await real(number)
+        monkeypatch.setattr(dialer, "prepare", prepare)
+        clock = _Clock()
+        scheduler = _scheduler(r, clock)
+        assert await scheduler.check() == [fine]
+        assert await scheduler.check() == []          # the broken one rests for retry_s
+        monkeypatch.setattr(dialer, "prepare", real)
+        clock.now += timedelta(seconds=3601)
+        assert broken in await scheduler.check()      # (and fine's second attempt)
+        clock.now += timedelta(seconds=3601)
+        # No attempt was charged for the failure: broken still has its second call (attempts
+        # = 2), while fine, called twice, is closed.
+        assert await scheduler.check() == [broken]
