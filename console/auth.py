@@ -171,7 +171,7 @@ class SessionStore:
         if s is None:
             return None
         now = self.clock()
-        if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s:
+        if not self._live(s, now):
             del self._sessions[sid]
             return None
         s.last_seen = now
@@ -184,13 +184,15 @@ class SessionStore:
         """Whether ``sid`` is a live session, without counting as activity (a websocket's
         traffic is not the user's)."""
         s = self._sessions.get(sid)
-        now = self.clock()
-        return s is not None and now - s.last_seen <= self.idle_s and now - s.created <= self.max_age_s
+        return s is not None and self._live(s, self.clock())
+
+    def _live(self, s: Session, now: float) -> bool:
+        return now - s.last_seen <= self.idle_s and now - s.created <= self.max_age_s
 
     def _expire(self) -> None:
         now = self.clock()
         for sid, s in list(self._sessions.items()):
-            if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s:
+            if not self._live(s, now):
                 del self._sessions[sid]
 
 

@@ -66,13 +66,9 @@ class QueueSteps:
         then. Anything else (AudioSocket: it ends with the old service's connection) goes
         on as a resumed call from the menu."""
         if app == FOLLOW_DIALPLAN:
-            # The IVR watchdog queued the caller while no service was there: nothing to
-            # drive, but the call's queue events and its end still go on its case.
             self._open_case()
-            self.state.ivr_path.append("dialplan")
-            log.info("call %s: following a call the dialplan queued while the service was "
-                     "away", self.info.uniqueid)
-            await self._hangup.wait()
+            await self._follow_the_dialplan("queued by the IVR watchdog while the service was "
+                                            "away")
             return True
         if app.lower() not in ("queue", "dial"):
             return False
@@ -87,6 +83,16 @@ class QueueSteps:
             return True
         await self._after_queue(None, "")
         return True
+
+    async def _follow_the_dialplan(self, why: str) -> None:
+        """Out of async AGI with the caller on the line: the dialplan has them (the IVR
+        watchdog queued them while the service or its AMI link was away). Nothing to drive,
+        but their queue events still reach this session, so the case gets the call's real
+        outcome at its end."""
+        log.info("call %s: %s; the dialplan has the caller, following the call to its end",
+                 self.info.uniqueid, why)
+        self.state.ivr_path.append("dialplan")
+        await self._hangup.wait()
 
     async def _hang_up_if_up(self) -> None:
         """The call is done (the agent hung up first, or the queue gave up): Queue() has

@@ -199,7 +199,7 @@ class CallSession(QueueSteps, SurveySteps):
                     async with asyncio.timeout(HANGUP_EVENT_WAIT_S):
                         await self._hangup.wait()
             if not s.hung_up:
-                await self._follow_the_dialplan(e)
+                await self._follow_the_dialplan(str(e))
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANGUP_EVENT_WAIT_S):
@@ -214,15 +214,6 @@ class CallSession(QueueSteps, SurveySteps):
         s.final = "failed"
         if not self._agi_ended:
             await self._release()
-
-    async def _follow_the_dialplan(self, e: AgiLeft) -> None:
-        """Out of async AGI with the caller on the line: the dialplan has them (the watchdog
-        queued them while AMI was down). Their queue events still reach this session, so
-        the case gets the call's real outcome at its end."""
-        log.info("call %s: %s; the dialplan has the caller, following the call to its end",
-                 self.info.uniqueid, e)
-        self.state.ivr_path.append("dialplan")
-        await self._hangup.wait()
 
     async def _disarm(self) -> None:
         """The call leaves the IVR for a transfer: no watchdog from here on, or it would cut
