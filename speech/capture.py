@@ -69,8 +69,7 @@ class EnergyVad:
     A frame is voiced when it is louder (DC offset removed) than ``threshold_dbfs`` and than
     the line's noise floor by ``margin_db``. Telephone silence sits below -60 dBFS and speech
     around -30..-10 dBFS; -40 dBFS with 60 ms of persistence ignores clicks and comfort noise.
-    The floor is the quietest frame of the last ``floor_window_s`` (2 s; frames of digital
-    silence do not count), so steady line noise louder than -40 dBFS (a noisy line, a street,
+    The floor is the quietest frame of the last ``floor_window_s`` (2 s), so steady line noise louder than -40 dBFS (a noisy line, a street,
     50 Hz mains hum) is not taken for speech and its pauses are still heard.
     numpy keeps this to microseconds per frame (a Python loop over the samples cost more than
     keyword spotting the call).
@@ -108,12 +107,6 @@ class EnergyVad:
         # CPU of subtracting the mean, and this runs for every frame of every call.
         total = float(samples.sum())
         energy = max(0.0, (float(samples.dot(samples)) - total * total / n) / n)
-        if energy == 0.0:
-            # Digital silence (a line that sends nothing while quiet: the AudioSocket server
-            # fills the gap with it) says nothing about the line's noise: no floor of 0.
-            self.voiced = False
-            self._run = 0
-            return False
         energies, i = self._energies, self._i
         leaving = energies[i]
         energies[i] = energy
