@@ -24,13 +24,18 @@ from tests.speech_fixtures import engine, partly_copied_model, wav_of  # noqa: F
 
 # A short answer per topic, as the greeting asks for one ("say water, heating, ..."). These
 # are espeak-ng's Korean voice, which the model hears reliably only for some words (see
-# bench/RESULTS.md); each phrase contains one of the topic's default keywords.
+# bench/RESULTS.md); each phrase contains one of the topic's default keywords. Each is one
+# the spotter hears alike from wherever the capture starts: what Vosk makes of a phrase
+# depends on the audio before it (its online feature normalisation), and at some starting
+# points it heard the '문의' of '마을버스 문의' or '보험 문의' as a keyword of another topic
+# (가스누출 at 0.3-0.9), which rightly sent the caller to a person. Multi-word phrases are
+# bench.speech's to measure, not a routing test's to hope for.
 PHRASES = {
     "water": "하수도",
     "energy": "난방비요",
     "housing": "관리비요",
-    "transport": "마을버스 문의",
-    "social_security": "보험 문의",
+    "transport": "버스",
+    "social_security": "보험",
 }
 
 
@@ -43,6 +48,8 @@ async def test_every_ko_topic_is_recognised_and_routed(tmp_path: Path,
     async with rig(tmp_path, speed=1.0, engine=engine, speech=True) as r:
         assert r.service.calls.deps.speech is not None
         calls = {}
+        # A caller the spotter misheard reaches a person: the assertions below say so.
+        await r.add_agent(1099, r.config.group(r.config.ivr.default_group).queue, talk_s=1.0)
         for i, t in enumerate(topics):
             await r.add_agent(1100 + i, r.config.group(t.groups[0]).queue, talk_s=1.0)
             assert any(k in PHRASES[t.name] for k in t.keywords["ko-KR"])
