@@ -21,6 +21,7 @@ from cases.errors import (
     ConcurrentUpdate,
     InvalidTransition,
     NumberingExhausted,
+    SecretKeyMismatch,
     UnknownDepartment,
 )
 from cases.lifecycle import Action
@@ -68,6 +69,7 @@ __all__ = [
     "InvalidTransition",
     "NumberingExhausted",
     "Outcome",
+    "SecretKeyMismatch",
     "SupervisionConfig",
     "SupervisionLead",
     "UnknownDepartment",

@@ -32,7 +32,13 @@ from cases.db import (
     translate_errors,
     with_retry,
 )
-from cases.errors import CaseNotFound, CaseStoreNotOpen, ConcurrentUpdate
+from cases.errors import (
+    CallerNumberUnreadable,
+    CaseNotFound,
+    CaseStoreNotOpen,
+    ConcurrentUpdate,
+    SecretKeyMismatch,
+)
 from cases.migrate import upgrade
 from cases.models import Case, CaseEvent
 from cases.privacy import NumberCipher, mask_number
@@ -148,6 +154,29 @@ class StoreCore:
         self._writes = async_sessionmaker(
             info.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        try:
+            await self._check_secret_key()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _check_secret_key(self) -> None:
+        """Refuse a key the database's caller numbers were not written with: a node started
+        with another key would write numbers no other node can read, and every list holding
+        one of its cases would fail on the others (the newest case decides; an empty
+        database takes any key)."""
+        q = (select(Case.caller_number_enc).where(Case.caller_number_enc.is_not(None))
+             .order_by(Case.id.desc()).limit(1))
+        async with self._reading("open") as s:
+            blob = (await s.execute(q)).scalar_one_or_none()
+        if blob is None:
+            return
+        try:
+            self._cipher.decrypt(blob)
+        except CallerNumberUnreadable as e:
+            raise SecretKeyMismatch(
+                "database.secret_key: the caller numbers in this database were written with "
+                "another key; start this node with the key the others use") from e
 
     async def close(self) -> None:
         if self._info is not None:

@@ -35,6 +35,11 @@ class CallerNumberUnreadable(CaseStoreError):
     """A stored caller number cannot be decrypted: the secret key differs from the writer's."""
 
 
+class SecretKeyMismatch(CallerNumberUnreadable, ValueError):
+    """The store was opened with a secret key other than the one its cases were written with
+    (a configuration error: raised by ``open``, before the node writes anything)."""
+
+
 class InvalidTransition(CaseStoreError):
     """The lifecycle does not allow this action in the case's current state."""
 

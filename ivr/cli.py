@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from cases.errors import SecretKeyMismatch
 from ivr.config import ConfigError, HotlineConfig, load_config
 
 if TYPE_CHECKING:
@@ -129,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_transcribe(cfg, args.file, args.locale, args.json)
     except KeyboardInterrupt:
         return 130
+    except SecretKeyMismatch as e:
+        where = getattr(args, "config", None) or "the configuration"
+        print(f"hotline: configuration error: {where}: {e}", file=sys.stderr)
+        return 2
     return 2
 
 

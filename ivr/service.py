@@ -130,6 +130,11 @@ class HotlineService:
             except CaseStoreUnavailable as e:
                 log.warning("case store still unavailable: %s", e)
                 delay = min(delay * 2, 30.0)
+            except Exception as e:  # noqa: BLE001 - the task must outlive it: calls go on
+                # Reachable but refused (another node's secret key): an operator's fix, and
+                # a restart; case writes wait in the journal meanwhile.
+                log.error("case store cannot be used: %s; cases wait in the journal", e)
+                delay = 30.0
             else:
                 log.info("case store reachable again")
                 return

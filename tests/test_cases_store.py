@@ -22,7 +22,9 @@ from cases import (
     CaseType,
     EventKind,
     Outcome,
+    SecretKeyMismatch,
 )
+from cases.errors import CaseStoreNotOpen
 from tests.cases_fixtures import Backend, backend, pg_url, store  # noqa: F401
 
 # Noon in Shanghai: far from midnight, so the number's date cannot flake.
@@ -246,9 +248,23 @@ async def test_reopen_keeps_data_and_key_matters(backend: Backend) -> None:
         # 23:00 on the 9th in New York.
         at = T0 - timedelta(hours=1)
         assert (await s.open_call_case(call("r.2", at=at))).number == "20260309000001"
-    async with backend.store(secret_key="a-different-secret-key") as s:
-        with pytest.raises(CallerNumberUnreadable):
-            await s.get(first.number)
+    # A node started with another key is refused at once, naming the setting: its numbers
+    # would be unreadable on every other node (and theirs on it).
+    other = backend.store(secret_key="a-different-secret-key")
+    with pytest.raises(SecretKeyMismatch, match=r"database\.secret_key"):
+        await other.open()
+    with pytest.raises(CaseStoreNotOpen):
+        await other.count()
+    assert issubclass(SecretKeyMismatch, CallerNumberUnreadable)
+    async with backend.store() as s:           # the right key still reads everything
+        assert await s.get(first.number) == first
+
+
+async def test_an_empty_database_takes_any_key(backend: Backend) -> None:
+    async with backend.store(secret_key="the-first-key") as s:
+        await s.open_call_case(call("k.1", number=None))      # no number: nothing to check
+    async with backend.store(secret_key="another-key-entirely") as s:
+        assert await s.count() == 1
 
 
 async def test_bad_configuration_fails_early() -> None:

@@ -94,3 +94,26 @@ def test_speech_listens_in_the_centres_language_with_its_own_model(tmp_path: Pat
     own = load_config(write(tmp_path, '[service]\nlocale = "zh-CN"\n[speech]\n'
                                       'model_path = "/m"\nlocale = "ko-KR"\n'), env={})
     assert own.speech.locale == "ko-KR"
+
+
+def test_serve_refuses_a_secret_key_the_cases_were_not_written_with(tmp_path: Path) -> None:
+    """A second node started with its own secret key would write caller numbers no other
+    node can read: `hotline serve` stops at once, naming the file and the key."""
+    import asyncio
+
+    from cases import CallStart, CaseStore
+    db = tmp_path / "cases.db"
+    url = f"sqlite+aiosqlite:///{db}"
+
+    async def first_node_writes() -> None:
+        async with CaseStore(url, secret_key="the-centres-own-key") as s:
+            await s.open_call_case(CallStart(node="a", call_id="1.1", channel="PJSIP/t-1",
+                                             caller_number="01012345678"))
+
+    asyncio.run(first_node_writes())
+    p = write(tmp_path, f'[database]\nurl = "{url}"\nsecret_key = "a-key-of-its-own"\n'
+                        '[ami]\nport = 1\n')
+    r = run_cli("--config", str(p), "serve")
+    assert r.returncode == 2, r.stderr
+    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
+    assert "database.secret_key" in last and str(p) in last and "another key" in last
