@@ -125,6 +125,60 @@ async def test_an_emergency_said_at_the_emergency_menu_gets_its_advice(
         assert outcome.queue == "hotline_general"
 
 
+def _spoken_emergency(cfg: HotlineConfig, how: str) -> HotlineConfig:
+    ko = cfg.ivr.menus["ko-KR"].model_copy(update={"spoken_emergency": how})
+    menus = {**cfg.ivr.menus, "ko-KR": ko}
+    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
+
+
+@pytest.mark.parametrize("presses", ["2", ""])
+async def test_an_emergency_heard_at_the_greeting_is_confirmed_by_key(
+        tmp_path: Path, engine: SpeechEngine, presses: str) -> None:
+    """The spotter heard "화재" at the greeting. It also hears emergency words in everyday
+    requests, and the advice sends the caller to 119: so the emergency menu asks for the
+    key, and listens for nothing else. The caller who presses it gets the advice; one who
+    does not (a request misheard) reaches a person, unadvised, after one asking."""
+    cfg = menu_config(tmp_path, speech=True)
+    async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
+        agent = await r.add_agent(1008, "hotline_general")
+        wav = wav_of("화재", tmp_path / "fire.wav")
+        # No key into the greeting (it is answered by speech), then the emergency menu's.
+        call = await r.sim.place_call(caller([("", 0.0), (presses, 0.5)], speech_wav=wav))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        case = await _case_of(r, call.ivr_uniqueid)
+        prompts = r.agi.prompts(call.ivr_channel)
+        assert prompts[:2] == [r.prompt("greeting"), r.prompt("emergency_menu")], prompts
+        assert outcome.speech_sessions == 1          # nothing listened at the emergency menu
+        assert case.ivr_path[0] == "greeting:speech:fire"
+        assert outcome.answered_by == agent and outcome.queue == "hotline_general"
+        if presses:
+            assert prompts[-1] == r.prompt("emergency_fire")
+            assert list(case.ivr_path[1:4]) == ["emergency:key:2", "emergency:fire",
+                                                "emergency:advised"]
+            assert case.topic == "fire" and str(case.urgency) == "critical"
+        else:
+            assert prompts == [r.prompt("greeting"), r.prompt("emergency_menu")]
+            assert list(case.ivr_path[1:3]) == ["emergency:no-input", "menu:human"]
+            assert case.topic != "fire" and str(case.urgency) != "critical"
+
+
+async def test_an_emergency_heard_is_acted_on_at_once_where_configured(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    cfg = _spoken_emergency(menu_config(tmp_path, speech=True), "act")
+    async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
+        await r.add_agent(1009, "hotline_general")
+        wav = wav_of("화재", tmp_path / "fire.wav")
+        call = await r.sim.place_call(caller([], speech_wav=wav))
+        await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        assert r.agi.prompts(call.ivr_channel) == [r.prompt("greeting"),
+                                                   r.prompt("emergency_fire")]
+        case = await _case_of(r, call.ivr_uniqueid)
+        assert list(case.ivr_path[:3]) == ["greeting:speech:fire", "emergency:fire",
+                                           "emergency:advised"]
+
+
 def _fire_transferred(cfg: HotlineConfig) -> HotlineConfig:
     """The ko-KR menu with fire transferred (AMI Redirect) to the fire-brigade context."""
     ko = cfg.ivr.menus["ko-KR"]

@@ -5,8 +5,9 @@ self-service end (status heard).
 What every caller gets, whatever the menu says: a key stops a prompt (barge-in); no input
 and wrong keys are retried (``attempts``), then the node's ``on_failure`` (a person unless
 configured otherwise); ``0`` reaches a person from every node; a topic flagged as an
-emergency, by key or by speech, gets the menu's emergency handling; outside the opening hours
-the menu's ``after_hours`` node runs instead of its start.
+emergency, by key or by speech, gets the menu's emergency handling (heard by speech where
+ordinary topics are heard too, once its key confirms it: ``spoken_emergency``); outside the
+opening hours the menu's ``after_hours`` node runs instead of its start.
 
 The engine does no I/O of its own and never routes: the session turns the ``MenuOutcome``
 into a queue. Each step it takes is appended to ``trail`` (the case's ``ivr_path``) as
@@ -81,6 +82,7 @@ class _Choice:
 class _Jump:
     menu: str
     node: str
+    keys_only: bool = False     # the node asks for a key: what speech heard needs confirming
 
 
 # ivr_path entry summing up where the menu left the call: "menu:<path>" (see menu_path).
@@ -151,14 +153,16 @@ class MenuEngine:
             self.trail.append("hours:closed")
             log.info("call %s: outside the opening hours of menu %s", self._call, menu)
             node = m.after_hours or m.start
+        keys_only = False
         for _ in range(MAX_STEPS):
-            step = await self._act(io, await self._node(io, node))
+            choice = await self._node(io, node, keys_only)
+            step = choice if isinstance(choice, _Jump) else await self._act(io, choice)
             if isinstance(step, MenuOutcome):
                 return step
             if step.menu != self.menu_name:
                 self.menu_name = step.menu
                 await io.set_var("CHANNEL(language)", channel_language(self.menu.language))
-            node = step.node
+            node, keys_only = step.node, step.keys_only
         log.warning("call %s: menu %s visited %d nodes; to a person", self._call, menu,
                     MAX_STEPS)
         self.trail.append("loop:menu")
@@ -178,10 +182,11 @@ class MenuEngine:
         keys.setdefault(HUMAN_KEY, HUMAN)       # a person from every node
         return keys
 
-    async def _node(self, io: CallIO, name: str) -> _Choice:
+    async def _node(self, io: CallIO, name: str, keys_only: bool = False) -> _Choice | _Jump:
         node = self.menu.nodes[name]
         keys = self._keymap(node)
-        attempts = node.attempts or self._defaults.attempts
+        # Confirming what speech heard: one asking, then the node's failure (a person).
+        attempts = 1 if keys_only else node.attempts or self._defaults.attempts
         timeout = node.timeout_ms or self._defaults.timeout_ms
         topics = self._speech_topics(node, keys)
         # Where speech can only name an emergency, the spotter listens for those words
@@ -194,7 +199,7 @@ class MenuEngine:
         retry: str | None = None
         for attempt in range(1, attempts + 1):
             prompts = [self.sound(p) for p in ([retry] if retry else []) + node.prompts]
-            key, heard = await self._collect(io, node, prompts, timeout, expect)
+            key, heard = await self._collect(io, node, prompts, timeout, expect, keys_only)
             if heard is not None:
                 # Only what this node offers: speech that means something else here (an
                 # ordinary topic at the emergency menu) is not understood, and asked again.
@@ -205,6 +210,13 @@ class MenuEngine:
                 # others), then a request for a person, then a department.
                 if self._asks_for_person(heard) and not self._catalogue.is_emergency(topic):
                     return _Choice(HUMAN, "speech")
+                confirm = (self._confirming_node(topic)
+                           if self._catalogue.is_emergency(topic) and not emergencies_only
+                           else None)
+                if confirm is not None:
+                    log.info("call %s: heard emergency %s at %s; asking for its key at %s",
+                             self._call, topic, name, confirm)
+                    return _Jump(self.menu_name, confirm, keys_only=True)
                 if topic is not None:
                     return _Choice(ActionConfig(do="route", topic=topic), "speech",
                                    heard.confidence, heard.keywords)
@@ -240,10 +252,22 @@ class MenuEngine:
                           if a.do in ("route", "emergency") and a.topic is not None)
         return named or None
 
+    def _confirming_node(self, topic: str | None) -> str | None:
+        """Where a spoken emergency is confirmed: the menu's node offering ``topic`` by key
+        (None: act on it at once, as ``spoken_emergency = "act"`` or a menu without one)."""
+        if self.menu.spoken_emergency != "confirm" or topic is None:
+            return None
+        for name, node in self.menu.nodes.items():
+            if any(a.do in ("emergency", "route") and a.topic == topic
+                   for a in node.keys.values()):
+                return name
+        return None
+
     async def _collect(self, io: CallIO, node: NodeConfig, prompts: list[str], timeout: int,
-                       expect: Expect) -> tuple[str | None, Heard | None]:
+                       expect: Expect, keys_only: bool = False
+                       ) -> tuple[str | None, Heard | None]:
         """One attempt: (key, None), (None, what was heard) or (None, None) for silence."""
-        if node.speech and io.can_listen:
+        if node.speech and io.can_listen and not keys_only:
             key = await io.play(prompts, ALL_KEYS)
             if key is not None:
                 return key, None

@@ -200,6 +200,12 @@ class MenuConfig(_Strict):
     after_hours: Name | None = None       # node outside the hours
     nodes: dict[Name, NodeConfig] = Field(min_length=1)
     emergency: dict[Name, EmergencyConfig] = Field(default_factory=dict)
+    # An emergency heard by speech at a node that also takes ordinary topics: "confirm" takes
+    # the caller to the node offering it by key, where only keys count; "act" handles it at
+    # once. A keyword spotter hears emergency words in everyday speech (measured: the '문의'
+    # of '보험 문의' as 가스누출 at 0.77), and the handling tells the caller to hang up and
+    # dial 119, or transfers them there.
+    spoken_emergency: Literal["confirm", "act"] = "confirm"
     status: StatusConfig | None = None
     message: MessageConfig | None = None
     waiting: WaitingConfig | None = None
