@@ -18,7 +18,8 @@ from typing import Any, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -40,11 +41,14 @@ from cases.errors import (
     SecretKeyMismatch,
 )
 from cases.migrate import upgrade
-from cases.models import Case, CaseEvent
+from cases.models import Case, CaseEvent, StoreSetting
 from cases.privacy import NumberCipher, mask_number
 from cases.schemas import CaseView
 
 T = TypeVar("T")
+KEY_SETTING = "caller_key"
+MISMATCH = ("database.secret_key: the database's caller details were encrypted with another "
+            "key; start this node with the key the other nodes use")
 Clock = Callable[[], datetime]
 # The first moment at or after an aware time that lies within the centre's calling hours
 # (``ivr.menus.hours.OpeningHours.next_open``).
@@ -140,6 +144,9 @@ class StoreCore:
                 if info.schema is not None:
                     await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{info.schema}"'))
                 await conn.run_sync(upgrade)
+                # In the same transaction, under the same turn-taking: of two nodes with
+                # different keys starting together on a new database, the second is refused.
+                await conn.run_sync(self._check_key)
 
         try:
             if info.sqlite_path is not None:
@@ -154,29 +161,33 @@ class StoreCore:
         self._writes = async_sessionmaker(
             info.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
-        try:
-            await self._check_secret_key()
-        except BaseException:
-            await self.close()
-            raise
 
-    async def _check_secret_key(self) -> None:
-        """Refuse a key the database's caller numbers were not written with: a node started
-        with another key would write numbers no other node can read, and every list holding
-        one of its cases would fail on the others (the newest case decides; an empty
-        database takes any key)."""
-        q = (select(Case.caller_number_enc).where(Case.caller_number_enc.is_not(None))
-             .order_by(Case.id.desc()).limit(1))
-        async with self._reading("open") as s:
-            blob = (await s.execute(q)).scalar_one_or_none()
-        if blob is None:
-            return
-        try:
-            self._cipher.decrypt(blob)
-        except CallerNumberUnreadable as e:
-            raise SecretKeyMismatch(
-                "database.secret_key: the caller numbers in this database were written with "
-                "another key; start this node with the key the others use") from e
+    def _check_key(self, conn: Connection) -> None:
+        """Refuse a secret key other than the database's: a node started with its own key
+        would write caller details no other node can read, and every list holding one of
+        its cases would fail on the others. The first node to open the database records its
+        key's fingerprint; a database from before that is checked against its newest
+        encrypted caller details, and then records the key that reads them."""
+        stored = conn.execute(select(StoreSetting.value)
+                              .where(StoreSetting.name == KEY_SETTING)).scalar_one_or_none()
+        if stored is None:
+            self._check_against_data(conn)
+            conn.execute(insert(StoreSetting).values(name=KEY_SETTING,
+                                                     value=self._cipher.fingerprint))
+        elif stored != self._cipher.fingerprint:
+            raise SecretKeyMismatch(MISMATCH)
+
+    def _check_against_data(self, conn: Connection) -> None:
+        for column, decrypt in ((Case.caller_number_enc, self._cipher.decrypt),
+                                (Case.caller_email_enc, self._cipher.decrypt_email)):
+            blob = conn.execute(select(column).where(column.is_not(None))
+                                .order_by(Case.id.desc()).limit(1)).scalar_one_or_none()
+            if blob is None:
+                continue
+            try:
+                decrypt(blob)
+            except CallerNumberUnreadable as e:
+                raise SecretKeyMismatch(MISMATCH) from e
 
     async def close(self) -> None:
         if self._info is not None:

@@ -35,7 +35,7 @@ class CallerNumberUnreadable(CaseStoreError):
     """A stored caller number cannot be decrypted: the secret key differs from the writer's."""
 
 
-class SecretKeyMismatch(CallerNumberUnreadable, ValueError):
+class SecretKeyMismatch(CallerNumberUnreadable):
     """The store was opened with a secret key other than the one its cases were written with
     (a configuration error: raised by ``open``, before the node writes anything)."""
 

@@ -210,3 +210,14 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     case_number: Mapped[str | None] = mapped_column(String(14))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class StoreSetting(Base):
+    """Facts about the database every node must agree on, by name: ``caller_key`` is the
+    fingerprint of the secret key its caller details are encrypted with (written by the
+    first node to open it; ``CaseStore.open`` refuses another key)."""
+
+    __tablename__ = "store_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))

@@ -83,6 +83,8 @@ class NumberCipher:
         secret = secret_key.encode()
         self._aead = AESGCM(_derive(secret, b"hotline/cases/caller-number/aes-256-gcm/v1"))
         self._hmac_key = _derive(secret, b"hotline/cases/caller-number/hmac-sha256/v1")
+        # Tells keys apart without revealing them (one-way, its own derivation).
+        self.fingerprint = _derive(secret, b"hotline/cases/key-fingerprint/v1").hex()
 
     def encrypt(self, number: str) -> bytes:
         return self._seal(normalize_number(number).encode(), _AAD)

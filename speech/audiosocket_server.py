@@ -34,7 +34,7 @@ import logging
 import uuid as uuidlib
 
 from ivr.aio import cancel_and_wait
-from speech.audio_stream import FRAME_S, AudioStream
+from speech.audio_stream import FRAME_S, STALL_S, AudioStream
 from speech.audiosocket import (
     SILENCE_FRAME_PCM,
     AudioFrame,
@@ -212,15 +212,21 @@ class AudioSocketServer:
         n = 0
         while True:
             n += 1
-            delay = start + n * period - loop.time()
-            if delay < -1.0:           # the loop stalled: resync instead of bursting frames
-                start, n = loop.time(), 0
-                delay = 0.0
-            await asyncio.sleep(max(delay, 0.0))
+            due = start + n * period
+            await asyncio.sleep(max(due - loop.time(), 0.0))
             now = loop.time()
+            # A tick this late means the loop was stuck: the callers' frames wait unread in
+            # the sockets, so their absence is no quiet line (AudioStream._fill_gap), and
+            # the clock starts again from now instead of bursting the frames it missed.
+            stalled = now - due > STALL_S
+            if stalled:
+                start, n = now, 0
             for stream in list(self._expected.values()):
                 if stream._transport is not None:
-                    stream._fill_gap(now)
+                    if stalled:
+                        stream.heard_at = max(stream.heard_at, now)
+                    else:
+                        stream._fill_gap(now)
                     stream._send_media(self.burst_frames)
 
     async def stop(self) -> None:

@@ -86,6 +86,14 @@ class Backend:
         kw.setdefault("secret_key", SECRET)
         return CaseStore(self.url, schema=self.schema, **kw)
 
+    def foreign_store(self) -> CaseStore:
+        """A store with another secret key that skips the key check at open: it writes what
+        a node started with the wrong key wrote before the store had the check (caller
+        details the right key cannot read)."""
+        s = self.store(secret_key="another-secret-key-0123456789")
+        s._check_key = lambda conn: None  # type: ignore[method-assign]
+        return s
+
     async def raw(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a raw SQL statement, as a database dump would see them."""
         if self.sqlite_path is not None:

@@ -41,17 +41,17 @@ async def test_empty_database_upgrades_to_head(backend: Backend) -> None:
     assert await on_connection(backend, current) is None
     async with backend.store() as store:
         assert await store.count() == 0
-    assert await on_connection(backend, current) == head() == "0003"
+    assert await on_connection(backend, current) == head() == "0004"
     tables = await on_connection(backend, lambda c: set(inspect(c).get_table_names()))
     assert tables == {"alembic_version", "cases", "case_events", "case_counters",
-                      "departments", "audit_log"}
+                      "departments", "audit_log", "store_settings"}
     # The migrated schema is the models' schema: autogenerate finds nothing to add.
     diffs = await on_connection(
         backend, lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
     assert diffs == []
     async with backend.store():  # opening again is a no-op
         pass
-    assert await on_connection(backend, current) == "0003"
+    assert await on_connection(backend, current) == "0004"
 
 
 async def test_database_from_before_migrations_is_adopted(backend: Backend) -> None:
@@ -71,4 +71,4 @@ async def test_database_from_before_migrations_is_adopted(backend: Backend) -> N
         v = await store.get("20260310000001")
         assert v is not None and v.status == CaseStatus.ACCEPTED
         assert (v.version, v.reopen_count, v.priority, v.department) == (1, 0, 0, None)
-    assert await on_connection(backend, current) == "0003"
+    assert await on_connection(backend, current) == "0004"

@@ -260,11 +260,31 @@ async def test_reopen_keeps_data_and_key_matters(backend: Backend) -> None:
         assert await s.get(first.number) == first
 
 
-async def test_an_empty_database_takes_any_key(backend: Backend) -> None:
+async def test_the_first_key_is_the_databases(backend: Backend) -> None:
+    """Two nodes with different keys on a new database: the second is refused, though no
+    case holds a number yet (the first recorded its key's fingerprint)."""
     async with backend.store(secret_key="the-first-key") as s:
-        await s.open_call_case(call("k.1", number=None))      # no number: nothing to check
-    async with backend.store(secret_key="another-key-entirely") as s:
+        await s.open_call_case(call("k.1", number=None))
+    with pytest.raises(SecretKeyMismatch):
+        await backend.store(secret_key="another-key-entirely").open()
+    async with backend.store(secret_key="the-first-key") as s:
         assert await s.count() == 1
+
+
+async def test_a_database_from_before_the_key_check_is_checked_against_its_data(
+        backend: Backend) -> None:
+    """No fingerprint yet (a database older than the check): the newest caller number
+    decides, however many cases without one came after it; the key that reads it is then
+    recorded."""
+    async with backend.store() as s:
+        await s.open_call_case(call("d.1"))
+        await s.open_call_case(call("d.2", number=None))
+    await backend.raw("DELETE FROM store_settings")
+    with pytest.raises(SecretKeyMismatch):
+        await backend.store(secret_key="a-different-secret-key").open()
+    async with backend.store() as s:
+        assert await s.count() == 2
+    assert await backend.raw("SELECT name FROM store_settings") == [("caller_key",)]
 
 
 async def test_bad_configuration_fails_early() -> None:

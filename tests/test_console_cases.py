@@ -265,7 +265,7 @@ async def test_a_store_error_is_a_clear_503(web: WebRig, backend: Backend) -> No
     """A case whose caller number another secret key encrypted (a node configured with the
     wrong key wrote it): the store cannot show it. The console says so (503, with the store's
     reason), not a bare 500, and the refused save leaves the case as it was."""
-    other = backend.store(secret_key="another-secret-key-0123456789")
+    other = backend.foreign_store()
     await other.open()
     try:
         case = await other.open_call_case(call_start("key.1"))

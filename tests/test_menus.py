@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.config import HotlineConfig
-from ivr.menus.model import EmergencyConfig
+from ivr.menus.model import ActionConfig, EmergencyConfig
 from pbxsim import CitizenScript
 from speech.engine import SpeechEngine
 from tests.menu_harness import MenuRig, menu_config, menu_rig, open_case
@@ -137,8 +137,15 @@ async def test_an_emergency_heard_at_the_greeting_is_confirmed_by_key(
     """The spotter heard "화재" at the greeting. It also hears emergency words in everyday
     requests, and the advice sends the caller to 119: so the emergency menu asks for the
     key, and listens for nothing else. The caller who presses it gets the advice; one who
-    does not (a request misheard) reaches a person, unadvised, after one asking."""
+    does not (a request misheard) reaches a person, unadvised, after one asking, whatever
+    the emergency menu does otherwise when no key comes (here: hang up)."""
     cfg = menu_config(tmp_path, speech=True)
+    ko = cfg.ivr.menus["ko-KR"]
+    hang_up = ko.nodes["emergency"].model_copy(update={"on_failure": ActionConfig(
+        do="hangup")})
+    ko = ko.model_copy(update={"nodes": {**ko.nodes, "emergency": hang_up}})
+    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
+        "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
     async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
         agent = await r.add_agent(1008, "hotline_general")
         wav = wav_of("화재", tmp_path / "fire.wav")

@@ -302,7 +302,7 @@ async def test_a_store_error_is_the_specs_503(api: Api, backend: Backend) -> Non
     """A request the store cannot show (its submitter's details encrypted with another
     secret key): the spec's error shape with 503, without the store's internals."""
     client, _, _ = api
-    other = backend.store(secret_key="another-secret-key-0123456789")
+    other = backend.foreign_store()
     await other.open()
     try:
         case = await other.open_case(CaseIntake(channel="open311", submission_id="k.1",

@@ -262,18 +262,40 @@ def test_media_bursts_keep_asterisks_rtp_timestamps_steady(late_ms: int) -> None
     assert _rtp_rebases([t for tick in range(50) for t in [tick * 100] * 5]) == 49
 
 
+class _StallingSink:
+    """Takes the frames as the speech capture does, and once holds the event loop for
+    ``stall_s`` (a slow callback, a garbage collection) right after a frame was read, when
+    nothing else is waiting in the socket: then the media clock's tick comes first."""
+
+    def __init__(self, stall_after: int, stall_s: float) -> None:
+        self.frames: list[AudioFrame | DtmfFrame] = []
+        self.ended = asyncio.get_running_loop().create_future()
+        self._stall_after, self._stall_s = stall_after, stall_s
+
+    def on_frame(self, frame: AudioFrame | DtmfFrame) -> None:
+        self.frames.append(frame)
+        if len(self.frames) == self._stall_after:
+            time.sleep(self._stall_s)
+
+    def on_end(self, reason: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(reason)
+
+
 @pytest.mark.parametrize("asterisk_in", ["thread", "loop"])
 async def test_a_stalled_event_loop_is_not_taken_for_a_quiet_line(asterisk_in: str) -> None:
-    """While the service's event loop is stuck (a long callback, a garbage collection),
-    the caller's frames are late, not missing: counting that time as silence would put a
-    pause in the middle of the caller's words (the spotter then hears other keywords in the
-    pieces). Asterisk is a thread with its own clock (its frames wait in the socket), or, as
-    pbxsim is, a task of the same loop (stuck too, it sends its frames after the stall)."""
+    """While the service's event loop is stuck, the caller's frames are late, not missing:
+    counting that time as silence would put a pause in the middle of the caller's words
+    (the spotter then hears other keywords in the pieces). Asterisk is a thread with its
+    own clock (its frames wait in the socket), or, as pbxsim is, a task of the same loop
+    (stuck too, it sends its frames after the stall)."""
     server = await _server()
     voice = bytes([0x10, 0x27]) * 160                     # a constant, non-silent frame
     n_frames = 75                                          # 1.5 s
     caller = SimulatedCaller("127.0.0.1", server.port)
     stream = server.expect(caller.uuid)
+    sink = _StallingSink(stall_after=15, stall_s=0.7)
+    stream.attach_sink(sink)
 
     def asterisk() -> None:
         with socket.create_connection(("127.0.0.1", server.port)) as s:
@@ -285,25 +307,20 @@ async def test_a_stalled_event_loop_is_not_taken_for_a_quiet_line(asterisk_in: s
             s.recv(1 << 16)
 
     line = threading.Thread(target=asterisk, daemon=True)
-    talker: asyncio.Task[None] | None = None
     try:
         if asterisk_in == "thread":
             line.start()
         else:
             await caller.connect()
-            talker = asyncio.create_task(caller.send_audio(voice * n_frames, speed=1.0))
-        await stream.wait_connected(2.0)
-        await asyncio.sleep(0.3)
-        time.sleep(0.7)  # noqa: ASYNC251 (the point: the loop is stuck)
-        if talker is not None:
-            await talker
+            await caller.send_audio(voice * n_frames, speed=1.0)
             await caller.hangup()
-        frames = [f async for f in asyncio_timeout_iter(stream, 5.0)]
+        async with asyncio.timeout(10):
+            assert await sink.ended == "hangup"
     finally:
         await stream.close()
         await caller.close()
         await server.stop()
         if line.is_alive():
             line.join(5.0)
-    assert frames == [AudioFrame(voice)] * n_frames
+    assert sink.frames == [AudioFrame(voice)] * n_frames
     assert stream.filled_s == 0.0

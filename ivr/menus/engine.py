@@ -210,7 +210,7 @@ class MenuEngine:
                 # others), then a request for a person, then a department.
                 if self._asks_for_person(heard) and not self._catalogue.is_emergency(topic):
                     return _Choice(HUMAN, "speech")
-                confirm = (self._confirming_node(topic)
+                confirm = (self._confirming_node(topic, name)
                            if self._catalogue.is_emergency(topic) and not emergencies_only
                            else None)
                 if confirm is not None:
@@ -232,7 +232,8 @@ class MenuEngine:
             log.info("call %s: key %r means nothing at %s (attempt %d)", self._call, key,
                      name, attempt)
             retry = self.menu.retry_invalid
-        return _Choice(node.on_failure, "failure")
+        # An emergency not confirmed: a person, whatever the node does on failure otherwise.
+        return _Choice(HUMAN if keys_only else node.on_failure, "failure")
 
     def _asks_for_person(self, heard: Heard) -> bool:
         """A person word in the transcript or among the spotter's words (the spotter listens
@@ -252,16 +253,19 @@ class MenuEngine:
                           if a.do in ("route", "emergency") and a.topic is not None)
         return named or None
 
-    def _confirming_node(self, topic: str | None) -> str | None:
-        """Where a spoken emergency is confirmed: the menu's node offering ``topic`` by key
-        (None: act on it at once, as ``spoken_emergency = "act"`` or a menu without one)."""
+    def _confirming_node(self, topic: str | None, here: str) -> str | None:
+        """Where a spoken emergency is confirmed: another node of the menu offering ``topic``
+        by key, one that offers emergencies only if there is such (None: act on it at once,
+        as with ``spoken_emergency = "act"`` or a menu without one)."""
         if self.menu.spoken_emergency != "confirm" or topic is None:
             return None
-        for name, node in self.menu.nodes.items():
-            if any(a.do in ("emergency", "route") and a.topic == topic
-                   for a in node.keys.values()):
+        offering = [name for name, node in self.menu.nodes.items() if name != here and any(
+            a.do in ("emergency", "route") and a.topic == topic for a in node.keys.values())]
+        for name in offering:
+            topics = [a.topic for a in self.menu.nodes[name].keys.values() if a.topic]
+            if all(self._catalogue.is_emergency(t) for t in topics):
                 return name
-        return None
+        return offering[0] if offering else None
 
     async def _collect(self, io: CallIO, node: NodeConfig, prompts: list[str], timeout: int,
                        expect: Expect, keys_only: bool = False
