@@ -16,13 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cases.schemas import CallStart
+from cases.schemas import CallStart, CaseView
 from dialplan import build_text
 from ivr.ami.events import AmiEvent, AsyncAgiExec
 from ivr.ami.link import AmiLink
 from ivr.config import HotlineConfig
 from ivr.service import HotlineService
-from pbxsim import PbxSim, SimConfig
+from pbxsim import CitizenScript, PbxSim, SimConfig
 from pbxsim.agi_commands import parse_args
 from speech.engine import SpeechEngine
 from tests.callpath_fixtures import service_config
@@ -149,3 +149,18 @@ async def open_case(r: MenuRig, call_id: str, number: str = "13900001111",
     case = await r.service.store.open_call_case(CallStart(
         call_id=call_id, caller_number=number, dnid=dnid, locale="ko-KR"))
     return case.number
+
+
+SEOUL = "120"          # the ko-KR menu's number
+
+
+def caller(keys: list[tuple[str, float]], **kw: object) -> CitizenScript:
+    """A citizen calling the Seoul 120 menu, pressing ``keys`` into its prompts."""
+    return CitizenScript(context="hotline", exten=SEOUL, dnid=SEOUL, keys=keys,
+                         **kw)  # type: ignore[arg-type]
+
+
+async def case_of(r: MenuRig, call_id: str) -> CaseView:
+    case = await r.service.store.get_by_call(r.config.service.node, call_id)
+    assert case is not None
+    return case

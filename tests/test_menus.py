@@ -21,24 +21,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.config import HotlineConfig
-from ivr.menus.model import ActionConfig, EmergencyConfig
-from pbxsim import CitizenScript
 from speech.engine import SpeechEngine
-from tests.menu_harness import MenuRig, menu_config, menu_rig, open_case
+from tests.menu_harness import caller, case_of, menu_config, menu_rig, open_case
 from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
-
-SEOUL = "120"          # the ko-KR menu's number
-
-
-def caller(keys: list[tuple[str, float]], **kw: object) -> CitizenScript:
-    return CitizenScript(context="hotline", exten=SEOUL, dnid=SEOUL, keys=keys,
-                         **kw)  # type: ignore[arg-type]
-
-
-async def _case_of(r: MenuRig, call_id: str):  # type: ignore[no-untyped-def]
-    case = await r.service.store.get_by_call(r.config.service.node, call_id)
-    assert case is not None
-    return case
 
 
 async def test_barge_in_and_a_wrong_key_retried(tmp_path: Path) -> None:
@@ -56,7 +41,7 @@ async def test_barge_in_and_a_wrong_key_retried(tmp_path: Path) -> None:
         assert retry.result is not None and retry.result.startswith(f"200 result={ord('1')} ")
         endpos = int(retry.result.rpartition("endpos=")[2])
         assert 0 < endpos < 8000            # stopped before the prompt's end (1 s, 8 kHz)
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert list(case.ivr_path[:4]) == ["greeting:key:9", "greeting:key:1", "menu:topic",
                                      "route:water"]
         assert r.agi.variables(ch)["HOTLINE_CASE"] == case.number
@@ -72,7 +57,7 @@ async def test_no_input_is_asked_again_then_a_person(tmp_path: Path) -> None:
         assert outcome.answered_by == agent and outcome.queue == "hotline_general"
         assert r.agi.prompts(call.ivr_channel) == [
             r.prompt("greeting"), r.prompt("no_input"), r.prompt("greeting")]
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert list(case.ivr_path[:3]) == ["greeting:no-input", "greeting:no-input", "menu:human"]
         assert case.topic is None and str(case.outcome) == "answered"
 
@@ -86,144 +71,8 @@ async def test_zero_reaches_a_person_from_a_sub_menu(tmp_path: Path) -> None:
         assert outcome.answered_by == agent and outcome.queue == "hotline_general"
         assert r.agi.prompts(call.ivr_channel) == [r.prompt("greeting"),
                                                    r.prompt("emergency_menu")]
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert list(case.ivr_path[:3]) == ["greeting:key:7", "emergency:key:0", "menu:human"]
-
-
-async def test_emergency_advice_then_a_person_first(tmp_path: Path) -> None:
-    async with menu_rig(tmp_path, menu_config(tmp_path)) as r:
-        agent = await r.add_agent(1004, "hotline_general")
-        # Told to hang up and dial 119, this caller stays on the line.
-        call = await r.sim.place_call(caller([("7", 0.2), ("1", 0.2)]))
-        outcome = await asyncio.wait_for(call.done, 30)
-        await r.settle()
-        assert r.agi.prompts(call.ivr_channel) == [
-            r.prompt("greeting"), r.prompt("emergency_menu"), r.prompt("emergency_gas")]
-        assert outcome.answered_by == agent
-        case = await _case_of(r, call.ivr_uniqueid)
-        assert case.topic == "gas_leak" and str(case.urgency) == "critical"
-        assert {"emergency:gas_leak", "emergency:advised", "menu:emergency"} <= set(
-            case.ivr_path)
-
-
-async def test_an_emergency_said_at_the_emergency_menu_gets_its_advice(
-        tmp_path: Path, engine: SpeechEngine) -> None:
-    """The caller presses 7 (emergencies), then says what it is: the fire advice (hang up,
-    dial 119), never an ordinary department's queue."""
-    async with menu_rig(tmp_path, menu_config(tmp_path, speech=True), speed=2.0,
-                        engine=engine) as r:
-        await r.add_agent(1007, "hotline_general")
-        wav = wav_of("화재 신고합니다", tmp_path / "fire.wav")
-        call = await r.sim.place_call(caller([("7", 0.3)], speech_wav=wav))
-        outcome = await asyncio.wait_for(call.done, 60)
-        await r.settle()
-        assert r.agi.prompts(call.ivr_channel)[-1] == r.prompt("emergency_fire")
-        case = await _case_of(r, call.ivr_uniqueid)
-        assert list(case.ivr_path[:4]) == ["greeting:key:7", "emergency:speech:fire",
-                                           "emergency:fire", "emergency:advised"]
-        assert case.topic == "fire" and str(case.urgency) == "critical"
-        assert outcome.queue == "hotline_general"
-
-
-def _spoken_emergency(cfg: HotlineConfig, how: str) -> HotlineConfig:
-    ko = cfg.ivr.menus["ko-KR"].model_copy(update={"spoken_emergency": how})
-    menus = {**cfg.ivr.menus, "ko-KR": ko}
-    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
-
-
-@pytest.mark.parametrize("presses", ["2", ""])
-async def test_an_emergency_heard_at_the_greeting_is_confirmed_by_key(
-        tmp_path: Path, engine: SpeechEngine, presses: str) -> None:
-    """The spotter heard "화재" at the greeting. It also hears emergency words in everyday
-    requests, and the advice sends the caller to 119: so the emergency menu asks for the
-    key, and listens for nothing else. The caller who presses it gets the advice; one who
-    does not (a request misheard) reaches a person, unadvised, after one asking, whatever
-    the emergency menu does otherwise when no key comes (here: hang up)."""
-    cfg = menu_config(tmp_path, speech=True)
-    ko = cfg.ivr.menus["ko-KR"]
-    hang_up = ko.nodes["emergency"].model_copy(update={"on_failure": ActionConfig(
-        do="hangup")})
-    ko = ko.model_copy(update={"nodes": {**ko.nodes, "emergency": hang_up}})
-    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
-        "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
-    async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
-        agent = await r.add_agent(1008, "hotline_general")
-        wav = wav_of("화재", tmp_path / "fire.wav")
-        # No key into the greeting (it is answered by speech), then the emergency menu's.
-        call = await r.sim.place_call(caller([("", 0.0), (presses, 0.5)], speech_wav=wav))
-        outcome = await asyncio.wait_for(call.done, 60)
-        await r.settle()
-        case = await _case_of(r, call.ivr_uniqueid)
-        prompts = r.agi.prompts(call.ivr_channel)
-        assert prompts[:2] == [r.prompt("greeting"), r.prompt("emergency_menu")], prompts
-        assert outcome.speech_sessions == 1          # nothing listened at the emergency menu
-        assert case.ivr_path[0] == "greeting:speech:fire"
-        assert outcome.answered_by == agent and outcome.queue == "hotline_general"
-        if presses:
-            assert prompts[-1] == r.prompt("emergency_fire")
-            assert list(case.ivr_path[1:4]) == ["emergency:key:2", "emergency:fire",
-                                                "emergency:advised"]
-            assert case.topic == "fire" and str(case.urgency) == "critical"
-        else:
-            assert prompts == [r.prompt("greeting"), r.prompt("emergency_menu")]
-            assert list(case.ivr_path[1:3]) == ["emergency:no-input", "menu:human"]
-            assert case.topic != "fire" and str(case.urgency) != "critical"
-
-
-async def test_an_emergency_heard_is_acted_on_at_once_where_configured(
-        tmp_path: Path, engine: SpeechEngine) -> None:
-    cfg = _spoken_emergency(menu_config(tmp_path, speech=True), "act")
-    async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
-        await r.add_agent(1009, "hotline_general")
-        wav = wav_of("화재", tmp_path / "fire.wav")
-        call = await r.sim.place_call(caller([], speech_wav=wav))
-        await asyncio.wait_for(call.done, 60)
-        await r.settle()
-        assert r.agi.prompts(call.ivr_channel) == [r.prompt("greeting"),
-                                                   r.prompt("emergency_fire")]
-        case = await _case_of(r, call.ivr_uniqueid)
-        assert list(case.ivr_path[:3]) == ["greeting:speech:fire", "emergency:fire",
-                                           "emergency:advised"]
-
-
-def _fire_transferred(cfg: HotlineConfig) -> HotlineConfig:
-    """The ko-KR menu with fire transferred (AMI Redirect) to the fire-brigade context."""
-    ko = cfg.ivr.menus["ko-KR"]
-    emergency = {**ko.emergency, "fire": EmergencyConfig(
-        mode="transfer", prompt="emergency_fire", redirect="fire-brigade,119,1")}
-    menus = {**cfg.ivr.menus, "ko-KR": ko.model_copy(update={"emergency": emergency})}
-    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
-
-
-async def test_emergency_transfer_per_config(tmp_path: Path) -> None:
-    cfg = _fire_transferred(menu_config(tmp_path))
-    fire_brigade = ("\n[fire-brigade]\nexten => 119,1,Set(REACHED=fire-brigade)\n"
-                    " same => n,Wait(1)\n same => n,Hangup()\n")
-    async with menu_rig(tmp_path, cfg, extra_dialplan=fire_brigade) as r:
-        call = await r.sim.place_call(caller([("7", 0.2), ("2", 0.2)]))
-        await asyncio.wait_for(call.done, 30)
-        await r.settle()
-        assert r.agi.prompts(call.ivr_channel)[-1] == r.prompt("emergency_fire")
-        assert r.sim.channel_variable(call.ivr_channel, "REACHED") == "fire-brigade"
-        case = await _case_of(r, call.ivr_uniqueid)
-        assert str(case.outcome) == "transferred" and case.topic == "fire"
-        assert "emergency:transferred" in case.ivr_path and case.queue is None
-
-
-async def test_an_emergency_transfer_outlasts_the_ivr_watchdog(tmp_path: Path) -> None:
-    """The fire brigade talks for longer than the IVR watchdog: the service clears the
-    channel's TIMEOUT(absolute) before the Redirect, so Asterisk does not cut the emergency
-    call (the brigade's context has no T extension: the timeout would hang it up)."""
-    cfg = _fire_transferred(menu_config(tmp_path))
-    watchdog_s = cfg.ivr.watchdog_s
-    assert watchdog_s > 0
-    fire_brigade = ("\n[fire-brigade]\nexten => 119,1,Set(REACHED=fire-brigade)\n"
-                    f" same => n,Wait({watchdog_s + 30})\n"
-                    " same => n,Set(REACHED=talked)\n same => n,Hangup()\n")
-    async with menu_rig(tmp_path, cfg, extra_dialplan=fire_brigade, speed=20.0) as r:
-        call = await r.sim.place_call(caller([("7", 0.2), ("2", 0.2)]))
-        await asyncio.wait_for(call.done, 30)
-        assert r.sim.channel_variable(call.ivr_channel, "REACHED") == "talked"
 
 
 async def test_language_key_switches_to_the_12345_menu(tmp_path: Path) -> None:
@@ -236,7 +85,7 @@ async def test_language_key_switches_to_the_12345_menu(tmp_path: Path) -> None:
         ch = call.ivr_channel
         assert r.agi.prompts(ch) == [r.prompt("greeting"), r.prompt("greeting", "zh-CN")]
         assert r.agi.variables(ch)["CHANNEL(language)"] == "zh_CN"
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert case.locale == "zh-CN" and "lang:zh-CN" in case.ivr_path
 
 
@@ -256,7 +105,7 @@ async def test_status_lookup_reads_status_and_deadline(tmp_path: Path) -> None:
             "status_more", "goodbye")]
         tz = ZoneInfo(r.config.service.timezone)
         assert r.agi.said(ch) == [number, before.deadline.astimezone(tz).strftime("%Y%m%d")]
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert str(case.outcome) == "self_service"
         assert "status:found:accepted" in case.ivr_path and "menu:status" in case.ivr_path
 
@@ -272,7 +121,7 @@ async def test_status_lookup_wrong_number_twice_goes_to_a_person(tmp_path: Path)
         assert r.agi.prompts(call.ivr_channel) == [r.prompt(p) for p in (
             "greeting", "status_ask", "status_not_found", "status_ask", "status_not_found")]
         assert r.agi.said(call.ivr_channel) == []
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert list(case.ivr_path[:5]) == ["greeting:key:6", "status:not-found", "status:not-found",
                                      "status:gave-up", "menu:human"]
 
@@ -287,7 +136,7 @@ async def test_callback_key_in_the_queue_books_a_callback(tmp_path: Path) -> Non
         assert outcome.queue == "energy" and not outcome.abandoned
         assert not outcome.hung_up_by_citizen           # the service ended the call
         assert r.agi.prompts(call.ivr_channel)[-1] == r.prompt("callback_confirm")
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert str(case.outcome) == "callback" and case.topic == "energy"
         assert list(case.ivr_path[-2:]) == ["queue:energy", "wait:callback"]
         timeline = await r.service.store.timeline(case.number)
@@ -314,7 +163,7 @@ async def test_after_hours_message_becomes_a_case_with_its_transcript(
         assert outcome.speech_sessions == 1 and outcome.answered_by is None
         assert r.agi.prompts(call.ivr_channel) == [
             r.prompt("closed"), r.prompt("message_intro"), r.prompt("message_thanks")]
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert list(case.ivr_path[:4]) == ["hours:closed", "closed:key:1", "message:recorded",
                                      "menu:message"]
         # Free transcription of espeak-ng's Korean is rough (bench/RESULTS.md); the topic is
@@ -353,7 +202,7 @@ async def test_after_hours_message_recorded_by_asterisk_when_audiosocket_fails(
         outcome = await asyncio.wait_for(call.done, 60)
         await r.settle()
         assert outcome.answered_by is None
-        case = await _case_of(r, call.ivr_uniqueid)
+        case = await case_of(r, call.ivr_uniqueid)
         assert "message:recorded" in case.ivr_path, case.ivr_path
         assert case.description is not None and "asterisk:" in case.description
         recorded = tmp_path / "asterisk" / case.description.rsplit("asterisk:/", 1)[1]
