@@ -45,7 +45,7 @@ MAX_UNSENT_BYTES = 64 * 1024   # a peer that stops reading gets no more media (b
 # utterance after no keyword (0.5 s).
 GAP_FILL_S = 0.3
 # The media clock ticking this late (the event loop was stuck) says nothing about the line:
-# no gap is filled, and no gap counts from before the stall.
+# that tick fills no gap; the next one does, if no frame came meanwhile.
 STALL_S = 0.1
 SILENT_FRAME = AudioFrame(SILENCE_FRAME_PCM)
 

@@ -215,17 +215,16 @@ class AudioSocketServer:
             due = start + n * period
             await asyncio.sleep(max(due - loop.time(), 0.0))
             now = loop.time()
-            # A tick this late means the loop was stuck: the callers' frames wait unread in
-            # the sockets, so their absence is no quiet line (AudioStream._fill_gap), and
-            # the clock starts again from now instead of bursting the frames it missed.
+            # A tick this late means the loop was stuck: the callers' frames may wait unread
+            # in the sockets, so their absence is no quiet line yet (AudioStream._fill_gap).
+            # The loop reads them before the next tick, which counts the gap if none came.
+            # The clock starts again from now instead of bursting the frames it missed.
             stalled = now - due > STALL_S
             if stalled:
                 start, n = now, 0
             for stream in list(self._expected.values()):
                 if stream._transport is not None:
-                    if stalled:
-                        stream.heard_at = max(stream.heard_at, now)
-                    else:
+                    if not stalled:
                         stream._fill_gap(now)
                     stream._send_media(self.burst_frames)
 

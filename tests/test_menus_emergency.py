@@ -114,6 +114,34 @@ async def test_an_emergency_heard_is_acted_on_at_once_where_configured(
                                            "emergency:advised"]
 
 
+async def test_an_emergency_is_confirmed_where_it_was_heard_if_only_that_node_offers_it(
+        tmp_path: Path, engine: SpeechEngine) -> None:
+    """A menu whose greeting offers fire on its own key 7 and no other node offers it: the
+    greeting itself asks again, for keys only, rather than acting on what speech heard."""
+    cfg = menu_config(tmp_path, speech=True)
+    ko = cfg.ivr.menus["ko-KR"]
+    greeting = ko.nodes["greeting"].model_copy(update={"keys": {
+        **ko.nodes["greeting"].keys, "7": ActionConfig(do="emergency", topic="fire")}})
+    emergency = ko.nodes["emergency"].model_copy(update={"keys": {
+        k: a for k, a in ko.nodes["emergency"].keys.items() if a.topic != "fire"}})
+    ko = ko.model_copy(update={"nodes": {**ko.nodes, "greeting": greeting,
+                                         "emergency": emergency}})
+    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
+        "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
+    async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
+        await r.add_agent(1010, "hotline_general")
+        wav = wav_of("화재", tmp_path / "fire.wav")
+        call = await r.sim.place_call(caller([("", 0.0), ("7", 0.5)], speech_wav=wav))
+        outcome = await asyncio.wait_for(call.done, 60)
+        await r.settle()
+        assert r.agi.prompts(call.ivr_channel) == [
+            r.prompt("greeting"), r.prompt("greeting"), r.prompt("emergency_fire")]
+        assert outcome.speech_sessions == 1
+        case = await case_of(r, call.ivr_uniqueid)
+        assert list(case.ivr_path[:4]) == ["greeting:speech:fire", "greeting:key:7",
+                                           "emergency:fire", "emergency:advised"]
+
+
 def _fire_transferred(cfg: HotlineConfig) -> HotlineConfig:
     """The ko-KR menu with fire transferred (AMI Redirect) to the fire-brigade context."""
     ko = cfg.ivr.menus["ko-KR"]

@@ -324,3 +324,25 @@ async def test_a_stalled_event_loop_is_not_taken_for_a_quiet_line(asterisk_in: s
             line.join(5.0)
     assert sink.frames == [AudioFrame(voice)] * n_frames
     assert stream.filled_s == 0.0
+
+
+async def test_a_quiet_line_is_still_heard_while_the_loop_keeps_stalling() -> None:
+    """Silence suppression on the line and a loop stuck for 0.2 s every 0.3 s: the ticks
+    after each stall still count the quiet since the caller's last frame, as silence (a
+    stall must only postpone that, or the caller's answer never ends under load)."""
+    server = await _server()
+    caller = SimulatedCaller("127.0.0.1", server.port)
+    stream = server.expect(caller.uuid)
+    try:
+        await caller.connect()
+        await caller.send_audio(bytes([0x10, 0x27]) * 160, speed=0)     # then nothing
+        await stream.wait_connected(2.0)
+        for _ in range(8):
+            await asyncio.sleep(0.1)
+            time.sleep(0.2)  # noqa: ASYNC251 (the point: the loop is stuck)
+        await asyncio.sleep(0.1)
+    finally:
+        await stream.close()
+        await caller.close()
+        await server.stop()
+    assert stream.filled_s >= 1.5, stream.filled_s

@@ -254,18 +254,20 @@ class MenuEngine:
         return named or None
 
     def _confirming_node(self, topic: str | None, here: str) -> str | None:
-        """Where a spoken emergency is confirmed: another node of the menu offering ``topic``
-        by key, one that offers emergencies only if there is such (None: act on it at once,
-        as with ``spoken_emergency = "act"`` or a menu without one)."""
+        """Where a spoken emergency is confirmed: a node of the menu offering ``topic`` by
+        key, one that offers emergencies only if there is such, another than ``here`` if
+        there is such (None: act on it at once, as with ``spoken_emergency = "act"`` or a
+        menu without one)."""
         if self.menu.spoken_emergency != "confirm" or topic is None:
             return None
-        offering = [name for name, node in self.menu.nodes.items() if name != here and any(
+        offering = [name for name, node in self.menu.nodes.items() if any(
             a.do in ("emergency", "route") and a.topic == topic for a in node.keys.values())]
-        for name in offering:
+
+        def rank(name: str) -> tuple[bool, bool]:
             topics = [a.topic for a in self.menu.nodes[name].keys.values() if a.topic]
-            if all(self._catalogue.is_emergency(t) for t in topics):
-                return name
-        return offering[0] if offering else None
+            return (not all(self._catalogue.is_emergency(t) for t in topics), name == here)
+
+        return min(offering, key=rank) if offering else None
 
     async def _collect(self, io: CallIO, node: NodeConfig, prompts: list[str], timeout: int,
                        expect: Expect, keys_only: bool = False
