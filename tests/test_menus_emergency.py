@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 
 from ivr.config import HotlineConfig
-from ivr.menus.model import ActionConfig, EmergencyConfig
+from ivr.menus.model import ActionConfig, EmergencyConfig, MenuConfig
 from speech.engine import SpeechEngine
 from tests.menu_harness import caller, case_of, menu_config, menu_rig
 from tests.speech_fixtures import engine, wav_of  # noqa: F401 (fixture)
+
+
+def _with_ko(cfg: HotlineConfig, ko: MenuConfig) -> HotlineConfig:
+    """``cfg`` with ``ko`` as its ko-KR menu."""
+    menus = {**cfg.ivr.menus, "ko-KR": ko}
+    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
 
 
 async def test_emergency_advice_then_a_person_first(tmp_path: Path) -> None:
@@ -54,9 +60,7 @@ async def test_an_emergency_said_at_the_emergency_menu_gets_its_advice(
 
 
 def _spoken_emergency(cfg: HotlineConfig, how: str) -> HotlineConfig:
-    ko = cfg.ivr.menus["ko-KR"].model_copy(update={"spoken_emergency": how})
-    menus = {**cfg.ivr.menus, "ko-KR": ko}
-    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
+    return _with_ko(cfg, cfg.ivr.menus["ko-KR"].model_copy(update={"spoken_emergency": how}))
 
 
 @pytest.mark.parametrize("presses", ["2", ""])
@@ -72,8 +76,7 @@ async def test_an_emergency_heard_at_the_greeting_is_confirmed_by_key(
     hang_up = ko.nodes["emergency"].model_copy(update={"on_failure": ActionConfig(
         do="hangup")})
     ko = ko.model_copy(update={"nodes": {**ko.nodes, "emergency": hang_up}})
-    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
-        "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
+    cfg = _with_ko(cfg, ko)
     async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
         agent = await r.add_agent(1008, "hotline_general")
         wav = wav_of("화재", tmp_path / "fire.wav")
@@ -126,8 +129,7 @@ async def test_an_emergency_is_confirmed_where_it_was_heard_if_only_that_node_of
         k: a for k, a in ko.nodes["emergency"].keys.items() if a.topic != "fire"}})
     ko = ko.model_copy(update={"nodes": {**ko.nodes, "greeting": greeting,
                                          "emergency": emergency}})
-    cfg = cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={
-        "menus": {**cfg.ivr.menus, "ko-KR": ko}})})
+    cfg = _with_ko(cfg, ko)
     async with menu_rig(tmp_path, cfg, speed=2.0, engine=engine) as r:
         await r.add_agent(1010, "hotline_general")
         wav = wav_of("화재", tmp_path / "fire.wav")
@@ -147,8 +149,7 @@ def _fire_transferred(cfg: HotlineConfig) -> HotlineConfig:
     ko = cfg.ivr.menus["ko-KR"]
     emergency = {**ko.emergency, "fire": EmergencyConfig(
         mode="transfer", prompt="emergency_fire", redirect="fire-brigade,119,1")}
-    menus = {**cfg.ivr.menus, "ko-KR": ko.model_copy(update={"emergency": emergency})}
-    return cfg.model_copy(update={"ivr": cfg.ivr.model_copy(update={"menus": menus})})
+    return _with_ko(cfg, ko.model_copy(update={"emergency": emergency}))
 
 
 async def test_emergency_transfer_per_config(tmp_path: Path) -> None:
