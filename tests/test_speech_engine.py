@@ -286,7 +286,9 @@ async def test_wav_files_any_rate_and_channels(engine: SpeechEngine, catalogue: 
     stereo = tmp_path / "stereo44k.wav"
 
     def make_files() -> None:
-        subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(src), "관리비요"],
+        # (Not '관리비요': at this speed the spotter hears it at a confidence of 0.26, and
+        # once in a CI run heard 보험 in it.)
+        subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(src), "난방비요"],
                        check=True)
         subprocess.run(["sox", str(src), "-r", "44100", "-c", "2", str(stereo)], check=True)
 
@@ -295,7 +297,7 @@ async def test_wav_files_any_rate_and_channels(engine: SpeechEngine, catalogue: 
         sox_pcm, std_pcm = to_slin8k(path, use_sox=True), to_slin8k(path, use_sox=False)
         assert abs(len(sox_pcm) - len(std_pcm)) <= 64            # same duration either way
         result = await transcribe_file(engine, path, catalogue, "ko-KR")
-        assert result.topic == "housing", result
+        assert result.topic == "energy" and result.confidence >= 0.5, result
 
 
 def test_cli_check_and_transcribe_json(config: HotlineConfig, engine: SpeechEngine,
