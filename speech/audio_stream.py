@@ -44,9 +44,6 @@ MAX_UNSENT_BYTES = 64 * 1024   # a peer that stops reading gets no more media (b
 # than RTP jitter and an event loop busy for a moment, shorter than the quiet that ends an
 # utterance after no keyword (0.5 s).
 GAP_FILL_S = 0.3
-# The media clock ticking this late (the event loop was stuck) says nothing about the line:
-# that tick fills no gap; the next one does, if no frame came meanwhile.
-STALL_S = 0.1
 SILENT_FRAME = AudioFrame(SILENCE_FRAME_PCM)
 
 

@@ -34,7 +34,7 @@ import logging
 import uuid as uuidlib
 
 from ivr.aio import cancel_and_wait
-from speech.audio_stream import FRAME_S, STALL_S, AudioStream
+from speech.audio_stream import FRAME_S, AudioStream
 from speech.audiosocket import (
     SILENCE_FRAME_PCM,
     AudioFrame,
@@ -50,6 +50,11 @@ from speech.audiosocket import (
 HELLO_TIMEOUT_S = 5.0          # a connection must name its UUID this fast
 
 log = logging.getLogger(__name__)
+
+# The media clock ticking this late (the event loop was stuck) says nothing about the line:
+# that tick fills no gap; the next one does, if no frame came meanwhile.
+STALL_S = 0.1
+
 
 class _Connection(asyncio.Protocol):
     """One TCP connection from Asterisk: the UUID frame first, then the call's frames."""
